@@ -1,0 +1,40 @@
+# Everything a fresh machine needs is installed by these targets; nothing is assumed
+# beyond python3 (3.10+), node/npm and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXAMPLE ?= examples/diabetes-blob
+
+.PHONY: setup demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[$*]'
+	touch $@
+
+node_modules/.bin/azurite: package.json
+	npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed-test node_modules/.bin/azurite
+
+## The main job on the local default: package the example, start Azurite and the
+## local host, upload the sample blob and check the output.
+demo: $(VENV)/.installed-test node_modules/.bin/azurite
+	$(BIN)/modelfunc up $(EXAMPLE)
+
+## The tests (starts and stops Azurite itself).
+test: setup
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check generator tests benchmarks examples
+
+bench: setup $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/serve_bench.py
+
+clean:
+	rm -rf $(VENV) node_modules build

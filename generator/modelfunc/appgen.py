@@ -1,0 +1,201 @@
+"""Render a model repo into an Azure Functions app (Python v2 programming model) plus its build context.
+
+Layout of the output directory (default ``<repo>/build``)::
+
+    Dockerfile, .dockerignore        the image build context (building it is `modelfunc package --build`, later)
+    app/function_app.py              exactly the configured trigger and output bindings
+    app/host.json                    extension bundle v4, trigger settings
+    app/requirements.txt             from environment.yml / requirements.txt, plus azure-functions
+    app/modelfunc_runtime.py         the entry-script contract shim (copied verbatim)
+    app/<score.py> + local modules   the entry script and what it imports from beside itself
+    app/model/                       the model files
+    app/local.settings.json          for `func start` / `modelfunc serve`, not deployed (.funcignore)
+
+Rendering is deterministic (same inputs → same bytes, same mtimes) and atomic: the output appears
+whole or not at all, and a previous output is replaced only when the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import __version__
+from .config import Project
+from .entryscript import inspect_entry_script
+from .environment import read_requirements
+from .errors import PackageError
+
+RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
+MARKER = ".modelfunc-build"
+APP_MODEL_DIR = "model"
+FIXED_MTIME = 315532800  # 1980-01-01: stable mtimes keep image layers identical across renders
+RESERVED = {"function_app.py", "modelfunc_runtime.py", "host.json", "requirements.txt", "local.settings.json",
+            APP_MODEL_DIR, MARKER}
+FUNCTION_NAMES = {"http": "score", "blob": "score_blob", "service-bus-queue": "score_message"}
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    out_dir: Path
+    app_dir: Path
+    function_name: str
+    entry_style: str
+    files: tuple[str, ...]
+    skipped_requirements: tuple[str, ...]
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("modelfunc", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["py"] = repr  # values reach generated Python only as literals, never as code
+    return env
+
+
+def _host_json(project: Project) -> str:
+    trigger = project.trigger
+    extensions: dict[str, object] = {}
+    if trigger.type == "http":
+        extensions["http"] = {"routePrefix": "api"}
+    elif trigger.type == "blob":
+        # Failures become error records (the function never raises for a bad blob), so a blob that
+        # still fails is a host problem: give up on it after 3 tries instead of the default 5.
+        extensions["blobs"] = {"maxDegreeOfParallelism": 4, "poisonBlobThreshold": 3}
+    else:
+        extensions["serviceBus"] = {"prefetchCount": 0, "messageHandlerOptions": {
+            "autoComplete": True, "maxConcurrentCalls": 4}}
+    host = {
+        "version": "2.0",
+        "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"},
+        "functionTimeout": "00:10:00",
+        "logging": {"logLevel": {"default": "Information"}},
+        "extensions": extensions,
+    }
+    return json.dumps(host, indent=2) + "\n"
+
+
+def _local_settings(project: Project) -> str:
+    values = {"FUNCTIONS_WORKER_RUNTIME": "python", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    trigger = project.trigger
+    if trigger.type == "blob":
+        values[trigger.connection] = "UseDevelopmentStorage=true"
+    elif trigger.type == "service-bus-queue":
+        values[trigger.connection] = ""
+    return json.dumps({"IsEncrypted": False, "Values": values}, indent=2) + "\n"
+
+
+def _check_out_dir(project: Project, out_dir: Path) -> None:
+    out = out_dir.resolve()
+    root = project.root
+    if out == root or out in root.parents:
+        raise PackageError(f"output directory {out_dir} would contain the model repo itself",
+                           hint="use a sub-directory such as build/")
+    for inside in (project.model_dir, project.entry_script):
+        if out == inside or out in inside.parents:
+            raise PackageError(f"output directory {out_dir} overlaps {inside}", hint="use build/")
+    if out.exists() and not (out / MARKER).is_file():
+        if out.is_dir() and not any(out.iterdir()):
+            return
+        raise PackageError(
+            f"output directory {out_dir} exists and was not written by modelfunc; refusing to replace it",
+            hint="choose another --out, or remove it yourself",
+        )
+
+
+def _copy_tree(src: Path, dst: Path) -> list[Path]:
+    written = []
+    for path in sorted(src.rglob("*")):
+        if "__pycache__" in path.parts or path.name in (".DS_Store",):
+            continue
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            written.append(target)
+    return written
+
+
+def render(project: Project, out_dir: str | Path | None = None, *, base_image: str | None = None) -> PackageResult:
+    """Write the Functions app and its build context for ``project``; see the module docstring."""
+    out_dir = Path(out_dir) if out_dir else project.root / "build"
+    _check_out_dir(project, out_dir)
+    info = inspect_entry_script(project.entry_script)
+    requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
+    entry_name = project.entry_script.name
+    code = [entry_name] + [m.name for m in info.local_modules]
+    clash = sorted(set(code) & RESERVED)
+    if clash:
+        raise PackageError(f"the entry script or a module beside it is named {clash[0]!r}, which the app needs",
+                           file=project.entry_script, hint="rename it")
+    function_name = FUNCTION_NAMES[project.trigger.type]
+    env = _env()
+    context = {
+        "version": __version__,
+        "config_name": project.config_path.name,
+        "entry_script": entry_name,
+        "model_dir": APP_MODEL_DIR,
+        "trigger": project.trigger,
+        "function_name": function_name,
+        "base_image": base_image or project.default_base_image,
+        "code_files": ["modelfunc_runtime.py", "function_app.py", "host.json", *sorted(code)],
+    }
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        app = staging / "app"
+        app.mkdir()
+        files = {
+            "Dockerfile": env.get_template("Dockerfile.j2").render(context),
+            ".dockerignore": env.get_template("dockerignore").render(),
+            "app/function_app.py": env.get_template("function_app.py.j2").render(context),
+            "app/host.json": _host_json(project),
+            "app/requirements.txt": requirements.render(),
+            "app/local.settings.json": _local_settings(project),
+            "app/.funcignore": "local.settings.json\n__pycache__/\n.venv/\n",
+            MARKER: f"modelfunc {__version__}\n",
+        }
+        for rel, text in files.items():
+            (staging / rel).write_text(text, encoding="utf-8")
+        shutil.copyfile(RUNTIME_FILE, app / "modelfunc_runtime.py")
+        shutil.copyfile(project.entry_script, app / entry_name)
+        for module in info.local_modules:
+            if module.is_dir():
+                _copy_tree(module, app / module.name)
+            else:
+                shutil.copyfile(module, app / module.name)
+        (app / APP_MODEL_DIR).mkdir()
+        _copy_tree(project.model_dir, app / APP_MODEL_DIR)
+        written = []
+        for path in sorted(staging.rglob("*"), reverse=True):
+            os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+            if path.is_file():
+                written.append(path.relative_to(staging).as_posix())
+        os.utime(staging, (FIXED_MTIME, FIXED_MTIME))
+        # Swap in atomically: the old output (if any) is removed only once the new one is complete.
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PackageResult(out_dir, out_dir / "app", function_name, info.style, tuple(sorted(written)),
+                         tuple(requirements.skipped))

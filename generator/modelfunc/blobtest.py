@@ -1,0 +1,259 @@
+"""The round-trip test of a running app: send the sample, get the output, compare with the expected one.
+
+One report shape for every trigger, so the console, the JSON report and (later) the GitHub step summary
+render the same facts:
+
+* blob: upload ``samples.input`` to ``<input container>/<unique>``, wait for the output blob named by
+  the output pattern (or the error record), compare; works against any storage connection string;
+* http: POST the sample to the function URL;
+* service-bus-queue: invoke the function through the local host's admin API (no emulator exists).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
+
+from .blobpath import BlobPath
+from .config import Project, load_expected
+from .errors import StorageError
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Mismatch:
+    path: str
+    expected: Any
+    actual: Any
+    reason: str
+
+
+@dataclass
+class TestReport:
+    passed: bool
+    trigger: str
+    target: str
+    input: str
+    output: str | None = None
+    latency_ms: float | None = None
+    tolerance: float = 0.0
+    expected: Any = None
+    actual: Any = None
+    mismatches: list[Mismatch] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("expected", "actual"):
+            if isinstance(d[key], bytes):
+                d[key] = d[key].decode("utf-8", "replace")
+        return d
+
+    def render(self) -> str:
+        head = "PASS" if self.passed else "FAIL"
+        lines = [f"{head}: {self.trigger} round trip on {self.target}"]
+        lines.append(f"  input:    {self.input}")
+        if self.output:
+            lines.append(f"  output:   {self.output}")
+        if self.latency_ms is not None:
+            lines.append(f"  latency:  {self.latency_ms:.0f} ms")
+        lines.append(f"  tolerance: {self.tolerance:g}")
+        if self.error:
+            lines.append(f"  error:    {self.error}")
+        if self.mismatches:
+            lines.append(f"  {len(self.mismatches)} difference(s) (path: expected vs actual):")
+            for m in self.mismatches[:20]:
+                lines.append(f"    {m.path or '(root)'}: {_short(m.expected)} vs {_short(m.actual)}  [{m.reason}]")
+            if len(self.mismatches) > 20:
+                lines.append(f"    ... and {len(self.mismatches) - 20} more")
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def compare(expected: Any, actual: Any, tolerance: float, path: str = "") -> list[Mismatch]:
+    """Structural comparison; numbers match within ``tolerance`` (absolute or relative)."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return [] if expected is actual else [Mismatch(path, expected, actual, "different value")]
+    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
+        if math.isclose(expected, actual, rel_tol=tolerance, abs_tol=tolerance):
+            return []
+        return [Mismatch(path, expected, actual, f"differs by {abs(expected - actual):.6g} > {tolerance:g}")]
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out: list[Mismatch] = []
+        for k in expected:
+            if k not in actual:
+                out.append(Mismatch(f"{path}.{k}", expected[k], None, "missing in output"))
+            else:
+                out += compare(expected[k], actual[k], tolerance, f"{path}.{k}")
+        out += [Mismatch(f"{path}.{k}", None, actual[k], "not expected") for k in actual if k not in expected]
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [Mismatch(path, expected, actual, f"length {len(actual)}, expected {len(expected)}")]
+        out = []
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            out += compare(e, a, tolerance, f"{path}[{i}]")
+        return out
+    if type(expected) is not type(actual):
+        return [Mismatch(path, expected, actual, f"type {type(actual).__name__}, expected {type(expected).__name__}")]
+    return [] if expected == actual else [Mismatch(path, expected, actual, "different value")]
+
+
+def _judge(report: TestReport, expected: Any, body: bytes) -> TestReport:
+    if isinstance(expected, bytes):
+        report.actual = body
+        if body != expected:
+            report.mismatches = [Mismatch("", expected, body, "bytes differ")]
+    else:
+        try:
+            report.actual = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            report.actual = body.decode("utf-8", "replace")
+            report.mismatches = [Mismatch("", expected, report.actual, f"output is not JSON ({e})")]
+        else:
+            report.mismatches = compare(expected, report.actual, report.tolerance)
+    report.passed = not report.mismatches and report.error is None
+    return report
+
+
+def _account(service: BlobServiceClient) -> str:
+    return f"{service.account_name} at {service.primary_endpoint}"
+
+
+def _storage_error(service: BlobServiceClient, e: Exception) -> StorageError:
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return StorageError(
+        f"storage account {_account(service)} failed: {type(e).__name__}: {first}",
+        hint="is the storage emulator (or account) running and the connection string right?",
+    )
+
+
+def run_blob_test(project: Project, connection_string: str, *, timeout: float = 60.0, keep: bool = False,
+                  progress: Progress | None = None) -> TestReport:
+    trigger = project.trigger
+    assert trigger.type == "blob"
+    src, dst, err = (BlobPath.parse(p) for p in (trigger.input_path, trigger.output_path, trigger.error_path))
+    try:
+        service = BlobServiceClient.from_connection_string(connection_string, connection_timeout=5,
+                                                           read_timeout=20, retry_total=2)
+    except ValueError as e:
+        raise StorageError(f"the storage connection string is invalid: {e}") from None
+    unique = f"modelfunc-test-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    values = {p: ("x" if p != "blobname" else unique) for p in src.placeholders}
+    in_name, out_name, err_name = src.format(values), dst.format(values), err.format(values)
+    expected = load_expected(project)
+    report = TestReport(False, "blob", _account(service), f"{src.container}/{in_name}",
+                        f"{dst.container}/{out_name}", tolerance=project.config.samples.tolerance,
+                        expected=expected)
+    out_blob = service.get_blob_client(dst.container, out_name)
+    err_blob = service.get_blob_client(err.container, err_name)
+    in_blob = service.get_blob_client(src.container, in_name)
+    try:
+        in_blob.upload_blob(project.sample_input.read_bytes(), overwrite=False)
+    except ResourceNotFoundError:
+        raise StorageError(f"container {src.container!r} does not exist in {_account(service)}",
+                           hint="is the app running? it creates the container when it starts") from None
+    except AzureError as e:
+        raise _storage_error(service, e) from None
+    started = time.perf_counter()
+    if progress:
+        progress(f"uploaded {report.input}; waiting up to {timeout:.0f} s for {report.output}")
+    next_note = 5.0
+    body = None
+    try:
+        while True:
+            elapsed = time.perf_counter() - started
+            try:
+                body = out_blob.download_blob().readall()
+                break
+            except ResourceNotFoundError:
+                pass
+            try:
+                record = err_blob.download_blob().readall()
+            except ResourceNotFoundError:
+                record = None
+            if record is not None:
+                report.output = f"{err.container}/{err_name}"
+                report.latency_ms = (time.perf_counter() - started) * 1000
+                report.error = f"the app wrote an error record instead of an output: {record.decode('utf-8', 'replace')}"
+                return report
+            if elapsed > timeout:
+                report.error = (f"no output after {timeout:.0f} s: is the app running and listening to container "
+                                f"{src.container!r} on this storage account?")
+                return report
+            if progress and elapsed >= next_note:
+                progress(f"  still waiting for {report.output} ({elapsed:.0f} s)")
+                next_note += 5.0
+            time.sleep(0.05 if elapsed < 2 else 0.25)
+        report.latency_ms = (time.perf_counter() - started) * 1000
+        _judge(report, expected, body)
+        if not keep:
+            for blob in (in_blob, out_blob):
+                try:
+                    blob.delete_blob()
+                except ResourceNotFoundError:
+                    pass
+        return report
+    except AzureError as e:
+        raise _storage_error(service, e) from None
+
+
+def run_http_test(project: Project, url: str, *, key: str | None = None, timeout: float = 60.0) -> TestReport:
+    expected = load_expected(project)
+    report = TestReport(False, "http", url, str(project.sample_input.relative_to(project.root)),
+                        tolerance=project.config.samples.tolerance, expected=expected)
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["x-functions-key"] = key
+    started = time.perf_counter()
+    try:
+        resp = httpx.post(url, content=project.sample_input.read_bytes(), headers=headers, timeout=timeout)
+    except httpx.HTTPError as e:
+        report.error = f"request to {url} failed: {type(e).__name__}: {e}"
+        return report
+    report.latency_ms = (time.perf_counter() - started) * 1000
+    if resp.status_code != 200:
+        report.error = f"HTTP {resp.status_code}: {resp.text[:500]}"
+        report.actual = resp.text
+        return report
+    return _judge(report, expected, resp.content)
+
+
+def run_invoke_test(project: Project, host_url: str, function_name: str, *, timeout: float = 60.0) -> TestReport:
+    """Invoke a Service Bus function through the local host's admin API and check its output message."""
+    trigger = project.trigger
+    assert trigger.type == "service-bus-queue"
+    expected = load_expected(project)
+    url = f"{host_url.rstrip('/')}/admin/functions/{function_name}"
+    report = TestReport(False, "service-bus-queue", url, f"queue {trigger.input_queue} (invoked locally)",
+                        f"queue {trigger.output_queue}", tolerance=project.config.samples.tolerance,
+                        expected=expected)
+    started = time.perf_counter()
+    try:
+        resp = httpx.post(url, json={"input": project.sample_input.read_text(encoding="utf-8")}, timeout=timeout)
+    except httpx.HTTPError as e:
+        report.error = f"request to {url} failed: {type(e).__name__}: {e}"
+        return report
+    report.latency_ms = (time.perf_counter() - started) * 1000
+    if resp.status_code != 200:
+        report.error = f"HTTP {resp.status_code}: {resp.text[:500]}"
+        return report
+    message = resp.json().get("outputs", {}).get(trigger.output_queue)
+    if message is None:
+        report.error = f"the function sent nothing to {trigger.output_queue!r}"
+        return report
+    return _judge(report, expected, message.encode("utf-8"))

@@ -1,0 +1,284 @@
+"""The ``modelfunc`` command line: thin verbs over the library modules."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import HostError, ModelfuncError, SampleTestFailed
+
+CONNECTION_ENV = "MODELFUNC_CONNECTION_STRING"
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except ModelfuncError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelfunc")
+def main() -> None:
+    """Package an Azure ML-style model repo into an Azure Functions app, run it locally, test it."""
+
+
+def _echo_progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# ---------------------------------------------------------------------------- package
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config", "config_file", help="Config file, relative to REPO.  [default: modelfunc.yaml]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory for the build context.  [default: REPO/build]")
+@click.option("--base-image", help="Base image in the Dockerfile.  [default: "
+              "mcr.microsoft.com/azure-functions/python:4-python<python_version>]")
+def package(repo: Path, config_file: str | None, out: Path | None, base_image: str | None) -> None:
+    """Render REPO into a Functions app plus a Dockerfile (the image build context)."""
+    from .appgen import render
+    from .config import load_project
+
+    project = load_project(repo, config_file=config_file)
+    result = render(project, out, base_image=base_image)
+    click.echo(f"Packaged {project.name} ({project.trigger.type} trigger, run() style: {result.entry_style})")
+    click.echo(f"  app:        {result.app_dir}")
+    click.echo(f"  Dockerfile: {result.out_dir / 'Dockerfile'}")
+    click.echo(f"  function:   {result.function_name}")
+    if result.skipped_requirements:
+        click.echo(f"  left out conda-only packages: {', '.join(result.skipped_requirements)}")
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+def _app_dir(path: Path, out: Path | None) -> Path:
+    """An app directory to serve: PATH itself, or the app rendered from the model repo at PATH."""
+    if (path / "function_app.py").is_file():
+        return path
+    from .appgen import render
+    from .config import load_project
+
+    project = load_project(path)
+    result = render(project, out)
+    click.echo(f"Packaged {project.name} into {result.out_dir}", err=True)
+    return result.app_dir
+
+
+def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--setting")
+        settings[key] = value
+    return settings
+
+
+def _storage_settings(app_dir: Path, connection_string: str) -> dict[str, str]:
+    """Point AzureWebJobsStorage and every storage binding's connection at one connection string."""
+    import re
+
+    names = {"AzureWebJobsStorage"}
+    source = (app_dir / "function_app.py").read_text(encoding="utf-8")
+    names.update(re.findall(r"connection=['\"]([A-Za-z0-9_:]+)['\"]", source))
+    return dict.fromkeys(sorted(names), connection_string)
+
+
+def _needs_storage(app_dir: Path) -> bool:
+    source = (app_dir / "function_app.py").read_text(encoding="utf-8")
+    return "blob_trigger" in source or "blob_output" in source
+
+
+@main.command()
+@click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=7071, show_default=True, help="Port (0 picks a free one).")
+@click.option("--connection-string", envvar=CONNECTION_ENV, show_envvar=True,
+              help="Storage account for the blob trigger and outputs (any Azure Storage connection string).")
+@click.option("--setting", "settings", multiple=True, metavar="NAME=VALUE", help="An app setting; repeatable.")
+@click.option("--azurite/--no-azurite", default=None,
+              help="Start the embedded Azurite when the app needs storage.  [default: when no connection is set]")
+@click.option("--poll-interval", default=0.2, show_default=True, help="Seconds between blob container scans.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to package a model repo.")
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write {url, state} JSON here once the host is ready.")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def serve(path: Path, host: str, port: int, connection_string: str | None, settings: tuple[str, ...],
+          azurite: bool | None, poll_interval: float, out: Path | None, ready_file: Path | None,
+          verbose: int) -> None:
+    """Run the app locally: HTTP at /api/<route>, blob triggers on Azurite or any storage account.
+
+    PATH is a model repo (packaged first) or an app directory with function_app.py.
+    """
+    from .localhost import HostServer, load_app
+
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose + 1, 2)],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    app_dir = _app_dir(path, out)
+    values = _parse_settings(settings)
+    with contextlib.ExitStack() as stack:
+        if not connection_string and _needs_storage(app_dir):
+            env_has = any(os.environ.get(k) for k in _storage_settings(app_dir, "") if k != "AzureWebJobsStorage")
+            if azurite or (azurite is None and not env_has and not values):
+                from .azurite import Azurite
+
+                emulator = stack.enter_context(Azurite())
+                connection_string = emulator.connection_string
+                click.echo(f"Started Azurite on 127.0.0.1:{emulator.port}; connection string for blob-test:\n"
+                           f"  {connection_string}", err=True)
+        if connection_string:
+            values = {**_storage_settings(app_dir, connection_string), **values}
+        loaded = load_app(app_dir, settings=values)
+        server = HostServer(loaded, host=host, port=port, poll_interval=poll_interval)
+        try:
+            code = server.run(ready_file=ready_file, log_level="info" if verbose > 1 else "warning")
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C/SIGINT after its graceful shutdown
+            code = 0
+    if code:
+        raise HostError("the host stopped because the app failed to start: "
+                        + ("; ".join(server.errors) or "see the log above"))
+
+
+# ---------------------------------------------------------------------------- blob-test
+
+
+def _finish(report, report_file: Path | None) -> None:  # noqa: ANN001
+    click.echo(report.render())
+    if report_file:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if not report.passed:
+        raise SampleTestFailed("the sample did not round-trip: see the report above")
+
+
+@main.command("blob-test")
+@click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--connection-string", envvar=CONNECTION_ENV, show_envvar=True,
+              help="Storage account the app listens to.  [default: the trigger's connection setting from the env]")
+@click.option("--url", help="HTTP trigger: the function URL to POST the sample to.")
+@click.option("--function-key", envvar="MODELFUNC_FUNCTION_KEY", help="HTTP trigger: x-functions-key to send.")
+@click.option("--host-url", help="Service Bus trigger: the local host's base URL to invoke the function through.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the output.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report as JSON here.")
+@click.option("--keep-blobs", is_flag=True, help="Leave the test input/output blobs in place.")
+def blob_test(repo: Path, connection_string: str | None, url: str | None, function_key: str | None,
+              host_url: str | None, timeout: float, report_file: Path | None, keep_blobs: bool) -> None:
+    """Round-trip the sample through a running app and compare with the expected output."""
+    from .appgen import FUNCTION_NAMES
+    from .blobtest import run_blob_test, run_http_test, run_invoke_test
+    from .config import load_project
+    from .errors import ConfigError
+
+    project = load_project(repo)
+    trigger = project.trigger
+    if trigger.type == "blob":
+        conn = connection_string or os.environ.get(trigger.connection)
+        if not conn:
+            raise ConfigError(
+                f"no storage connection: pass --connection-string, set {CONNECTION_ENV}, or set the "
+                f"trigger's setting {trigger.connection}")
+        report = run_blob_test(project, conn, timeout=timeout, keep=keep_blobs, progress=_echo_progress)
+    elif trigger.type == "http":
+        if not url:
+            raise ConfigError("the HTTP trigger is tested with a request: pass --url http://<host>/api/"
+                              f"{trigger.route}")
+        report = run_http_test(project, url, key=function_key, timeout=timeout)
+    else:
+        if not host_url:
+            raise ConfigError("no Service Bus emulator exists offline: pass --host-url of `modelfunc serve` "
+                              "to invoke the function through its admin API")
+        report = run_invoke_test(project, host_url, FUNCTION_NAMES[trigger.type], timeout=timeout)
+    _finish(report, report_file)
+
+
+# ---------------------------------------------------------------------------- up
+
+
+@contextlib.contextmanager
+def _local_host(app_dir: Path, connection_string: str | None, *, timeout: float) -> Iterator[str]:
+    """Run `modelfunc serve` for app_dir in a child process; yield its base URL once it is Running."""
+    with tempfile.TemporaryDirectory(prefix="modelfunc-up-") as tmp:
+        ready = Path(tmp) / "ready.json"
+        env = dict(os.environ)
+        if connection_string:
+            env[CONNECTION_ENV] = connection_string  # through the environment: never on a command line
+        cmd = [sys.executable, "-m", "modelfunc", "serve", str(app_dir), "--port", "0", "--no-azurite",
+               "--ready-file", str(ready)]
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready.exists():
+                if proc.poll() is not None:
+                    raise HostError(f"the local host exited with code {proc.returncode} before it was ready "
+                                    "(its error is above)")
+                if time.monotonic() > deadline:
+                    raise HostError(f"the local host was not ready within {timeout:.0f} s")
+                time.sleep(0.05)
+            yield json.loads(ready.read_text())["url"]
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(["local"]), default="local", show_default=True,
+              help="Where to deploy (Azure is a later target).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build directory.  [default: REPO/build]")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for start-up and for the output.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the test report as JSON here.")
+def up(repo: Path, target: str, out: Path | None, timeout: float, report_file: Path | None) -> None:
+    """The whole pipeline: package, run on the local default (Azurite + local host), test the sample."""
+    from .appgen import FUNCTION_NAMES, render
+    from .blobtest import run_blob_test, run_http_test, run_invoke_test
+    from .config import load_project
+
+    project = load_project(repo)
+    click.echo(f"==> package {project.name}", err=True)
+    result = render(project, out)
+    click.echo(f"    {result.app_dir} ({project.trigger.type} trigger, run() style {result.entry_style})", err=True)
+    with contextlib.ExitStack() as stack:
+        conn = None
+        if project.trigger.type == "blob":
+            from .azurite import Azurite
+
+            click.echo("==> start Azurite", err=True)
+            conn = stack.enter_context(Azurite()).connection_string
+        click.echo("==> start the local host", err=True)
+        base_url = stack.enter_context(_local_host(result.app_dir, conn, timeout=timeout))
+        click.echo(f"    {base_url}", err=True)
+        click.echo("==> test the sample", err=True)
+        trigger = project.trigger
+        if trigger.type == "blob":
+            report = run_blob_test(project, conn, timeout=timeout, progress=_echo_progress)
+        elif trigger.type == "http":
+            report = run_http_test(project, f"{base_url}/api/{trigger.route}", timeout=timeout)
+        else:
+            report = run_invoke_test(project, base_url, FUNCTION_NAMES[trigger.type], timeout=timeout)
+    _finish(report, report_file)

@@ -1,0 +1,392 @@
+"""modelfunc.yaml → a typed, validated :class:`Project`.
+
+Errors name the file, the field (dotted), the line, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .blobpath import BlobPath, BlobPathError
+from .errors import ConfigError
+
+CONFIG_FILE = "modelfunc.yaml"
+SUPPORTED_PYTHON = ("3.10", "3.11", "3.12")
+DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python{python_version}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _setting_name(value: str) -> str:
+    if not value or not all(c.isalnum() or c in "_:" for c in value) or value[0].isdigit():
+        raise ValueError(
+            f"{value!r} is not a valid app setting name: use letters, digits and underscores, "
+            "e.g. 'TriggerConnectionString'"
+        )
+    return value
+
+
+class HttpTrigger(_Strict):
+    type: Literal["http"]
+    auth_level: Literal["anonymous", "function", "admin"] = "function"
+    route: str = "score"
+    methods: tuple[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], ...] = ("GET", "POST")
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, v: str) -> str:
+        if not v or v.startswith("/") or v.endswith("/") or any(c.isspace() or c in "?#{}" for c in v):
+            raise ValueError(
+                f"{v!r} is not a valid route: use a path without leading/trailing '/', spaces, "
+                "'?', '#' or '{}', e.g. 'score' (served at /api/score)"
+            )
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one HTTP method is needed, e.g. [POST]")
+        return tuple(dict.fromkeys(v))
+
+
+class BlobTrigger(_Strict):
+    type: Literal["blob"]
+    input_path: str = "input/{blobname}.json"
+    output_path: str = "output/{blobname}_out.json"
+    # Where a blob that fails to score leaves its error record (instead of vanishing after retries).
+    error_path: str = "errors/{blobname}_error.json"
+    connection: str = "TriggerConnectionString"
+    source: Literal["polling", "EventGrid"] = "polling"
+
+    @field_validator("connection")
+    @classmethod
+    def _conn(cls, v: str) -> str:
+        return _setting_name(v)
+
+    @field_validator("input_path", "output_path", "error_path")
+    @classmethod
+    def _parse(cls, v: str) -> str:
+        try:
+            BlobPath.parse(v)
+        except BlobPathError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _relations(self) -> BlobTrigger:
+        src = BlobPath.parse(self.input_path)
+        if "blobname" not in src.placeholders:
+            raise ValueError(
+                f"input_path {self.input_path!r} must contain {{blobname}}, e.g. 'input/{{blobname}}.json'"
+            )
+        for field in ("output_path", "error_path"):
+            out = BlobPath.parse(getattr(self, field))
+            unknown = [p for p in out.placeholders if p not in src.placeholders]
+            if unknown:
+                raise ValueError(
+                    f"{field} {out.pattern!r} uses {{{unknown[0]}}}, which input_path does not define; "
+                    f"available: {', '.join('{' + p + '}' for p in src.placeholders)}"
+                )
+            if out.container == src.container and src.match(out.format({p: "x" for p in out.placeholders})):
+                raise ValueError(
+                    f"{field} {out.pattern!r} matches input_path {src.pattern!r}: every output would "
+                    "trigger the function again; write it to another container, e.g. 'output/{blobname}_out.json'"
+                )
+        if self.output_path == self.error_path:
+            raise ValueError("output_path and error_path must differ")
+        return self
+
+    @property
+    def source_value(self) -> str:
+        """The value the blob_trigger decorator takes."""
+        return "EventGrid" if self.source == "EventGrid" else "LogsAndContainerScan"
+
+
+class ServiceBusQueueTrigger(_Strict):
+    type: Literal["service-bus-queue"]
+    input_queue: str
+    output_queue: str
+    connection: str = "ServiceBusConnection"
+
+    @field_validator("connection")
+    @classmethod
+    def _conn(cls, v: str) -> str:
+        return _setting_name(v)
+
+    @field_validator("input_queue", "output_queue")
+    @classmethod
+    def _queue(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-/]{0,259}", v or "") or v.endswith(("/", ".")):
+            raise ValueError(
+                f"{v!r} is not a valid Service Bus queue name: 1-260 letters, digits, '.', '-', '_', '/', "
+                "starting with a letter or digit, e.g. 'scoring-requests'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ServiceBusQueueTrigger:
+        if self.input_queue.lower() == self.output_queue.lower():
+            raise ValueError("input_queue and output_queue must differ, or every result is scored again")
+        return self
+
+
+Trigger = Annotated[HttpTrigger | BlobTrigger | ServiceBusQueueTrigger, Field(discriminator="type")]
+TRIGGER_TYPES = ("http", "blob", "service-bus-queue")
+
+
+class Samples(_Strict):
+    input: str = "samples/input.json"
+    expected: str = "samples/expected.json"
+    tolerance: float = Field(default=1e-6, ge=0)
+
+
+class ConfigModel(_Strict):
+    name: str | None = None
+    entry_script: str = "score.py"
+    model_dir: str = "model"
+    environment: str | None = None
+    python_version: Literal[SUPPORTED_PYTHON] = "3.11"  # type: ignore[valid-type]
+    trigger: Trigger
+    samples: Samples = Samples()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `trigger: http` is shorthand for `trigger: {type: http}` with every default.
+        if isinstance(data, dict) and isinstance(data.get("trigger"), str):
+            data = {**data, "trigger": {"type": data["trigger"]}}
+        if isinstance(data, dict) and isinstance(data.get("python_version"), float):
+            data = {**data, "python_version": f"{data['python_version']:g}"}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]", v):
+            raise ValueError(
+                f"{v!r} is not a valid app name: 2-60 letters, digits and hyphens, not starting or "
+                "ending with a hyphen, e.g. 'diabetes-scorer'"
+            )
+        return v
+
+
+_SECTIONS = {
+    (): ConfigModel,
+    ("samples",): Samples,
+    ("trigger", "http"): HttpTrigger,
+    ("trigger", "blob"): BlobTrigger,
+    ("trigger", "service-bus-queue"): ServiceBusQueueTrigger,
+}
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated model repo: the config plus the resolved, existing paths it names."""
+
+    root: Path
+    config_path: Path
+    config: ConfigModel
+    entry_script: Path
+    model_dir: Path
+    environment_file: Path
+    sample_input: Path
+    sample_expected: Path
+
+    @property
+    def name(self) -> str:
+        return self.config.name or _default_name(self.root)
+
+    @property
+    def trigger(self) -> HttpTrigger | BlobTrigger | ServiceBusQueueTrigger:
+        return self.config.trigger
+
+    @property
+    def default_base_image(self) -> str:
+        return DEFAULT_BASE_IMAGE.format(python_version=self.config.python_version)
+
+
+def _default_name(root: Path) -> str:
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", root.resolve().name).strip("-")
+    return (name or "model-app")[:60]
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path of a YAML mapping document to its 1-based line."""
+    index: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                k = (*path, str(key.value))
+                index[k] = key.start_mark.line + 1
+                walk(value, k)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                index[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return index
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def read_yaml(path: Path, *, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Parse a YAML file; a syntax error becomes a ConfigError with the line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} is not UTF-8 text ({e.reason})", file=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(
+            f"{what} is not valid YAML: {problem}"
+            + (f" (column {mark.column + 1})" if mark else ""),
+            file=path,
+            line=mark.line + 1 if mark else None,
+            hint="check the indentation and that every 'key: value' has a space after the colon",
+        ) from None
+    return data, _line_index(text)
+
+
+def _describe(err: dict[str, Any], data: Any) -> tuple[tuple[str, ...], str]:
+    """Turn one pydantic error into (field path, human message)."""
+    loc = tuple(str(p) for p in err["loc"])
+    kind = err["type"]
+    # Drop the discriminator tag pydantic inserts: ('trigger', 'blob', 'input_path') → trigger.input_path
+    path = tuple(p for i, p in enumerate(loc) if not (i == 1 and loc[0] == "trigger" and p in TRIGGER_TYPES))
+    if kind == "extra_forbidden":
+        section = _SECTIONS.get(loc[:-1]) if loc[:-1] in _SECTIONS else None
+        allowed = ", ".join(sorted(section.model_fields)) if section else ""
+        return path, f"unknown field {loc[-1]!r}" + (f"; allowed here: {allowed}" if allowed else "")
+    if kind == "missing":
+        return path, "is required but missing"
+    if kind == "union_tag_invalid":
+        bad = err["ctx"].get("tag")
+        return (*path, "type"), f"{bad!r} is not a trigger type; use one of: {', '.join(TRIGGER_TYPES)}"
+    if kind == "union_tag_not_found":
+        return (*path, "type"), f"is missing; use one of: {', '.join(TRIGGER_TYPES)}"
+    if kind == "literal_error":
+        expected = err["ctx"]["expected"].replace("'", "")
+        return path, f"{err['input']!r} is not allowed; use one of: {expected}"
+    if kind == "value_error":
+        return path, str(err["ctx"]["error"])
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return path, f"must be a mapping of fields, got {type(err['input']).__name__} {err['input']!r}"
+    return path, f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err['input']!r})"
+
+
+def load_project(root: str | Path, *, config_file: str | Path | None = None) -> Project:
+    """Read and validate a model repo. Raises ConfigError / EntryScriptError with file and field."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"model repo directory {str(root)!r} does not exist")
+    config_path = Path(config_file) if config_file else root / CONFIG_FILE
+    if not config_path.is_absolute() and config_file:
+        config_path = root / config_path
+    if not config_path.is_file():
+        raise ConfigError(
+            "not found",
+            file=config_path,
+            hint=f"create {CONFIG_FILE} in the model repo, e.g.\n    trigger: blob\n"
+            "  or scaffold a new repo with: cookiecutter <modelfunc>/template",
+        )
+    data, lines = read_yaml(config_path, what=CONFIG_FILE)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"must be a YAML mapping (key: value lines), got {type(data).__name__}",
+            file=config_path,
+            hint="the smallest valid file is one line: trigger: http",
+        )
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(e, data) for e in exc.errors(include_url=False)]
+        located = []
+        for path, msg in problems:
+            line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
+            located.append((path, msg, line))
+        first_path, first_msg, first_line = located[0]
+        message = first_msg
+        if len(located) > 1:
+            message += "".join(
+                f"\n  {config_path.name}:{ln or '?'}: {'.'.join(p)}: {m}" for p, m, ln in located[1:]
+            )
+        raise ConfigError(message, file=config_path, field=".".join(first_path), line=first_line) from None
+
+    def existing(rel: str, field: str, *, is_dir: bool = False, hint: str | None = None) -> Path:
+        p = (root / rel).resolve()
+        ok = p.is_dir() if is_dir else p.is_file()
+        try:
+            p.relative_to(root.resolve())
+        except ValueError:
+            raise ConfigError(
+                f"{rel!r} points outside the model repo", file=config_path, field=field,
+                line=lines.get(tuple(field.split("."))),
+            ) from None
+        if not ok:
+            raise ConfigError(
+                f"{rel!r} does not exist" + (" or is not a directory" if is_dir else ""),
+                file=config_path, field=field, line=lines.get(tuple(field.split("."))), hint=hint,
+            )
+        return p
+
+    entry = existing(model.entry_script, "entry_script", hint="the AML entry script defining init() and run(data)")
+    model_dir = existing(model.model_dir, "model_dir", is_dir=True, hint="put the model files in a folder, e.g. model/")
+    if model.environment:
+        env_file = existing(model.environment, "environment")
+    else:
+        candidates = [root / "environment.yml", root / "environment.yaml", root / "requirements.txt"]
+        env_file = next((c.resolve() for c in candidates if c.is_file()), None)
+        if env_file is None:
+            raise ConfigError(
+                "no environment.yml or requirements.txt in the model repo",
+                file=config_path, field="environment",
+                hint="add environment.yml (conda format with a pip: section) or requirements.txt "
+                "listing what score.py imports",
+            )
+    sample_in = existing(model.samples.input, "samples.input", hint="a sample request body / input blob")
+    sample_exp = existing(model.samples.expected, "samples.expected", hint="the output expected for the sample")
+    project = Project(root.resolve(), config_path.resolve(), model, entry, model_dir, env_file, sample_in, sample_exp)
+    load_expected(project)  # fail early on an unreadable expected output
+    return project
+
+
+def load_expected(project: Project) -> Any:
+    """The expected output: parsed JSON when the file is JSON by name, raw bytes otherwise."""
+    path = project.sample_expected
+    raw = path.read_bytes()
+    if path.suffix.lower() != ".json":
+        return raw
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        line = getattr(e, "lineno", None)
+        raise ConfigError(
+            f"is not valid JSON: {getattr(e, 'msg', e)}", file=path, line=line,
+            hint="samples.expected must hold the JSON the model returns for samples.input",
+        ) from None
