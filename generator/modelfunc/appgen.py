@@ -96,15 +96,19 @@ def _local_settings(project: Project) -> str:
     return json.dumps({"IsEncrypted": False, "Values": values}, indent=2) + "\n"
 
 
-def _check_out_dir(project: Project, out_dir: Path) -> None:
+def _check_out_dir(project: Project, out_dir: Path, local_modules: tuple[Path, ...] = ()) -> None:
     out = out_dir.resolve()
     root = project.root
     if out == root or out in root.parents:
         raise PackageError(f"output directory {out_dir} would contain the model repo itself",
                            hint="use a sub-directory such as build/")
-    for inside in (project.model_dir, project.entry_script):
-        if out == inside or out in inside.parents:
-            raise PackageError(f"output directory {out_dir} overlaps {inside}", hint="use build/")
+    for inside in (project.model_dir, project.entry_script, *local_modules):
+        if out == inside or out in inside.parents or inside in out.parents:
+            raise PackageError(f"output directory {out_dir} overlaps {inside}, which is copied into the app",
+                               hint="use a directory outside it, such as build/ in the model repo")
+    if any(p.exists() and not p.is_dir() for p in (out, *out.parents)):
+        raise PackageError(f"output directory {out_dir} cannot be created: a file is in the way",
+                           hint="choose another --out")
     if out.exists() and not (out / MARKER).is_file():
         if out.is_dir() and not any(out.iterdir()):
             return
@@ -132,8 +136,8 @@ def _copy_tree(src: Path, dst: Path) -> list[Path]:
 def render(project: Project, out_dir: str | Path | None = None, *, base_image: str | None = None) -> PackageResult:
     """Write the Functions app and its build context for ``project``; see the module docstring."""
     out_dir = Path(out_dir) if out_dir else project.root / "build"
-    _check_out_dir(project, out_dir)
     info = inspect_entry_script(project.entry_script)
+    _check_out_dir(project, out_dir, info.local_modules)
     requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
     entry_name = project.entry_script.name
     code = [entry_name] + [m.name for m in info.local_modules]
@@ -154,8 +158,12 @@ def render(project: Project, out_dir: str | Path | None = None, *, base_image: s
         "code_files": ["modelfunc_runtime.py", "function_app.py", "host.json", *sorted(code)],
     }
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as e:
+        raise PackageError(f"output directory {out_dir} cannot be created: {e.strerror}",
+                           hint="choose another --out") from None
     try:
         app = staging / "app"
         app.mkdir()

@@ -26,6 +26,7 @@ from azure.storage.blob import BlobServiceClient
 from .blobpath import BlobPath
 from .config import Project, load_expected
 from .errors import StorageError
+from .storage import blob_service, describe
 
 Progress = Callable[[str], None]
 
@@ -105,7 +106,7 @@ def compare(expected: Any, actual: Any, tolerance: float, path: str = "") -> lis
         if len(expected) != len(actual):
             return [Mismatch(path, expected, actual, f"length {len(actual)}, expected {len(expected)}")]
         out = []
-        for i, (e, a) in enumerate(zip(expected, actual)):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
             out += compare(e, a, tolerance, f"{path}[{i}]")
         return out
     if type(expected) is not type(actual):
@@ -130,14 +131,10 @@ def _judge(report: TestReport, expected: Any, body: bytes) -> TestReport:
     return report
 
 
-def _account(service: BlobServiceClient) -> str:
-    return f"{service.account_name} at {service.primary_endpoint}"
-
-
 def _storage_error(service: BlobServiceClient, e: Exception) -> StorageError:
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
     return StorageError(
-        f"storage account {_account(service)} failed: {type(e).__name__}: {first}",
+        f"storage account {describe(service)} failed: {type(e).__name__}: {first}",
         hint="is the storage emulator (or account) running and the connection string right?",
     )
 
@@ -147,16 +144,12 @@ def run_blob_test(project: Project, connection_string: str, *, timeout: float = 
     trigger = project.trigger
     assert trigger.type == "blob"
     src, dst, err = (BlobPath.parse(p) for p in (trigger.input_path, trigger.output_path, trigger.error_path))
-    try:
-        service = BlobServiceClient.from_connection_string(connection_string, connection_timeout=5,
-                                                           read_timeout=20, retry_total=2)
-    except ValueError as e:
-        raise StorageError(f"the storage connection string is invalid: {e}") from None
+    service = blob_service(connection_string)
     unique = f"modelfunc-test-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     values = {p: ("x" if p != "blobname" else unique) for p in src.placeholders}
     in_name, out_name, err_name = src.format(values), dst.format(values), err.format(values)
     expected = load_expected(project)
-    report = TestReport(False, "blob", _account(service), f"{src.container}/{in_name}",
+    report = TestReport(False, "blob", describe(service), f"{src.container}/{in_name}",
                         f"{dst.container}/{out_name}", tolerance=project.config.samples.tolerance,
                         expected=expected)
     out_blob = service.get_blob_client(dst.container, out_name)
@@ -165,7 +158,7 @@ def run_blob_test(project: Project, connection_string: str, *, timeout: float = 
     try:
         in_blob.upload_blob(project.sample_input.read_bytes(), overwrite=False)
     except ResourceNotFoundError:
-        raise StorageError(f"container {src.container!r} does not exist in {_account(service)}",
+        raise StorageError(f"container {src.container!r} does not exist in {describe(service)}",
                            hint="is the app running? it creates the container when it starts") from None
     except AzureError as e:
         raise _storage_error(service, e) from None
@@ -189,7 +182,8 @@ def run_blob_test(project: Project, connection_string: str, *, timeout: float = 
             if record is not None:
                 report.output = f"{err.container}/{err_name}"
                 report.latency_ms = (time.perf_counter() - started) * 1000
-                report.error = f"the app wrote an error record instead of an output: {record.decode('utf-8', 'replace')}"
+                text = record.decode("utf-8", "replace")
+                report.error = f"the app wrote an error record instead of an output: {text}"
                 return report
             if elapsed > timeout:
                 report.error = (f"no output after {timeout:.0f} s: is the app running and listening to container "

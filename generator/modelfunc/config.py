@@ -5,13 +5,15 @@ Errors name the file, the field (dotted), the line, the bad value and what is al
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .blobpath import BlobPath, BlobPathError
 from .errors import ConfigError
@@ -19,6 +21,21 @@ from .errors import ConfigError
 CONFIG_FILE = "modelfunc.yaml"
 SUPPORTED_PYTHON = ("3.10", "3.11", "3.12")
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python{python_version}"
+
+
+def _parse_path(value: str) -> BlobPath:
+    try:
+        return BlobPath.parse(value)
+    except BlobPathError as e:
+        raise ValueError(str(e)) from None
+
+
+def _may_match(src: BlobPath, out: BlobPath) -> bool:
+    """Whether some blob written by ``out`` could match ``src`` (probing with values built from its literals)."""
+    literals = [part for part in re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", src.blob_pattern) if part]
+    probes = {"x", "ab", "aab", *literals, *(f"x{lit}" for lit in literals), *(f"{lit}x" for lit in literals),
+              *(f"{a}x{b}" for a in literals for b in literals)}
+    return any(src.match(out.format(dict.fromkeys(out.placeholders, probe))) for probe in probes)
 
 
 class _Strict(BaseModel):
@@ -72,44 +89,35 @@ class BlobTrigger(_Strict):
     def _conn(cls, v: str) -> str:
         return _setting_name(v)
 
-    @field_validator("input_path", "output_path", "error_path")
+    @field_validator("input_path")
     @classmethod
-    def _parse(cls, v: str) -> str:
-        try:
-            BlobPath.parse(v)
-        except BlobPathError as e:
-            raise ValueError(str(e)) from None
+    def _input(cls, v: str) -> str:
+        path = _parse_path(v)
+        if "blobname" not in path.placeholders:
+            raise ValueError(f"{v!r} must contain {{blobname}}, e.g. 'input/{{blobname}}.json'")
         return v
 
-    @model_validator(mode="after")
-    def _relations(self) -> BlobTrigger:
-        src = BlobPath.parse(self.input_path)
-        if "blobname" not in src.placeholders:
+    @field_validator("output_path", "error_path")
+    @classmethod
+    def _output(cls, v: str, info: ValidationInfo) -> str:
+        out = _parse_path(v)
+        if "input_path" not in info.data:
+            return v  # input_path itself is invalid; that error is reported
+        src = BlobPath.parse(info.data["input_path"])
+        unknown = [p for p in out.placeholders if p not in src.placeholders]
+        if unknown:
             raise ValueError(
-                f"input_path {self.input_path!r} must contain {{blobname}}, e.g. 'input/{{blobname}}.json'"
+                f"{v!r} uses {{{unknown[0]}}}, which input_path does not define; "
+                f"available: {', '.join('{' + p + '}' for p in src.placeholders)}"
             )
-        for field in ("output_path", "error_path"):
-            out = BlobPath.parse(getattr(self, field))
-            unknown = [p for p in out.placeholders if p not in src.placeholders]
-            if unknown:
-                raise ValueError(
-                    f"{field} {out.pattern!r} uses {{{unknown[0]}}}, which input_path does not define; "
-                    f"available: {', '.join('{' + p + '}' for p in src.placeholders)}"
-                )
-            if out.container == src.container and src.match(out.format({p: "x" for p in out.placeholders})):
-                raise ValueError(
-                    f"{field} {out.pattern!r} matches input_path {src.pattern!r}: every output would "
-                    "trigger the function again; write it to another container, e.g. 'output/{blobname}_out.json'"
-                )
-        if self.output_path == self.error_path:
-            raise ValueError("output_path and error_path must differ")
-        return self
-
-    @property
-    def source_value(self) -> str:
-        """The value the blob_trigger decorator takes."""
-        return "EventGrid" if self.source == "EventGrid" else "LogsAndContainerScan"
-
+        if out.container == src.container and _may_match(src, out):
+            raise ValueError(
+                f"{v!r} can match input_path {src.pattern!r}: its blobs would trigger the function again; "
+                "write them to another container, e.g. 'output/{blobname}_out.json'"
+            )
+        if info.field_name == "error_path" and v == info.data.get("output_path"):
+            raise ValueError(f"{v!r} is also the output_path; error records need their own path")
+        return v
 
 class ServiceBusQueueTrigger(_Strict):
     type: Literal["service-bus-queue"]
@@ -125,8 +133,6 @@ class ServiceBusQueueTrigger(_Strict):
     @field_validator("input_queue", "output_queue")
     @classmethod
     def _queue(cls, v: str) -> str:
-        import re
-
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-/]{0,259}", v or "") or v.endswith(("/", ".")):
             raise ValueError(
                 f"{v!r} is not a valid Service Bus queue name: 1-260 letters, digits, '.', '-', '_', '/', "
@@ -134,11 +140,12 @@ class ServiceBusQueueTrigger(_Strict):
             )
         return v
 
-    @model_validator(mode="after")
-    def _distinct(self) -> ServiceBusQueueTrigger:
-        if self.input_queue.lower() == self.output_queue.lower():
-            raise ValueError("input_queue and output_queue must differ, or every result is scored again")
-        return self
+    @field_validator("output_queue")
+    @classmethod
+    def _distinct(cls, v: str, info: ValidationInfo) -> str:
+        if v.lower() == str(info.data.get("input_queue", "")).lower():
+            raise ValueError(f"{v!r} is also the input_queue: every result would be scored again; use another queue")
+        return v
 
 
 Trigger = Annotated[HttpTrigger | BlobTrigger | ServiceBusQueueTrigger, Field(discriminator="type")]
@@ -167,14 +174,14 @@ class ConfigModel(_Strict):
         if isinstance(data, dict) and isinstance(data.get("trigger"), str):
             data = {**data, "trigger": {"type": data["trigger"]}}
         if isinstance(data, dict) and isinstance(data.get("python_version"), float):
-            data = {**data, "python_version": f"{data['python_version']:g}"}
+            # YAML reads 3.10 as the number 3.1: use the text the user wrote.
+            version = data["python_version"]
+            data = {**data, "python_version": getattr(version, "source", f"{version:g}")}
         return data
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        import re
-
         if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]", v):
             raise ValueError(
                 f"{v!r} is not a valid app name: 2-60 letters, digits and hyphens, not starting or "
@@ -219,8 +226,6 @@ class Project:
 
 
 def _default_name(root: Path) -> str:
-    import re
-
     name = re.sub(r"[^A-Za-z0-9-]+", "-", root.resolve().name).strip("-")
     return (name or "model-app")[:60]
 
@@ -252,6 +257,25 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     return index
 
 
+class _SourceFloat(float):
+    """A YAML float that remembers how it was written (``3.10`` is not ``3.1`` for a Python version)."""
+
+    source: str
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    value = _SourceFloat(loader.construct_yaml_float(node))
+    value.source = str(node.value)
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
 def read_yaml(path: Path, *, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     """Parse a YAML file; a syntax error becomes a ConfigError with the line and column."""
     try:
@@ -259,7 +283,7 @@ def read_yaml(path: Path, *, what: str) -> tuple[Any, dict[tuple[str, ...], int]
     except UnicodeDecodeError as e:
         raise ConfigError(f"{what} is not UTF-8 text ({e.reason})", file=path) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
@@ -281,8 +305,10 @@ def _describe(err: dict[str, Any], data: Any) -> tuple[tuple[str, ...], str]:
     path = tuple(p for i, p in enumerate(loc) if not (i == 1 and loc[0] == "trigger" and p in TRIGGER_TYPES))
     if kind == "extra_forbidden":
         section = _SECTIONS.get(loc[:-1]) if loc[:-1] in _SECTIONS else None
-        allowed = ", ".join(sorted(section.model_fields)) if section else ""
-        return path, f"unknown field {loc[-1]!r}" + (f"; allowed here: {allowed}" if allowed else "")
+        fields = sorted(section.model_fields) if section else []
+        guess = difflib.get_close_matches(loc[-1], fields, n=1)
+        return path, (f"unknown field {loc[-1]!r}" + (f" (did you mean {guess[0]!r}?)" if guess else "")
+                      + (f"; allowed here: {', '.join(fields)}" if fields else ""))
     if kind == "missing":
         return path, "is required but missing"
     if kind == "union_tag_invalid":
@@ -316,6 +342,8 @@ def load_project(root: str | Path, *, config_file: str | Path | None = None) -> 
             "  or scaffold a new repo with: cookiecutter <modelfunc>/template",
         )
     data, lines = read_yaml(config_path, what=CONFIG_FILE)
+    if data is None:
+        raise ConfigError("is empty", file=config_path, hint="the smallest valid file is one line: trigger: http")
     if not isinstance(data, dict):
         raise ConfigError(
             f"must be a YAML mapping (key: value lines), got {type(data).__name__}",
@@ -325,7 +353,8 @@ def load_project(root: str | Path, *, config_file: str | Path | None = None) -> 
     try:
         model = ConfigModel.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(e, data) for e in exc.errors(include_url=False)]
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        problems = [_describe(e, data) for e in errors]
         located = []
         for path, msg in problems:
             line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
@@ -334,7 +363,7 @@ def load_project(root: str | Path, *, config_file: str | Path | None = None) -> 
         message = first_msg
         if len(located) > 1:
             message += "".join(
-                f"\n  {config_path.name}:{ln or '?'}: {'.'.join(p)}: {m}" for p, m, ln in located[1:]
+                f"\n  {config_path.name}{f':{ln}' if ln else ''}: {'.'.join(p)}: {m}" for p, m, ln in located[1:]
             )
         raise ConfigError(message, file=config_path, field=".".join(first_path), line=first_line) from None
 

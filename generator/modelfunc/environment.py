@@ -34,7 +34,11 @@ CONDA_ONLY = {
     "libffi", "zlib", "xz", "sqlite", "tk", "readline", "ncurses", "intel-openmp", "nomkl",
 }
 RUNTIME_REQUIREMENT = "azure-functions"
-_CONDA_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<op>==|>=|<=|!=|>|<|=)?\s*(?P<ver>[^\s=]*)(?:=\S+)?$")
+_CONDA_SPEC = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.\-]+)"
+    r"(?:\s*(?P<op>==|>=|<=|!=|>|<|=)\s*(?P<ver>[^\s=]*)(?:=\S+)?"  # numpy=1.26, numpy>=1.2, numpy=1.26=build
+    r"|\s+(?P<sver>[0-9][^\s]*)(?:\s+\S+)?)?$"  # conda's space form: numpy 1.26.4 [build]
+)
 
 
 @dataclass
@@ -50,14 +54,26 @@ class Requirements:
         return head + "".join(f"{line}\n" for line in self.lines)
 
 
-def _check_requirement(text: str, *, file: Path, field_: str, line: int | None) -> Requirement:
+def _check_requirement(text: str, *, file: Path, field_: str, line: int | None, written: str | None = None
+                       ) -> Requirement:
+    """Parse a pip requirement; errors quote what the user wrote (``written``), not our translation."""
+    shown = written if written is not None else text
     try:
-        return Requirement(text)
+        req = Requirement(text)
     except InvalidRequirement as e:
+        reason = str(e).splitlines()[0] if written is None else "not a version constraint pip understands"
         raise EnvironmentSpecError(
-            f"{text!r} is not a valid pip requirement ({e})", file=file, field=field_, line=line,
-            hint="write it as name, name==1.2.3 or name>=1.2",
+            f"{shown!r} is not a valid {'conda package spec' if written is not None else 'pip requirement'} "
+            f"({reason})", file=file, field=field_, line=line,
+            hint="write it as name, name==1.2.3 or name>=1.2" if written is None
+            else "write it as name, name=1.2, name=1.2.3 or name>=1.2",
         ) from None
+    if any(spec.operator == "===" for spec in req.specifier):
+        raise EnvironmentSpecError(
+            f"{shown!r} uses '===' (arbitrary string equality), which no released version number matches",
+            file=file, field=field_, line=line, hint="pin a version with ==, e.g. numpy==1.26.4",
+        )
+    return req
 
 
 def _pip_line(text: str, *, file: Path, field_: str, line: int | None) -> str | None:
@@ -92,6 +108,8 @@ def _conda_line(spec: str, *, file: Path, field_: str, line: int | None, python_
             hint="write it as name, name=1.2 or name>=1.2",
         )
     name, op, ver = m.group("name").lower(), m.group("op"), m.group("ver")
+    if m.group("sver"):
+        op, ver = "=", m.group("sver")
     if name == "python":
         if ver and op in (None, "=", "==") and not (ver == python_version or ver.startswith(python_version + ".")):
             raise EnvironmentSpecError(
@@ -108,7 +126,7 @@ def _conda_line(spec: str, *, file: Path, field_: str, line: int | None, python_
     if op == "=":
         op, ver = "==", (ver if ver.count(".") >= 2 or ver.endswith("*") else ver + ".*")
     text = f"{pip_name}{op}{ver}"
-    _check_requirement(text, file=file, field_=field_, line=line)
+    _check_requirement(text, file=file, field_=field_, line=line, written=spec)
     return text
 
 
@@ -129,7 +147,12 @@ def read_requirements(path: Path, *, python_version: str) -> Requirements:
     if path.suffix.lower() in (".yml", ".yaml"):
         return _from_conda(path, python_version=python_version)
     lines, skipped = [], []
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise EnvironmentSpecError(f"is not UTF-8 text ({e.reason} at byte {e.start})", file=path,
+                                   hint="save the file as UTF-8") from None
+    for n, raw in enumerate(text.splitlines(), start=1):
         got = _pip_line(raw.split(" #", 1)[0], file=path, field_="requirements", line=n)
         if got:
             lines.append(got)

@@ -23,10 +23,10 @@ from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient
 
 from ..blobpath import BlobPath
 from ..errors import HostError
+from ..storage import blob_service
 from .loader import LoadedFunction
 
 logger = logging.getLogger("modelfunc.host.blob")
@@ -70,13 +70,6 @@ def resolve_connection(settings: dict[str, str], name: str) -> str:
     )
 
 
-def _client(conn: str) -> BlobServiceClient:
-    try:
-        return BlobServiceClient.from_connection_string(conn, connection_timeout=5, read_timeout=30)
-    except ValueError as e:
-        raise HostError(f"the storage connection string is invalid: {e}") from None
-
-
 @dataclass
 class Stats:
     scored: int = 0
@@ -99,18 +92,18 @@ class BlobListener:
         self.function = function
         self.path = BlobPath.parse(function.trigger.data["path"])
         conn = resolve_connection(settings, function.trigger.data.get("connection", ""))
-        self.service = _client(conn)
+        self.service = blob_service(conn)
         host_conn = settings.get("AzureWebJobsStorage") or conn
         if host_conn.strip().lower() == "usedevelopmentstorage=true" and conn.strip().lower() != host_conn.lower():
             host_conn = conn  # local.settings.json default, overridden by an explicit trigger connection
-        self.receipts_service = _client(host_conn)
+        self.receipts_service = blob_service(host_conn)
         self.outputs = []
         for binding in function.outputs:
             if binding.type != "blob":
                 raise HostError(f"function {function.name}: output binding type {binding.type!r} is not "
                                 "supported by the local host (blob outputs are)")
             out_conn = resolve_connection(settings, binding.data.get("connection", ""))
-            self.outputs.append((binding.name, BlobPath.parse(binding.data["path"]), _client(out_conn)))
+            self.outputs.append((binding.name, BlobPath.parse(binding.data["path"]), blob_service(out_conn)))
         self.host_id = host_id
         self.poll_interval = poll_interval
         self.poison_threshold = poison_threshold

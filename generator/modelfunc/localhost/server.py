@@ -184,7 +184,7 @@ class HostServer:
 
         class _Lifespan:
             async def __aenter__(self) -> None:
-                await run_in_threadpool(server.start_background)
+                pass
 
             async def __aexit__(self, *exc: object) -> None:
                 server.state = "Stopping"
@@ -193,15 +193,18 @@ class HostServer:
         return _Lifespan()
 
     def start_background(self) -> None:
-        """Wait for the app's init(), then start the blob listeners."""
+        """Wait for the app's init(), then start the blob listeners; a failure is a HostError."""
+        started = []
         try:
             self.app.wait_ready()
             for listener in self.listeners.values():
                 listener.start()
+                started.append(listener)
         except HostError as e:
             self.state = "Error"
             self.errors.append(str(e))
-            logger.error("%s", e)
+            for listener in started:
+                listener.stop()
             raise
         self.state = "Running"
 
@@ -217,7 +220,8 @@ class HostServer:
                 methods = next(m for g, _, m in self.http if g is f)
                 lines.append(f"    {f.name}: [{','.join(methods)}] {base_url}/{ROUTE_PREFIX}/{route}")
             else:
-                lines.append(f"    {f.name}: {f.trigger.type} ({f.trigger.data.get('path') or f.trigger.data.get('queueName')})")
+                source = f.trigger.data.get("path") or f.trigger.data.get("queueName")
+                lines.append(f"    {f.name}: {f.trigger.type} ({source})")
         return "\n".join(lines)
 
     def run(self, *, ready_file: str | Path | None = None, log_level: str = "warning") -> int:
@@ -231,6 +235,11 @@ class HostServer:
                             hint="pass another --port (0 picks a free one)") from None
         port = sock.getsockname()[1]
         base_url = f"http://{self.host}:{port}"
+        try:
+            self.start_background()
+        except HostError:
+            sock.close()
+            raise
         config = uvicorn.Config(self.asgi, log_level=log_level, lifespan="on", access_log=False,
                                 timeout_graceful_shutdown=30)
         server = uvicorn.Server(config)
@@ -246,6 +255,10 @@ class HostServer:
                 print(f"Host running at {base_url} (state {self.state}); Ctrl+C stops it", flush=True)
             await serve
 
-        asyncio.run(main())
-        return 0 if self.state in ("Running", "Stopping") else 1
+        try:
+            asyncio.run(main())
+        finally:
+            if self.state != "Stopping":  # uvicorn never started: the lifespan did not stop them
+                self.stop_background()
+        return 0
 

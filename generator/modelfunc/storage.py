@@ -1,0 +1,29 @@
+"""One way to open a storage account, shared by the local host and the round-trip test."""
+
+from __future__ import annotations
+
+from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+from .errors import StorageError
+
+
+def blob_service(connection_string: str) -> BlobServiceClient:
+    """A client for any storage connection string (Azurite or Azure) with short, bounded retries.
+
+    The SDK's default retry waits 15 s and more between tries; an unreachable account should fail in
+    seconds with a clear message instead.
+    """
+    try:
+        return BlobServiceClient.from_connection_string(
+            connection_string, connection_timeout=5, read_timeout=30,
+            retry_policy=ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2,
+                                          random_jitter_range=0.2))
+    except ValueError as e:
+        raise StorageError(f"the storage connection string is invalid: {e}",
+                           hint="use the account's connection string (DefaultEndpointsProtocol=...;AccountName=...)"
+                           ) from None
+
+
+def describe(service: BlobServiceClient) -> str:
+    """The account name and endpoint: safe to print (no key, no SAS)."""
+    return f"{service.account_name} at {service.primary_endpoint}"

@@ -1,0 +1,169 @@
+"""Blob trigger end to end on the real Azurite emulator: the local host, blob receipts, error records,
+and `modelfunc blob-test`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
+from conftest import run_modelfunc
+
+EXPECTED = [661.6371, 362.4341]
+SAMPLE = b'{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}'
+
+
+@pytest.fixture
+def storage(azurite) -> BlobServiceClient:  # noqa: ANN001
+    return BlobServiceClient.from_connection_string(azurite.connection_string)
+
+
+@pytest.fixture
+def blob_repo(example) -> Path:  # noqa: ANN001
+    """A blob repo with containers unique to the test, so tests never see each other's blobs."""
+    repo = example("diabetes-blob")
+    tag = uuid.uuid4().hex[:8]
+    (repo / "modelfunc.yaml").write_text(
+        f"trigger:\n  type: blob\n  input_path: in-{tag}/{{blobname}}.json\n"
+        f"  output_path: out-{tag}/{{blobname}}_out.json\n  error_path: err-{tag}/{{blobname}}_error.json\n"
+        "samples:\n  tolerance: 1.0e-4\n")
+    return repo
+
+
+def containers(repo: Path) -> tuple[str, str, str]:
+    text = (repo / "modelfunc.yaml").read_text()
+    names = [line.split(":", 1)[1].strip().split("/")[0] for line in text.splitlines() if "_path" in line]
+    return names[0], names[1], names[2]
+
+
+def wait_for(storage: BlobServiceClient, container: str, name: str, timeout: float = 20) -> bytes:
+    deadline = time.monotonic() + timeout
+    blob = storage.get_blob_client(container, name)
+    while True:
+        try:
+            return blob.download_blob().readall()
+        except ResourceNotFoundError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{container}/{name} did not appear within {timeout}s") from None
+            time.sleep(0.05)
+
+
+def exists(storage: BlobServiceClient, container: str, name: str) -> bool:
+    return storage.get_blob_client(container, name).exists()
+
+
+def test_upload_produces_output_and_restart_does_not_rescore(blob_repo, serve, azurite, storage) -> None:
+    src, dst, _ = containers(blob_repo)
+    host = serve(blob_repo, connection_string=azurite.connection_string)
+    storage.get_blob_client(src, "patient-1.json").upload_blob(SAMPLE)
+    assert json.loads(wait_for(storage, dst, "patient-1_out.json")) == EXPECTED
+    assert host.status()["blob_listeners"]["score_blob"]["scored"] == 1
+    # A receipt now exists, exactly where the Functions host keeps them.
+    receipts = [b.name for b in storage.get_container_client("azure-webjobs-hosts").list_blobs(
+        name_starts_with="blobreceipts/")]
+    assert any(r.endswith(f"/score_blob/{r.split('/')[3]}/{src}/patient-1.json") for r in receipts), receipts
+
+    assert host.stop() == 0
+    storage.get_blob_client(dst, "patient-1_out.json").delete_blob()
+    host = serve(blob_repo, connection_string=azurite.connection_string)
+    # A new blob after the restart proves the listener runs; the old one must not be scored again.
+    storage.get_blob_client(src, "patient-2.json").upload_blob(SAMPLE)
+    wait_for(storage, dst, "patient-2_out.json")
+    time.sleep(1.0)  # ten more scans of the container
+    assert not exists(storage, dst, "patient-1_out.json")
+    assert host.status()["blob_listeners"]["score_blob"]["scored"] == 1
+
+
+def test_overwritten_blob_is_scored_again(blob_repo, serve, azurite, storage) -> None:
+    src, dst, _ = containers(blob_repo)
+    serve(blob_repo, connection_string=azurite.connection_string)
+    blob = storage.get_blob_client(src, "p.json")
+    blob.upload_blob(SAMPLE)
+    wait_for(storage, dst, "p_out.json")
+    storage.get_blob_client(dst, "p_out.json").delete_blob()
+    blob.upload_blob(b'{"data": [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]}', overwrite=True)  # new ETag
+    assert json.loads(wait_for(storage, dst, "p_out.json")) == [151.7864]
+
+
+def test_blob_that_makes_run_raise_leaves_an_error_record(blob_repo, serve, azurite, storage) -> None:
+    src, dst, err = containers(blob_repo)
+    host = serve(blob_repo, connection_string=azurite.connection_string)
+    storage.get_blob_client(src, "bad.json").upload_blob(b'{"data": [[1, 2, 3]]}')
+    record = json.loads(wait_for(storage, err, "bad_error.json"))
+    assert record["blob"] == f"{src}/bad.json"
+    assert record["status"] == 500
+    assert record["error_id"] and record["error_id"] in host.output()
+    assert "ValueError" in record["response"]["message"]
+    time.sleep(0.5)
+    assert not exists(storage, dst, "bad_out.json")
+    stats = host.status()["blob_listeners"]["score_blob"]
+    assert stats["failed"] == 0 and stats["retried"] == 0  # recorded once, not retried for ever
+
+
+def test_blob_test_command_passes(blob_repo, serve, azurite, tmp_path) -> None:
+    serve(blob_repo, connection_string=azurite.connection_string)
+    report = tmp_path / "report.json"
+    result = run_modelfunc("blob-test", str(blob_repo), "--timeout", "30", "--report", str(report),
+                           env={"MODELFUNC_CONNECTION_STRING": azurite.connection_string})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("PASS: blob round trip")
+    data = json.loads(report.read_text())
+    assert data["passed"] is True and data["actual"] == EXPECTED and data["mismatches"] == []
+    assert 0 < data["latency_ms"] < 30_000
+    assert azurite.connection_string not in result.stdout + result.stderr  # the key never reaches the output
+
+
+def test_blob_test_fails_clearly_when_expected_is_wrong(blob_repo, serve, azurite, tmp_path) -> None:
+    (blob_repo / "samples" / "expected.json").write_text("[661.6371, 999.0]\n")
+    serve(blob_repo, connection_string=azurite.connection_string)
+    report = tmp_path / "report.json"
+    result = run_modelfunc("blob-test", str(blob_repo), "--timeout", "30", "--report", str(report),
+                           env={"MODELFUNC_CONNECTION_STRING": azurite.connection_string})
+    assert result.returncode == 1
+    assert result.stdout.startswith("FAIL: blob round trip")
+    assert "[1]: 999.0 vs 362.4341" in result.stdout
+    assert "error: the sample did not round-trip" in result.stderr
+    data = json.loads(report.read_text())
+    assert data["passed"] is False
+    assert data["mismatches"] == [{"path": "[1]", "expected": 999.0, "actual": 362.4341,
+                                   "reason": "differs by 636.566 > 0.0001"}]
+
+
+def test_blob_test_reports_the_error_record(blob_repo, serve, azurite) -> None:
+    (blob_repo / "samples" / "input.json").write_text('{"data": [[1, 2]]}\n')
+    serve(blob_repo, connection_string=azurite.connection_string)
+    result = run_modelfunc("blob-test", str(blob_repo), "--timeout", "30",
+                           env={"MODELFUNC_CONNECTION_STRING": azurite.connection_string})
+    assert result.returncode == 1
+    assert "the app wrote an error record instead of an output" in result.stdout
+    assert "ValueError" in result.stdout
+
+
+def test_blob_test_times_out_when_no_app_listens(blob_repo, azurite, storage) -> None:
+    src, _, _ = containers(blob_repo)
+    storage.create_container(src)
+    started = time.monotonic()
+    result = run_modelfunc("blob-test", str(blob_repo), "--timeout", "2",
+                           env={"MODELFUNC_CONNECTION_STRING": azurite.connection_string})
+    assert result.returncode == 1
+    assert f"no output after 2 s: is the app running and listening to container '{src}'" in result.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_blob_test_without_storage_is_a_clear_error(blob_repo) -> None:
+    dead = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+            "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    result = run_modelfunc("blob-test", str(blob_repo), "--timeout", "5", env={"MODELFUNC_CONNECTION_STRING": dead})
+    assert result.returncode == 1
+    assert "error: storage account devstoreaccount1 at http://127.0.0.1:9/devstoreaccount1" in result.stderr
+    assert "a2V5" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_starts_embedded_azurite_by_default(blob_repo, serve) -> None:
+    host = serve(blob_repo, extra=("--azurite",))
+    assert host.status()["state"] == "Running"
+    assert "Started Azurite on 127.0.0.1:" in host.output()
