@@ -221,7 +221,8 @@ def _local_host(app_dir: Path, connection_string: str | None, *, timeout: float)
             env[CONNECTION_ENV] = connection_string  # through the environment: never on a command line
         cmd = [sys.executable, "-m", "modelfunc", "serve", str(app_dir), "--port", "0", "--no-azurite",
                "--ready-file", str(ready)]
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+        # The host's banner and log are progress, not the result: they go to stderr.
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr)
         try:
             deadline = time.monotonic() + timeout
             while not ready.exists():
