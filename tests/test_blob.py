@@ -167,3 +167,27 @@ def test_serve_starts_embedded_azurite_by_default(blob_repo, serve) -> None:
     host = serve(blob_repo, extra=("--azurite",))
     assert host.status()["state"] == "Running"
     assert "Started Azurite on 127.0.0.1:" in host.output()
+
+
+def test_rawhttp_entry_script_gets_the_blob_bytes_as_a_request(blob_repo, serve, azurite, storage) -> None:
+    import shutil
+
+    from conftest import FIXTURES
+
+    shutil.copyfile(FIXTURES / "styles" / "rawhttp.py", blob_repo / "score.py")
+    (blob_repo / "environment.yml").write_text(
+        "dependencies:\n  - pip:\n      - numpy\n      - azureml-contrib-services\n")
+    src, dst, _ = containers(blob_repo)
+    serve(blob_repo, connection_string=azurite.connection_string)
+    storage.get_blob_client(src, "raw.json").upload_blob(SAMPLE)  # no content type: judged by the .json name
+    assert json.loads(wait_for(storage, dst, "raw_out.json")) == EXPECTED
+
+
+def test_malformed_json_blob_gets_an_error_record_not_a_crash(blob_repo, serve, azurite, storage) -> None:
+    src, dst, err = containers(blob_repo)
+    serve(blob_repo, connection_string=azurite.connection_string)
+    storage.get_blob_client(src, "truncated.json").upload_blob(b'{"data": [[1, 2')
+    record = json.loads(wait_for(storage, err, "truncated_error.json"))
+    assert record["status"] == 400
+    assert "not valid JSON" in record["response"]["message"]
+    assert not exists(storage, dst, "truncated_out.json")

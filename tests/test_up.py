@@ -7,7 +7,6 @@ import json
 
 import httpx
 import pytest
-
 from conftest import run_modelfunc
 
 

@@ -92,21 +92,6 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
-def _storage_settings(app_dir: Path, connection_string: str) -> dict[str, str]:
-    """Point AzureWebJobsStorage and every storage binding's connection at one connection string."""
-    import re
-
-    names = {"AzureWebJobsStorage"}
-    source = (app_dir / "function_app.py").read_text(encoding="utf-8")
-    names.update(re.findall(r"connection=['\"]([A-Za-z0-9_:]+)['\"]", source))
-    return dict.fromkeys(sorted(names), connection_string)
-
-
-def _needs_storage(app_dir: Path) -> bool:
-    source = (app_dir / "function_app.py").read_text(encoding="utf-8")
-    return "blob_trigger" in source or "blob_output" in source
-
-
 @main.command()
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -134,11 +119,13 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("azure").setLevel(logging.WARNING)
     app_dir = _app_dir(path, out)
-    values = _parse_settings(settings)
+    loaded = load_app(app_dir, settings=_parse_settings(settings))
+    names = loaded.storage_connections()
     with contextlib.ExitStack() as stack:
-        if not connection_string and _needs_storage(app_dir):
-            env_has = any(os.environ.get(k) for k in _storage_settings(app_dir, "") if k != "AzureWebJobsStorage")
-            if azurite or (azurite is None and not env_has and not values):
+        if names and not connection_string:
+            dev = {"", "usedevelopmentstorage=true"}
+            configured = any(loaded.settings.get(n, "").strip().lower() not in dev for n in names)
+            if azurite or (azurite is None and not configured):
                 from .azurite import Azurite
 
                 emulator = stack.enter_context(Azurite())
@@ -146,8 +133,7 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
                 click.echo(f"Started Azurite on 127.0.0.1:{emulator.port}; connection string for blob-test:\n"
                            f"  {connection_string}", err=True)
         if connection_string:
-            values = {**_storage_settings(app_dir, connection_string), **values}
-        loaded = load_app(app_dir, settings=values)
+            loaded.apply_settings(dict.fromkeys(sorted(names | {"AzureWebJobsStorage"}), connection_string))
         server = HostServer(loaded, host=host, port=port, poll_interval=poll_interval)
         try:
             server.run(ready_file=ready_file, log_level="info" if verbose > 1 else "warning")

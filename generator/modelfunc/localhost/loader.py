@@ -46,6 +46,20 @@ class LoadedApp:
     functions: dict[str, LoadedFunction]
     settings: dict[str, str]
 
+    def storage_connections(self) -> set[str]:
+        """The app setting names the storage bindings (blob trigger and blob outputs) read."""
+        names = set()
+        for f in self.functions.values():
+            for b in (f.trigger, *f.outputs):
+                if b.type in ("blobTrigger", "blob"):
+                    names.add(b.data.get("connection") or "AzureWebJobsStorage")
+        return names
+
+    def apply_settings(self, values: dict[str, str]) -> None:
+        """Set app settings (visible to the host and, as environment variables, to the app's code)."""
+        self.settings.update(values)
+        os.environ.update(values)
+
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the app's entry script has initialised (when it has one, as modelfunc apps do)."""
         entry = getattr(self.module, "entry", None)

@@ -25,6 +25,7 @@ import importlib.util
 import inspect
 import json
 import logging
+import mimetypes
 import os
 import sys
 import threading
@@ -344,7 +345,11 @@ class EntryScript:
         """A blob trigger invocation: the result goes to ``output``, a failure to ``error`` (never raised)."""
         data = blob.read()
         name = getattr(blob, "name", None) or "blob"
-        outcome = self.invoke(data, method="POST", headers={"x-ms-blob-name": name},
+        props = getattr(blob, "blob_properties", None) or {}
+        ctype = props.get("ContentType") or props.get("contentType") or ""
+        if not ctype or ctype == "application/octet-stream":  # what most uploads get: judge by the name
+            ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        outcome = self.invoke(data, method="POST", headers={"x-ms-blob-name": name, "content-type": ctype},
                               url=f"http://localhost/blob/{name}")
         if outcome.ok:
             output.set(outcome.body)
