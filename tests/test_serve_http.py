@@ -9,8 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FIXTURES, Hosts, copy_example
+from conftest import EXAMPLES, FIXTURES, Hosts, copy_example
 
+# The examples' own entry scripts are the plain and the inference-schema styles.
+STYLES = {"plain": EXAMPLES / "diabetes-blob" / "score.py", "schema": EXAMPLES / "diabetes-http" / "score.py"}
 SAMPLE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 EXPECTED = [661.6371, 362.4341]
 ENV = "dependencies:\n  - python=3.11\n  - pip:\n      - numpy\n      - inference-schema[numpy-support]\n" \
@@ -19,7 +21,7 @@ ENV = "dependencies:\n  - python=3.11\n  - pip:\n      - numpy\n      - inferenc
 
 def style_repo(example, style: str, auth_level: str = "anonymous") -> Path:
     repo = example("diabetes-http")
-    shutil.copyfile(FIXTURES / "styles" / f"{style}.py", repo / "score.py")
+    shutil.copyfile(STYLES.get(style, FIXTURES / "styles" / f"{style}.py"), repo / "score.py")
     (repo / "environment.yml").write_text(ENV)
     (repo / "modelfunc.yaml").write_text(f"trigger:\n  type: http\n  auth_level: {auth_level}\n  route: score\n")
     return repo

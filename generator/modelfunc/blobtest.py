@@ -206,6 +206,22 @@ def run_blob_test(project: Project, connection_string: str, *, timeout: float = 
         raise _storage_error(service, e) from None
 
 
+def _post(report: TestReport, url: str, *, timeout: float, **kwargs: object) -> httpx.Response | None:
+    """POST for a test; records latency, or the failure (unreachable, non-200) on the report."""
+    started = time.perf_counter()
+    try:
+        resp = httpx.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as e:
+        report.error = f"request to {url} failed: {type(e).__name__}: {e}"
+        return None
+    report.latency_ms = (time.perf_counter() - started) * 1000
+    if resp.status_code != 200:
+        report.error = f"HTTP {resp.status_code}: {resp.text[:500]}"
+        report.actual = resp.text
+        return None
+    return resp
+
+
 def run_http_test(project: Project, url: str, *, key: str | None = None, timeout: float = 60.0) -> TestReport:
     expected = load_expected(project)
     report = TestReport(False, "http", url, str(project.sample_input.relative_to(project.root)),
@@ -213,18 +229,8 @@ def run_http_test(project: Project, url: str, *, key: str | None = None, timeout
     headers = {"content-type": "application/json"}
     if key:
         headers["x-functions-key"] = key
-    started = time.perf_counter()
-    try:
-        resp = httpx.post(url, content=project.sample_input.read_bytes(), headers=headers, timeout=timeout)
-    except httpx.HTTPError as e:
-        report.error = f"request to {url} failed: {type(e).__name__}: {e}"
-        return report
-    report.latency_ms = (time.perf_counter() - started) * 1000
-    if resp.status_code != 200:
-        report.error = f"HTTP {resp.status_code}: {resp.text[:500]}"
-        report.actual = resp.text
-        return report
-    return _judge(report, expected, resp.content)
+    resp = _post(report, url, timeout=timeout, content=project.sample_input.read_bytes(), headers=headers)
+    return report if resp is None else _judge(report, expected, resp.content)
 
 
 def run_invoke_test(project: Project, host_url: str, function_name: str, *, timeout: float = 60.0) -> TestReport:
@@ -236,15 +242,8 @@ def run_invoke_test(project: Project, host_url: str, function_name: str, *, time
     report = TestReport(False, "service-bus-queue", url, f"queue {trigger.input_queue} (invoked locally)",
                         f"queue {trigger.output_queue}", tolerance=project.config.samples.tolerance,
                         expected=expected)
-    started = time.perf_counter()
-    try:
-        resp = httpx.post(url, json={"input": project.sample_input.read_text(encoding="utf-8")}, timeout=timeout)
-    except httpx.HTTPError as e:
-        report.error = f"request to {url} failed: {type(e).__name__}: {e}"
-        return report
-    report.latency_ms = (time.perf_counter() - started) * 1000
-    if resp.status_code != 200:
-        report.error = f"HTTP {resp.status_code}: {resp.text[:500]}"
+    resp = _post(report, url, timeout=timeout, json={"input": project.sample_input.read_text(encoding="utf-8")})
+    if resp is None:
         return report
     message = resp.json().get("outputs", {}).get(trigger.output_queue)
     if message is None:
