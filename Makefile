@@ -34,7 +34,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check generator tests benchmarks examples
 
 bench: setup $(VENV)/.installed-bench
-	$(BIN)/python benchmarks/serve_bench.py
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  echo "wrk not found (apt-get install wrk): the benchmark falls back to a Python load generator"
+	mkdir -p build
+	$(BIN)/python benchmarks/serve_bench.py --json build/bench.json
 
 clean:
 	rm -rf $(VENV) node_modules build

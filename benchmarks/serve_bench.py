@@ -685,6 +685,12 @@ def main(argv: list[str] | None = None) -> int:
         unmeasured.append(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
     finally:
         children.stop_all()
+        if not interrupted:
+            busy = cpu_busy()
+            results["machine"]["cpu_busy_after"] = busy
+            if busy is not None and busy > 0.15:
+                notes.append(f"other processes kept {busy:.0%} of the CPUs busy right after the run: "
+                             "they may have competed with the servers during it")
         results.setdefault("loadgen", "none")
         results.setdefault("score_py", str(example / "score.py"))
         results["goals"] = goals(results, args)

@@ -145,3 +145,16 @@ def test_runtime_rejects_rawhttp_plus_schema(example, serve) -> None:
     host = serve(repo, expect_ready=False)
     assert host.process.wait(timeout=60) != 0
     assert "cannot be decorated with both @rawhttp and @input_schema" in host.output()
+
+
+def test_keep_alive_replies_are_not_delayed(hosts) -> None:
+    """Regression: without TCP_NODELAY each keep-alive reply waited ~40 ms for a delayed ACK."""
+    import time
+
+    with httpx.Client(base_url=hosts["plain"].url, timeout=10) as client:
+        latencies = []
+        for _ in range(21):
+            started = time.perf_counter()
+            assert client.post("/api/score", content=json.dumps(SAMPLE)).status_code == 200
+            latencies.append(time.perf_counter() - started)
+    assert sorted(latencies)[10] < 0.025, f"median {sorted(latencies)[10] * 1000:.1f} ms"

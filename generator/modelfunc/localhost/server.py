@@ -226,7 +226,9 @@ class HostServer:
 
     def run(self, *, ready_file: str | Path | None = None, log_level: str = "warning") -> int:
         """Serve until SIGINT/SIGTERM. Returns a process exit code."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY on accepted connections only for TCP-protocol sockets.
+        # Without it every keep-alive reply waits ~40 ms for the client's delayed ACK (Nagle).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
