@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from modelfunc.blobtest import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-blob"
@@ -227,16 +228,8 @@ def check_answer(url: str, body: bytes, expected: Any, what: str) -> None:
         got = resp.json()
     except ValueError:
         raise Unmeasured(f"{what} answered the sample with non-JSON: {resp.text[:300]}") from None
-    if not _close(expected, got):
+    if compare(expected, got, 1e-4):
         raise Unmeasured(f"{what} answered the sample with {got!r}, expected {expected!r}")
-
-
-def _close(a: Any, b: Any, tol: float = 1e-4) -> bool:
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b, strict=True))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(a - b) <= tol * max(1.0, abs(a))
-    return a == b
 
 
 # ---------------------------------------------------------------------------------------------- load
