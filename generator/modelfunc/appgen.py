@@ -2,7 +2,7 @@
 
 Layout of the output directory (default ``<repo>/build``)::
 
-    Dockerfile, .dockerignore        the image build context (building it is `modelfunc package --build`, later)
+    Dockerfile, .dockerignore, layers/   the image build context, written by image.prepare_context
     app/function_app.py              exactly the configured trigger and output bindings
     app/host.json                    extension bundle v4, trigger settings
     app/requirements.txt             from environment.yml / requirements.txt, plus azure-functions
@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,8 +134,13 @@ def _copy_tree(src: Path, dst: Path) -> list[Path]:
     return written
 
 
-def render(project: Project, out_dir: str | Path | None = None, *, base_image: str | None = None) -> PackageResult:
-    """Write the Functions app and its build context for ``project``; see the module docstring."""
+def render(project: Project, out_dir: str | Path | None = None, *,
+           before_swap: Callable[[Path], None] | None = None) -> PackageResult:
+    """Write the Functions app for ``project``; see the module docstring.
+
+    ``before_swap(staging_dir)`` may add to the output (the image build context) before it replaces the
+    previous one, so a failure there leaves the previous output in place too.
+    """
     out_dir = Path(out_dir) if out_dir else project.root / "build"
     info = inspect_entry_script(project.entry_script)
     _check_out_dir(project, out_dir, info.local_modules)
@@ -154,8 +160,6 @@ def render(project: Project, out_dir: str | Path | None = None, *, base_image: s
         "model_dir": APP_MODEL_DIR,
         "trigger": project.trigger,
         "function_name": function_name,
-        "base_image": base_image or project.default_base_image,
-        "code_files": ["modelfunc_runtime.py", "function_app.py", "host.json", *sorted(code)],
     }
 
     try:
@@ -168,8 +172,6 @@ def render(project: Project, out_dir: str | Path | None = None, *, base_image: s
         app = staging / "app"
         app.mkdir()
         files = {
-            "Dockerfile": env.get_template("Dockerfile.j2").render(context),
-            ".dockerignore": env.get_template("dockerignore").render(),
             "app/function_app.py": env.get_template("function_app.py.j2").render(context),
             "app/host.json": _host_json(project),
             "app/requirements.txt": requirements.render(),
@@ -194,6 +196,8 @@ def render(project: Project, out_dir: str | Path | None = None, *, base_image: s
             if path.is_file():
                 written.append(path.relative_to(staging).as_posix())
         os.utime(staging, (FIXED_MTIME, FIXED_MTIME))
+        if before_swap is not None:
+            before_swap(staging)
         # Swap in atomically: the old output (if any) is removed only once the new one is complete.
         old = None
         if out_dir.exists():

@@ -48,22 +48,93 @@ def _echo_progress(message: str) -> None:
 @click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--config", "config_file", help="Config file, relative to REPO.  [default: modelfunc.yaml]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory for the build context.  [default: REPO/build]")
-@click.option("--base-image", help="Base image in the Dockerfile.  [default: "
+              help="Output directory for the app and the build context.  [default: REPO/build]")
+@click.option("--base-image", help="Base image of the Dockerfile.  [default: "
               "mcr.microsoft.com/azure-functions/python:4-python<python_version>]")
-def package(repo: Path, config_file: str | None, out: Path | None, base_image: str | None) -> None:
-    """Render REPO into a Functions app plus a Dockerfile (the image build context)."""
+@click.option("--no-build", is_flag=True, help="Write the app and the build context only: no engine needed.")
+@click.option("--image", "repository", metavar="[REGISTRY/]REPOSITORY",
+              help="Image repository; with a registry host the image is pushed there.  [default: modelfunc/<name>]")
+@click.option("--tag", help="Image tag.  [default: the git commit (with -dirty), else a content hash]")
+@click.option("--registry-username", envvar="MODELFUNC_REGISTRY_USERNAME", show_envvar=True,
+              help="Registry user; the password is read from MODELFUNC_REGISTRY_PASSWORD only.")
+@click.option("--pip-cache", type=click.Path(file_okay=False, path_type=Path),
+              help="pip cache for resolving dependencies.  [default: ~/.cache/modelfunc/pip]")
+@click.option("--refresh-dependencies", is_flag=True,
+              help="Resolve the dependencies again instead of reusing the layer cached for these requirements.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the result (image reference, digest, layers, self-test) as JSON here.")
+def package(repo: Path, config_file: str | None, out: Path | None, base_image: str | None, no_build: bool,
+            repository: str | None, tag: str | None, registry_username: str | None, pip_cache: Path | None,
+            refresh_dependencies: bool, json_file: Path | None) -> None:
+    """Render REPO into a Functions app and an image: build it, self-test it, push it.
+
+    The result is printed as REGISTRY/REPOSITORY@sha256:... (deploy by digest, never by tag).
+    """
+    from . import image
     from .appgen import render
     from .config import load_project
 
     project = load_project(repo, config_file=config_file)
-    result = render(project, out, base_image=base_image)
-    click.echo(f"Packaged {project.name} ({project.trigger.type} trigger, run() style: {result.entry_style})")
-    click.echo(f"  app:        {result.app_dir}")
-    click.echo(f"  Dockerfile: {result.out_dir / 'Dockerfile'}")
-    click.echo(f"  function:   {result.function_name}")
-    if result.skipped_requirements:
-        click.echo(f"  left out conda-only packages: {', '.join(result.skipped_requirements)}")
+    contexts: list[image.Context] = []
+    clients: list[object] = []
+
+    def before_swap(staging: Path) -> None:
+        contexts.append(image.prepare_context(project, staging, base_image=base_image, cache_dir=pip_cache,
+                                              refresh=refresh_dependencies, progress=_echo_progress))
+        if not no_build:  # every input is checked; without an engine the previous output stays as it was
+            clients.append(image.engine())
+
+    result = render(project, out, before_swap=before_swap)
+    context = image.Context(result.out_dir, result.out_dir / "Dockerfile", contexts[0].layers,
+                            contexts[0].deps_in_build)
+    click.echo(f"Packaged {project.name} ({project.trigger.type} trigger, run() style: {result.entry_style})",
+               err=True)
+    click.echo(f"  app:        {result.app_dir}", err=True)
+    click.echo(f"  Dockerfile: {context.dockerfile}", err=True)
+    summary: dict[str, object] = {"app": str(result.app_dir), "context": str(result.out_dir),
+                                  "layers": context.layers}
+    if no_build:
+        _write_json(json_file, summary)
+        return
+    client = clients[0]
+    repository = repository or f"modelfunc/{project.name.lower()}"
+    tag = tag or image.git_tag(project.root) or image.content_tag(context)
+    click.echo(f"==> build {repository}:{tag}", err=True)
+    built = image.build(client, context, f"{repository}:{tag}", progress=_echo_progress)
+    click.echo("==> self-test", err=True)
+    test = image.self_test(client, built.image_id, project, progress=_echo_progress)
+    summary.update(image_id=built.image_id, tag=f"{repository}:{tag}", diff_ids=built.diff_ids,
+                   self_test={"passed": test.passed, **{k: v for k, v in test.result.items() if k != "traceback"}})
+    if not test.passed:
+        client.images.remove(f"{repository}:{tag}", noprune=False)
+        _write_json(json_file, summary)
+        detail = "\n".join(f"    {m.path or '(root)'}: {m.expected} vs {m.actual}  [{m.reason}]"
+                           if hasattr(m, "path") else f"    {m}" for m in test.mismatches)
+        raise image.SelfTestFailed(
+            "the image does not score the sample: nothing was pushed\n"
+            + (f"  differences (expected vs actual):\n{detail}\n" if detail else "")
+            + "  container output:\n" + "\n".join("    " + ln for ln in test.output.splitlines()[-40:]))
+    click.echo(f"    passed: {test.result.get('functions')} scored the sample in {test.result.get('elapsed_ms')} ms",
+               err=True)
+    reference = f"{repository}:{tag}"
+    if image.split_repository(repository)[0]:
+        click.echo("==> push", err=True)
+        pushed = image.push(client, repository, tag, username=registry_username,
+                            password=os.environ.get("MODELFUNC_REGISTRY_PASSWORD"), progress=_echo_progress)
+        reference = pushed.reference
+        summary.update(reference=pushed.reference, digest=pushed.digest, pushed_layers=pushed.pushed_layers,
+                       existing_layers=pushed.existing_layers)
+    else:
+        summary.update(reference=reference)
+        click.echo("    (not pushed: --image names no registry host)", err=True)
+    _write_json(json_file, summary)
+    click.echo(reference)
+
+
+def _write_json(path: Path | None, data: dict[str, object]) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------- serve

@@ -427,3 +427,37 @@ def load(app_file: str | os.PathLike[str], *, entry_script: str = "score.py", mo
     entry = EntryScript(root / entry_script, model_dir=root / model_dir)
     entry.start_init()
     return entry
+
+
+SELFTEST_MARK = "MODELFUNC-SELFTEST "
+
+
+def selftest(sample: str) -> int:
+    """``python -m modelfunc_runtime selftest SAMPLE`` in the app directory: import the app as the Functions
+    worker does (indexing its functions), wait for init(), score SAMPLE, print one result line."""
+    started = time.perf_counter()
+    try:
+        sys.path.insert(0, os.getcwd())
+        import importlib
+
+        app_module = importlib.import_module("function_app")
+        functions = [f.get_function_name() for f in app_module.app.get_functions()]
+        entry = app_module.entry
+        entry.wait_ready()
+        ctype = mimetypes.guess_type(sample)[0] or "application/octet-stream"
+        outcome = entry.invoke(Path(sample).read_bytes(), headers={"content-type": ctype})
+        result = {"ok": outcome.ok, "status": outcome.status, "functions": functions, "style": entry.style,
+                  "body": outcome.body.decode("utf-8", "replace"),
+                  "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
+    except BaseException as ex:  # noqa: BLE001 - every failure is the result
+        result = {"ok": False, "error": f"{type(ex).__name__}: {ex}", "traceback": traceback.format_exc()}
+    print(SELFTEST_MARK + json.dumps(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "selftest":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        sys.exit(selftest(sys.argv[2]))
+    print("usage: python -m modelfunc_runtime selftest SAMPLE", file=sys.stderr)
+    sys.exit(2)

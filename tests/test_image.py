@@ -1,0 +1,237 @@
+"""`modelfunc package` on a real Docker engine and a real registry: layering, reproducibility, the in-image
+self-test, digests, credentials."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_modelfunc
+from engine import BASE_IMAGE, Engine, Registry, ensure_base_image
+
+PASSWORD = "s3cret-Pa55word-for-the-registry"
+
+
+@pytest.fixture(scope="session")
+def docker_engine():  # noqa: ANN201
+    engine = Engine()
+    reason = engine.start()
+    if reason:
+        pytest.skip(reason)
+    reason = ensure_base_image()
+    if reason:
+        engine.stop()
+        pytest.skip(reason)
+    import docker
+
+    yield docker.from_env(timeout=600)
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, docker_engine):  # noqa: ANN001, ANN201
+    reg = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory, docker_engine):  # noqa: ANN001, ANN201
+    reg = Registry(tmp_path_factory.mktemp("auth-registry"), user="modelfunc", password=PASSWORD).start()
+    yield reg
+    reg.stop()
+
+
+def package(repo: Path, out: Path, *args: str, env: dict[str, str] | None = None):  # noqa: ANN201
+    result = run_modelfunc("package", str(repo), "--out", str(out), "--base-image", BASE_IMAGE,
+                           "--json", str(out.parent / f"{out.name}.json"), *args, env=env, timeout=900)
+    data = json.loads((out.parent / f"{out.name}.json").read_text()) if (out.parent / f"{out.name}.json").exists() \
+        else None
+    return result, data
+
+
+def layers(data: dict) -> dict[str, str]:
+    """Our three layers are the last three of the image, in this order."""
+    return dict(zip(("dependencies", "model", "code"), data["diff_ids"][-3:], strict=True))
+
+
+def test_build_push_and_the_printed_digest_is_the_registrys(example, tmp_path, registry) -> None:
+    repo = example("diabetes-blob")
+    result, data = package(repo, tmp_path / "out", "--image", f"{registry.host}/models/diabetes", "--tag", "v1")
+    assert result.returncode == 0, result.stderr
+    reference = result.stdout.strip()
+    assert reference.startswith(f"{registry.host}/models/diabetes@sha256:")
+    digest = reference.split("@", 1)[1]
+    assert registry.manifest_digest("models/diabetes", "v1") == digest
+    assert registry.manifest_digest("models/diabetes", digest) == digest
+    assert data["digest"] == digest and data["self_test"]["passed"] is True
+    # progress was shown for the build, the self-test and the push
+    for line in ("==> build", "Step 5/5 : ADD layers/code.tar /", "==> self-test", "==> push", ": pushed ("):
+        assert line in result.stderr
+
+
+@pytest.mark.parametrize("name", ["diabetes-blob", "diabetes-http", "diabetes-servicebus"])
+def test_self_test_passes_inside_the_image(example, tmp_path, docker_engine, name: str) -> None:
+    repo = example(name)
+    result, data = package(repo, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    test = data["self_test"]
+    assert test["passed"] and test["status"] == 200
+    assert json.loads(test["body"]) == [661.6371, 362.4341]
+    assert result.stdout.strip() == data["tag"]  # no registry host: built and tested, not pushed
+    assert "not pushed" in result.stderr
+
+
+def test_missing_package_fails_at_package_time_with_the_import_error(example, tmp_path, registry) -> None:
+    repo = example("diabetes-blob")
+    (repo / "environment.yml").write_text("dependencies:\n  - python=3.11\n")  # numpy forgotten
+    result, data = package(repo, tmp_path / "out", "--image", f"{registry.host}/models/broken")
+    assert result.returncode == 1
+    assert "the image does not score the sample: nothing was pushed" in result.stderr
+    assert "ModuleNotFoundError: No module named 'numpy'" in result.stderr
+    assert registry.tags("models/broken") == []
+    assert data["self_test"]["passed"] is False
+    assert not docker_image_exists(data["tag"])
+
+
+def docker_image_exists(reference: str) -> bool:
+    import docker
+
+    try:
+        docker.from_env().images.get(reference)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def test_score_py_change_ships_only_the_code_layer(example, tmp_path, registry) -> None:
+    repo = example("diabetes-http")
+    image = f"{registry.host}/models/layered"
+    first, a = package(repo, tmp_path / "a", "--image", image, "--tag", "one")
+    assert first.returncode == 0, first.stderr
+    score = repo / "score.py"
+    score.write_text(score.read_text().replace(".round(4)", ".round(4)  # a one-line change"))
+    second, b = package(repo, tmp_path / "b", "--image", image, "--tag", "two")
+    assert second.returncode == 0, second.stderr
+    la, lb = layers(a), layers(b)
+    assert la["dependencies"] == lb["dependencies"]
+    assert la["model"] == lb["model"]
+    assert la["code"] != lb["code"]
+    assert a["diff_ids"][:-3] == b["diff_ids"][:-3]  # the base is untouched
+    # The push uploaded the code layer only; everything else was already in the registry.
+    assert list(b["pushed_layers"]) == [lb["code"].split(":")[1][:12]]
+    assert len(b["existing_layers"]) == len(b["diff_ids"]) - 1
+    assert sum(b["pushed_layers"].values()) < 64 * 1024
+
+
+def test_two_builds_on_a_clean_engine_give_the_same_layers(example, tmp_path, docker_engine) -> None:
+    repo = example("diabetes-blob")
+    first, a = package(repo, tmp_path / "a", "--tag", "first")
+    assert first.returncode == 0, first.stderr
+    docker_engine.images.remove(a["tag"], force=True)
+    docker_engine.images.prune(filters={"dangling": True})
+    second, b = package(repo, tmp_path / "b", "--tag", "second")
+    assert second.returncode == 0, second.stderr
+    assert a["diff_ids"] == b["diff_ids"]
+    assert a["layers"] == b["layers"]  # the layer tars in the build context too
+
+
+def test_registry_password_never_reaches_the_output(example, tmp_path, auth_registry) -> None:
+    repo = example("diabetes-servicebus")
+    env = {"MODELFUNC_REGISTRY_USERNAME": "modelfunc", "MODELFUNC_REGISTRY_PASSWORD": PASSWORD}
+    result, data = package(repo, tmp_path / "out", "--image", f"{auth_registry.host}/secure/model", env=env)
+    assert result.returncode == 0, result.stderr
+    assert auth_registry.manifest_digest("secure/model", data["digest"]) == data["digest"]
+    everything = result.stdout + result.stderr + (tmp_path / "out.json").read_text()
+    assert PASSWORD not in everything
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file() and path.suffix != ".tar":
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_bad_credentials_are_a_clear_error_and_nothing_is_pushed(example, tmp_path, auth_registry) -> None:
+    repo = example("diabetes-servicebus")
+    wrong = "not-the-password-0123"
+    env = {"MODELFUNC_REGISTRY_USERNAME": "modelfunc", "MODELFUNC_REGISTRY_PASSWORD": wrong}
+    result, _ = package(repo, tmp_path / "out", "--image", f"{auth_registry.host}/secure/denied", env=env)
+    assert result.returncode == 1
+    assert f"error: registry {auth_registry.host} rejected the credentials" in result.stderr
+    assert wrong not in result.stdout + result.stderr
+    assert auth_registry.tags("secure/denied") == []
+
+
+def test_unreachable_registry_is_a_clear_error(example, tmp_path, docker_engine) -> None:
+    repo = example("diabetes-servicebus")
+    result, _ = package(repo, tmp_path / "out", "--image", "127.0.0.1:9/models/nowhere")
+    assert result.returncode == 1
+    assert "error: pushing to registry 127.0.0.1:9 failed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_base_image_is_a_clear_error(example, tmp_path, docker_engine) -> None:
+    repo = example("diabetes-servicebus")
+    result = run_modelfunc("package", str(repo), "--out", str(tmp_path / "out"), "--base-image",
+                           "modelfunc-local/no-such-base:1.0", timeout=600)
+    assert result.returncode == 1
+    assert "error: the base image modelfunc-local/no-such-base:1.0 is not available" in result.stderr
+    assert "--base-image" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unresolvable_environment_is_a_clear_error_and_leaves_nothing(example, tmp_path) -> None:
+    repo = example("diabetes-servicebus")
+    (repo / "requirements.txt").write_text("numpy\nmodelfunc-no-such-package-xyz==1.0\n")
+    (repo / "environment.yml").unlink()
+    out = tmp_path / "out"
+    result = run_modelfunc("package", str(repo), "--out", str(out), "--no-build", timeout=600)
+    assert result.returncode == 2
+    assert "the dependencies cannot be resolved for Python 3.11 on linux/amd64" in result.stderr
+    assert "modelfunc-no-such-package-xyz" in result.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_no_build_writes_a_complete_context_without_an_engine(example, tmp_path) -> None:
+    repo = example("diabetes-http")
+    out = tmp_path / "out"
+    result = run_modelfunc("package", str(repo), "--out", str(out), "--no-build",
+                           env={"DOCKER_HOST": "unix:///nonexistent.sock"}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    dockerfile = (out / "Dockerfile").read_text()
+    assert dockerfile.index("ADD layers/dependencies.tar /") < dockerfile.index("ADD layers/model.tar /") \
+        < dockerfile.index("ADD layers/code.tar /")
+    assert "FROM mcr.microsoft.com/azure-functions/python:4-python3.11" in dockerfile
+    assert {p.name for p in (out / "layers").iterdir()} == {"dependencies.tar", "model.tar", "code.tar"}
+
+
+def test_no_engine_is_a_clear_error(example, tmp_path) -> None:
+    repo = example("diabetes-http")
+    result = run_modelfunc("package", str(repo), "--out", str(tmp_path / "out"),
+                           env={"DOCKER_HOST": "unix:///nonexistent.sock"}, timeout=600)
+    assert result.returncode == 1
+    assert "error: no Docker engine answers at unix:///nonexistent.sock" in result.stderr
+    assert "--no-build" in result.stderr
+
+
+def test_layer_tars_are_reproducible_byte_for_byte(example, tmp_path) -> None:
+    repo = example("diabetes-blob")
+    for name in ("a", "b"):
+        assert run_modelfunc("package", str(repo), "--out", str(tmp_path / name), "--no-build",
+                             timeout=600).returncode == 0
+    for layer in ("dependencies", "model", "code"):
+        a, b = (tmp_path / name / "layers" / f"{layer}.tar" for name in ("a", "b"))
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_dependencies_layer_is_reused_until_refreshed(example, tmp_path) -> None:
+    repo = example("diabetes-servicebus")
+    (repo / "environment.yml").write_text("dependencies:\n  - python=3.11\n  - numpy>=1.26\n  - six\n")
+    first = run_modelfunc("package", str(repo), "--no-build", "--out", str(tmp_path / "a"), timeout=600)
+    second = run_modelfunc("package", str(repo), "--no-build", "--out", str(tmp_path / "b"), timeout=600)
+    third = run_modelfunc("package", str(repo), "--no-build", "--out", str(tmp_path / "c"), "--refresh-dependencies",
+                          timeout=600)
+    assert all(r.returncode == 0 for r in (first, second, third)), first.stderr + second.stderr + third.stderr
+    assert "reusing the layer resolved before" in second.stderr
+    assert "resolving dependencies" in third.stderr and "reusing" not in third.stderr
+    tars = [(tmp_path / d / "layers" / "dependencies.tar").read_bytes() for d in "abc"]
+    assert tars[0] == tars[1] == tars[2]
