@@ -1,5 +1,6 @@
-# Everything a fresh machine needs is installed by these targets; nothing is assumed
-# beyond python3 (3.10+), node/npm and make.
+# Everything a fresh machine needs is installed by these targets; nothing is assumed beyond
+# python3 (3.10+) and make. System packages (node/npm, Docker engine, registry, debootstrap) come from
+# dev/system-deps.sh, with apt-get when run as root.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -15,11 +16,15 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[$*]'
 	touch $@
 
-node_modules/.bin/azurite: package.json
+.system-deps: dev/system-deps.sh
+	bash dev/system-deps.sh
+	touch $@
+
+node_modules/.bin/azurite: package.json | .system-deps
 	npm install --no-audit --no-fund --no-package-lock --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed-test node_modules/.bin/azurite
+setup: .system-deps $(VENV)/.installed-test node_modules/.bin/azurite
 
 ## The main job on the local default: package the example, start Azurite and the
 ## local host, upload the sample blob and check the output.
@@ -40,4 +45,4 @@ bench: setup $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/serve_bench.py --json build/bench.json
 
 clean:
-	rm -rf $(VENV) node_modules build
+	rm -rf $(VENV) node_modules build .system-deps

@@ -51,11 +51,6 @@ def package(repo: Path, out: Path, *args: str, env: dict[str, str] | None = None
     return result, data
 
 
-def layers(data: dict) -> dict[str, str]:
-    """Our three layers are the last three of the image, in this order."""
-    return dict(zip(("dependencies", "model", "code"), data["diff_ids"][-3:], strict=True))
-
-
 def test_build_push_and_the_printed_digest_is_the_registrys(example, tmp_path, registry) -> None:
     repo = example("diabetes-blob")
     result, data = package(repo, tmp_path / "out", "--image", f"{registry.host}/models/diabetes", "--tag", "v1")
@@ -114,7 +109,7 @@ def test_score_py_change_ships_only_the_code_layer(example, tmp_path, registry) 
     score.write_text(score.read_text().replace(".round(4)", ".round(4)  # a one-line change"))
     second, b = package(repo, tmp_path / "b", "--image", image, "--tag", "two")
     assert second.returncode == 0, second.stderr
-    la, lb = layers(a), layers(b)
+    la, lb = a["layers"], b["layers"]
     assert la["dependencies"] == lb["dependencies"]
     assert la["model"] == lb["model"]
     assert la["code"] != lb["code"]
@@ -134,7 +129,8 @@ def test_two_builds_on_a_clean_engine_give_the_same_layers(example, tmp_path, do
     second, b = package(repo, tmp_path / "b", "--tag", "second")
     assert second.returncode == 0, second.stderr
     assert a["diff_ids"] == b["diff_ids"]
-    assert a["layers"] == b["layers"]  # the layer tars in the build context too
+    assert a["layers"] == b["layers"]
+    assert a["layer_tars"] == b["layer_tars"]  # the tars in the build context too
 
 
 def test_registry_password_never_reaches_the_output(example, tmp_path, auth_registry) -> None:
@@ -235,3 +231,31 @@ def test_dependencies_layer_is_reused_until_refreshed(example, tmp_path) -> None
     assert "resolving dependencies" in third.stderr and "reusing" not in third.stderr
     tars = [(tmp_path / d / "layers" / "dependencies.tar").read_bytes() for d in "abc"]
     assert tars[0] == tars[1] == tars[2]
+
+
+def test_requirement_without_a_wheel_falls_back_to_installing_in_the_build(example, tmp_path) -> None:
+    import tarfile
+
+    # A package published only as an sdist, served from a local folder (pip --find-links).
+    src = tmp_path / "mf_sdist_only-0.1"
+    (src / "mf_sdist_only").mkdir(parents=True)
+    (src / "mf_sdist_only" / "__init__.py").write_text("VALUE = 1\n")
+    (src / "setup.py").write_text("from setuptools import setup\nsetup(name='mf-sdist-only', version='0.1', "
+                                  "packages=['mf_sdist_only'])\n")
+    (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: mf-sdist-only\nVersion: 0.1\n")
+    links = tmp_path / "links"
+    links.mkdir()
+    with tarfile.open(links / "mf_sdist_only-0.1.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    repo = example("diabetes-servicebus")
+    (repo / "environment.yml").write_text("dependencies:\n  - numpy\n  - pip:\n      - mf-sdist-only==0.1\n")
+    out = tmp_path / "out"
+    result = run_modelfunc("package", str(repo), "--out", str(out), "--no-build", timeout=600,
+                           env={"PIP_FIND_LINKS": str(links)})
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: mf-sdist-only==0.1 has no wheel for Python 3.11 on linux/amd64" in result.stderr
+    dockerfile = (out / "Dockerfile").read_text()
+    assert "ADD layers/dependencies.tar" not in dockerfile
+    assert "RUN python -m pip install" in dockerfile and "-r /home/site/requirements.txt" in dockerfile
+    assert "# mf-sdist-only==0.1 has no wheel" in dockerfile
+    assert not (out / "layers" / "dependencies.tar").exists()

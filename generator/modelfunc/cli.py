@@ -71,64 +71,21 @@ def package(repo: Path, config_file: str | None, out: Path | None, base_image: s
     The result is printed as REGISTRY/REPOSITORY@sha256:... (deploy by digest, never by tag).
     """
     from . import image
-    from .appgen import render
     from .config import load_project
 
     project = load_project(repo, config_file=config_file)
-    contexts: list[image.Context] = []
-    clients: list[object] = []
-
-    def before_swap(staging: Path) -> None:
-        contexts.append(image.prepare_context(project, staging, base_image=base_image, cache_dir=pip_cache,
-                                              refresh=refresh_dependencies, progress=_echo_progress))
-        if not no_build:  # every input is checked; without an engine the previous output stays as it was
-            clients.append(image.engine())
-
-    result = render(project, out, before_swap=before_swap)
-    context = image.Context(result.out_dir, result.out_dir / "Dockerfile", contexts[0].layers,
-                            contexts[0].deps_in_build)
-    click.echo(f"Packaged {project.name} ({project.trigger.type} trigger, run() style: {result.entry_style})",
-               err=True)
-    click.echo(f"  app:        {result.app_dir}", err=True)
-    click.echo(f"  Dockerfile: {context.dockerfile}", err=True)
-    summary: dict[str, object] = {"app": str(result.app_dir), "context": str(result.out_dir),
-                                  "layers": context.layers}
-    if no_build:
-        _write_json(json_file, summary)
-        return
-    client = clients[0]
-    repository = repository or f"modelfunc/{project.name.lower()}"
-    tag = tag or image.git_tag(project.root) or image.content_tag(context)
-    click.echo(f"==> build {repository}:{tag}", err=True)
-    built = image.build(client, context, f"{repository}:{tag}", progress=_echo_progress)
-    click.echo("==> self-test", err=True)
-    test = image.self_test(client, built.image_id, project, progress=_echo_progress)
-    summary.update(image_id=built.image_id, tag=f"{repository}:{tag}", diff_ids=built.diff_ids,
-                   self_test={"passed": test.passed, **{k: v for k, v in test.result.items() if k != "traceback"}})
-    if not test.passed:
-        client.images.remove(f"{repository}:{tag}", noprune=False)
-        _write_json(json_file, summary)
-        detail = "\n".join(f"    {m.path or '(root)'}: {m.expected} vs {m.actual}  [{m.reason}]"
-                           if hasattr(m, "path") else f"    {m}" for m in test.mismatches)
-        raise image.SelfTestFailed(
-            "the image does not score the sample: nothing was pushed\n"
-            + (f"  differences (expected vs actual):\n{detail}\n" if detail else "")
-            + "  container output:\n" + "\n".join("    " + ln for ln in test.output.splitlines()[-40:]))
-    click.echo(f"    passed: {test.result.get('functions')} scored the sample in {test.result.get('elapsed_ms')} ms",
-               err=True)
-    reference = f"{repository}:{tag}"
-    if image.split_repository(repository)[0]:
-        click.echo("==> push", err=True)
-        pushed = image.push(client, repository, tag, username=registry_username,
-                            password=os.environ.get("MODELFUNC_REGISTRY_PASSWORD"), progress=_echo_progress)
-        reference = pushed.reference
-        summary.update(reference=pushed.reference, digest=pushed.digest, pushed_layers=pushed.pushed_layers,
-                       existing_layers=pushed.existing_layers)
-    else:
-        summary.update(reference=reference)
-        click.echo("    (not pushed: --image names no registry host)", err=True)
-    _write_json(json_file, summary)
-    click.echo(reference)
+    try:
+        result = image.package(project, out, build_image=not no_build, base_image=base_image,
+                               repository=repository, tag=tag, username=registry_username,
+                               password=os.environ.get("MODELFUNC_REGISTRY_PASSWORD"), cache_dir=pip_cache,
+                               refresh=refresh_dependencies, progress=_echo_progress)
+    except image.SelfTestFailed as e:
+        _write_json(json_file, e.packaged.summary())  # type: ignore[attr-defined]
+        raise
+    click.echo(f"Packaged {project.name} ({project.trigger.type} trigger): {result.context.dir}", err=True)
+    _write_json(json_file, result.summary())
+    if result.reference:
+        click.echo(result.reference)
 
 
 def _write_json(path: Path | None, data: dict[str, object]) -> None:

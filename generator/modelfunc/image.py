@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,6 +421,8 @@ def push(client: Any, repository: str, tag: str, *, username: str | None = None,
     where = registry or "Docker Hub"
     progress(f"pushing {repository}:{tag} to {where}")
     sizes: dict[str, int] = {}
+    done: dict[str, int] = {}
+    next_note = time.monotonic() + 5
     pushed: dict[str, int] = {}
     existing: list[str] = []
     digest = None
@@ -433,9 +436,13 @@ def push(client: Any, repository: str, tag: str, *, username: str | None = None,
                                  chunk["error"] or "dial" in chunk["error"] else
                                  "check the registry user and the password in MODELFUNC_REGISTRY_PASSWORD")
             if status == "Pushing" and layer:
-                total = (chunk.get("progressDetail") or {}).get("total")
-                if total:
-                    sizes[layer] = max(sizes.get(layer, 0), int(total))
+                detail = chunk.get("progressDetail") or {}
+                if detail.get("total"):
+                    sizes[layer] = max(sizes.get(layer, 0), int(detail["total"]))
+                    done[layer] = int(detail.get("current") or 0)
+                if time.monotonic() >= next_note:  # a long upload shows that it moves
+                    progress(f"  uploading {sum(done.values()) / 2**20:.1f} of {sum(sizes.values()) / 2**20:.1f} MiB")
+                    next_note = time.monotonic() + 5
             elif status == "Pushed" and layer:
                 pushed[layer] = sizes.get(layer, 0)
                 progress(f"  {layer}: pushed ({sizes.get(layer, 0) / 1024:.1f} KiB)")
@@ -458,3 +465,89 @@ def _push_error(where: str, message: str) -> str:
     if "unauthorized" in text or "authentication required" in text or "denied" in text:
         return f"registry {where} rejected the credentials: {text}"
     return f"pushing to registry {where} failed: {text}"
+
+
+# ---------------------------------------------------------------------------------------- the pipeline
+
+
+@dataclass
+class Packaged:
+    """What ``package`` produced; ``summary()`` is the JSON the CLI writes with --json."""
+
+    app_dir: Path
+    context: Context
+    built: Built | None = None
+    test: SelfTest | None = None
+    pushed: Pushed | None = None
+
+    @property
+    def reference(self) -> str | None:
+        """repository@digest once pushed, else repository:tag once built."""
+        return self.pushed.reference if self.pushed else self.built.reference if self.built else None
+
+    def summary(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"app": str(self.app_dir), "context": str(self.context.dir),
+                                "layer_tars": self.context.layers}
+        if self.built:
+            names = [n for n in LAYERS if n in self.context.layers or n != "dependencies"]
+            data.update(image_id=self.built.image_id, tag=self.built.reference, diff_ids=self.built.diff_ids,
+                        layers=dict(zip(names, self.built.diff_ids[-len(names):], strict=True)))
+        if self.test:
+            data["self_test"] = {"passed": self.test.passed,
+                                 **{k: v for k, v in self.test.result.items() if k != "traceback"}}
+        if self.pushed:
+            data.update(digest=self.pushed.digest, pushed_layers=self.pushed.pushed_layers,
+                        existing_layers=self.pushed.existing_layers)
+        data["reference"] = self.reference
+        return data
+
+
+def package(project: Project, out: Path | None = None, *, build_image: bool = True, base_image: str | None = None,
+            repository: str | None = None, tag: str | None = None, username: str | None = None,
+            password: str | None = None, cache_dir: Path | None = None, refresh: bool = False,
+            progress: Progress = _quiet) -> Packaged:
+    """Render the app and its build context; then build, self-test and (with a registry host) push.
+
+    A failing self-test raises SelfTestFailed (with ``.packaged``) after removing the image: nothing is pushed.
+    """
+    from .appgen import render
+
+    contexts: list[Context] = []
+    clients: list[Any] = []
+
+    def before_swap(staging: Path) -> None:
+        contexts.append(prepare_context(project, staging, base_image=base_image, cache_dir=cache_dir,
+                                        refresh=refresh, progress=progress))
+        if build_image:  # every input is checked; without an engine the previous output stays as it was
+            clients.append(engine())
+
+    rendered = render(project, out, before_swap=before_swap)
+    context = Context(rendered.out_dir, rendered.out_dir / "Dockerfile", contexts[0].layers, contexts[0].deps_in_build)
+    result = Packaged(rendered.app_dir, context)
+    if not build_image:
+        return result
+    client = clients[0]
+    repository = repository or f"modelfunc/{project.name.lower()}"
+    tag = tag or git_tag(project.root) or content_tag(context)
+    progress(f"==> build {repository}:{tag}")
+    result.built = build(client, context, f"{repository}:{tag}", progress=progress)
+    progress("==> self-test")
+    result.test = self_test(client, result.built.image_id, project, progress=progress)
+    if not result.test.passed:
+        client.images.remove(result.built.reference)
+        detail = "\n".join(f"    {m.path or '(root)'}: {m.expected} vs {m.actual}  [{m.reason}]"
+                           if hasattr(m, "path") else f"    {m}" for m in result.test.mismatches)
+        error = SelfTestFailed(
+            "the image does not score the sample: nothing was pushed\n"
+            + (f"  differences (expected vs actual):\n{detail}\n" if detail else "")
+            + "  container output:\n" + "\n".join("    " + ln for ln in result.test.output.splitlines()[-40:]))
+        error.packaged = result  # type: ignore[attr-defined]
+        raise error
+    progress(f"    passed: {result.test.result.get('functions')} scored the sample in "
+             f"{result.test.result.get('elapsed_ms')} ms")
+    if split_repository(repository)[0]:
+        progress("==> push")
+        result.pushed = push(client, repository, tag, username=username, password=password, progress=progress)
+    else:
+        progress("    (not pushed: --image names no registry host)")
+    return result
