@@ -369,7 +369,7 @@ def test_package_rejects_bad_input(bad: Bad, example, tmp_path: Path) -> None:  
     out_existed = out.exists()
     before = snapshot(tmp_path)
 
-    result = run_modelfunc("package", str(repo), "--out", str(out), timeout=60)
+    result = run_modelfunc("package", str(repo), "--out", str(out), "--no-pull", timeout=60)
 
     expect = [e.replace("<repo>", str(repo)).replace("<tmp>", str(tmp_path)) for e in bad.expect]
     assert_clean_failure(result, expect, bad.code)
@@ -403,7 +403,7 @@ def test_cases_are_many_and_distinct() -> None:
 def test_failed_package_keeps_previous_output(breaks: Step, expect: str, example, tmp_path: Path) -> None:  # noqa: ANN001
     repo = example(HTTP)
     out = tmp_path / "build-out"
-    first = run_modelfunc("package", str(repo), "--out", str(out), timeout=60)
+    first = run_modelfunc("package", str(repo), "--out", str(out), "--no-build", timeout=120)
     assert first.returncode == 0, first.stderr
     assert (out / "app" / "function_app.py").is_file()
     before = snapshot(out)
@@ -411,7 +411,7 @@ def test_failed_package_keeps_previous_output(breaks: Step, expect: str, example
     assert len([k for k, v in before.items() if v is not None]) >= 8, before.keys()
 
     breaks(repo)
-    result = run_modelfunc("package", str(repo), "--out", str(out), timeout=60)
+    result = run_modelfunc("package", str(repo), "--out", str(out), "--no-pull", timeout=60)
 
     assert_clean_failure(result, [expect])
     assert out.stat().st_ino == inode, "the previous output directory was replaced"

@@ -44,7 +44,7 @@ def auth_registry(tmp_path_factory, docker_engine):  # noqa: ANN001, ANN201
 
 
 def package(repo: Path, out: Path, *args: str, env: dict[str, str] | None = None):  # noqa: ANN201
-    result = run_modelfunc("package", str(repo), "--out", str(out), "--base-image", BASE_IMAGE,
+    result = run_modelfunc("package", str(repo), "--out", str(out), "--base-image", BASE_IMAGE, "--no-pull",
                            "--json", str(out.parent / f"{out.name}.json"), *args, env=env, timeout=900)
     data = json.loads((out.parent / f"{out.name}.json").read_text()) if (out.parent / f"{out.name}.json").exists() \
         else None
@@ -167,7 +167,7 @@ def test_unreachable_registry_is_a_clear_error(example, tmp_path, docker_engine)
 
 def test_unknown_base_image_is_a_clear_error(example, tmp_path, docker_engine) -> None:
     repo = example("diabetes-servicebus")
-    result = run_modelfunc("package", str(repo), "--out", str(tmp_path / "out"), "--base-image",
+    result = run_modelfunc("package", str(repo), "--out", str(tmp_path / "out"), "--no-pull", "--base-image",
                            "modelfunc-local/no-such-base:1.0", timeout=600)
     assert result.returncode == 1
     assert "error: the base image modelfunc-local/no-such-base:1.0 is not available" in result.stderr

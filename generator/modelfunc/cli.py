@@ -52,6 +52,8 @@ def _echo_progress(message: str) -> None:
 @click.option("--base-image", help="Base image of the Dockerfile.  [default: "
               "mcr.microsoft.com/azure-functions/python:4-python<python_version>]")
 @click.option("--no-build", is_flag=True, help="Write the app and the build context only: no engine needed.")
+@click.option("--pull/--no-pull", default=True, show_default=True,
+              help="Let the engine pull a base image it does not have.")
 @click.option("--image", "repository", metavar="[REGISTRY/]REPOSITORY",
               help="Image repository; with a registry host the image is pushed there.  [default: modelfunc/<name>]")
 @click.option("--tag", help="Image tag.  [default: the git commit (with -dirty), else a content hash]")
@@ -65,7 +67,7 @@ def _echo_progress(message: str) -> None:
               help="Also write the result (image reference, digest, layers, self-test) as JSON here.")
 def package(repo: Path, config_file: str | None, out: Path | None, base_image: str | None, no_build: bool,
             repository: str | None, tag: str | None, registry_username: str | None, pip_cache: Path | None,
-            refresh_dependencies: bool, json_file: Path | None) -> None:
+            refresh_dependencies: bool, json_file: Path | None, pull: bool) -> None:
     """Render REPO into a Functions app and an image: build it, self-test it, push it.
 
     The result is printed as REGISTRY/REPOSITORY@sha256:... (deploy by digest, never by tag).
@@ -78,7 +80,7 @@ def package(repo: Path, config_file: str | None, out: Path | None, base_image: s
         result = image.package(project, out, build_image=not no_build, base_image=base_image,
                                repository=repository, tag=tag, username=registry_username,
                                password=os.environ.get("MODELFUNC_REGISTRY_PASSWORD"), cache_dir=pip_cache,
-                               refresh=refresh_dependencies, progress=_echo_progress)
+                               refresh=refresh_dependencies, pull=pull, progress=_echo_progress)
     except image.SelfTestFailed as e:
         _write_json(json_file, e.packaged.summary())  # type: ignore[attr-defined]
         raise

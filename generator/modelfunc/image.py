@@ -308,12 +308,24 @@ class Built:
     log: list[str] = field(default_factory=list)
 
 
-def build(client: Any, context: Context, reference: str, *, progress: Progress = _quiet) -> Built:
-    """docker-py build of the context, streaming the builder's output."""
+def build(client: Any, context: Context, reference: str, *, pull: bool = True, progress: Progress = _quiet) -> Built:
+    """docker-py build of the context, streaming the builder's output.
+
+    With ``pull=False`` a base image the engine does not have is an error before anything is fetched.
+    """
+    import docker
+
     network = "host" if context.deps_in_build else "none"
     log: list[str] = []
     image_id, step = None, ""
     base = context.dockerfile.read_text(encoding="utf-8").split("\nFROM ", 1)[1].split()[0]
+    if not pull:
+        try:
+            client.images.get(base)
+        except docker.errors.ImageNotFound:
+            raise ImageError(f"the base image {base} is not available: this engine does not have it (--no-pull)",
+                             hint="pull it first (docker pull), or pass --base-image with an image this "
+                             "engine has") from None
     try:
         stream = client.api.build(path=str(context.dir), tag=reference, rm=True, forcerm=True, pull=False,
                                   decode=True, network_mode=network)
@@ -505,7 +517,7 @@ class Packaged:
 def package(project: Project, out: Path | None = None, *, build_image: bool = True, base_image: str | None = None,
             repository: str | None = None, tag: str | None = None, username: str | None = None,
             password: str | None = None, cache_dir: Path | None = None, refresh: bool = False,
-            progress: Progress = _quiet) -> Packaged:
+            pull: bool = True, progress: Progress = _quiet) -> Packaged:
     """Render the app and its build context; then build, self-test and (with a registry host) push.
 
     A failing self-test raises SelfTestFailed (with ``.packaged``) after removing the image: nothing is pushed.
@@ -530,7 +542,7 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
     repository = repository or f"modelfunc/{project.name.lower()}"
     tag = tag or git_tag(project.root) or content_tag(context)
     progress(f"==> build {repository}:{tag}")
-    result.built = build(client, context, f"{repository}:{tag}", progress=progress)
+    result.built = build(client, context, f"{repository}:{tag}", pull=pull, progress=progress)
     progress("==> self-test")
     result.test = self_test(client, result.built.image_id, project, progress=progress)
     if not result.test.passed:
