@@ -1,0 +1,761 @@
+"""Benchmark a warm re-package after a score.py-only change: `modelfunc package` vs the `func init --docker` layout.
+
+One run, on one Docker engine, one base image, one model repo and one local registry:
+
+a) the model repo is a temporary copy of examples/diabetes-http plus a bigger model file (random float32
+   data from a fixed seed, ``model/weights.npy``, default 20 MiB: shipped, not read by score.py), so the
+   model layer weighs what a real model does;
+b) modelfunc: ``modelfunc package REPO --image REGISTRY/bench/modelfunc --tag t0`` (cold, not timed), then
+   one line of score.py changes and ``... --tag t1`` runs again: that second run, end to end (render,
+   layer tars, build, the in-image self-test, push), is the warm re-package that is timed;
+c) the layout ``func init --docker`` writes (``COPY requirements.txt /``, ``RUN pip install``,
+   ``COPY . /home/site/wwwroot``) over the same rendered app (``modelfunc package --no-build``): built
+   with docker-py and pushed as bench/funcinit:t0 (cold, not timed), then the same score.py change and
+   build + push as t1, timed. The local base image has no pip, so a derived base adds a venv
+   (``python3 -m venv /opt/venv``), built once and not timed; the pip install step uses host networking;
+d) one table with the goals, and the numbers as JSON (``--json FILE``).
+
+Bytes pushed are what the engine reports for the layers it uploaded (the sum of ``progressDetail.total``
+of the layers whose final push status is "Pushed"; modelfunc's --json ``pushed_layers`` is the same
+count), next to the growth of the registry's blob store (compressed bytes that arrived).
+
+It is a benchmark, not a test: a missed goal does not fail the run. The exit code is 1 only when a
+figure could not be measured. Everything it starts is stopped, everything it builds is removed (but the
+base image), and it starts dockerd itself (host networking only) when no engine answers and it is root.
+
+    .venv/bin/python benchmarks/image_bench.py [--base-image IMAGE] [--model-mib 20] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-http"
+DEFAULT_BASE = "modelfunc-local/python:3.11-bookworm"
+
+GOAL_TIME_RATIO = 0.5  # modelfunc / func-init layout, warm re-package seconds
+GOAL_BYTES_PCT = 1.0  # modelfunc bytes pushed as % of the model layer
+
+CHANGE = "  # image_bench: a one-line change"
+MODEL_FILE = "weights.npy"
+
+# What `func init --docker` writes for Python 3.11 (Azure Functions Core Tools, StaticResources/Dockerfile.python3.11),
+# with the FROM line pointing at the derived base; and its .dockerignore.
+FUNCINIT_DOCKERFILE = """\
+# To enable ssh & remote debugging on app service change the base image to the one below
+# FROM mcr.microsoft.com/azure-functions/python:4-python3.11-appservice
+FROM {base}
+
+ENV AzureWebJobsScriptRoot=/home/site/wwwroot \\
+    AzureFunctionsJobHost__Logging__Console__IsEnabled=true
+
+COPY requirements.txt /
+RUN pip install -r /requirements.txt
+
+COPY . /home/site/wwwroot
+"""
+FUNCINIT_DOCKERIGNORE = "local.settings.json\n"
+
+# The Functions base image has pip on the PATH; the local one has python3 and python3-venv but no pip.
+DERIVED_BASE_DOCKERFILE = """\
+# Written by benchmarks/image_bench.py: the local base plus pip (in a venv), as the Functions base image has.
+FROM {base}
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH{pip_env}
+"""
+
+
+class Unmeasured(Exception):
+    """A figure could not be measured (the run still goes on with the others)."""
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- children
+
+
+class Children:
+    """Every child process of the benchmark (dockerd, docker-registry), stopped at the end whatever happens."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[tuple[str, subprocess.Popen[bytes], Any]] = []
+
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append((name, proc, log))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        try:
+            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    | " + line for line in text[-lines:])
+
+    @staticmethod
+    def _stop_one(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.terminate()  # dockerd and docker-registry both shut down cleanly on SIGTERM
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for _name, proc, log in reversed(self.procs):
+            try:
+                self._stop_one(proc)
+            finally:
+                log.close()
+        self.procs.clear()
+
+
+def free_port() -> int:
+    from modelfunc.azurite import free_port as _free_port
+
+    return _free_port()
+
+
+def ping(timeout: int = 5) -> bool:
+    import docker
+
+    try:
+        docker.from_env(timeout=timeout).ping()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means no engine
+        return False
+
+
+def ensure_engine(children: Children, notes: list[str]) -> None:
+    """Use the engine that answers; else start dockerd (root only) with host networking, stopped at the end."""
+    if ping():
+        return
+    dockerd = shutil.which("dockerd")
+    if not dockerd or os.geteuid() != 0:
+        raise Unmeasured("no Docker engine answers (DOCKER_HOST or /var/run/docker.sock), and this script can "
+                         "start dockerd only as root with dockerd installed")
+    progress("==> no engine answers: starting dockerd (--bridge=none, no iptables)")
+    proc = children.start("dockerd", [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Unmeasured(f"dockerd exited with {proc.returncode}:\n{children.log_tail('dockerd')}")
+        if ping():
+            notes.append("dockerd was started by this run (and stopped at its end)")
+            return
+        time.sleep(0.5)
+    raise Unmeasured("dockerd did not answer within 60 s:\n" + children.log_tail("dockerd"))
+
+
+class Registry:
+    """Debian's docker-registry on a free 127.0.0.1 port, storage in a temporary directory."""
+
+    def __init__(self, children: Children, workdir: Path) -> None:
+        self.children = children
+        self.workdir = workdir
+        self.port = free_port()
+        self.data = workdir / "data"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> Registry:
+        exe = shutil.which("docker-registry")
+        if not exe:
+            raise Unmeasured("docker-registry is not installed (Debian: apt-get install docker-registry)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "config.yml"
+        config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: "
+                          f"{self.data}\nhttp:\n  addr: {self.host}\n", encoding="utf-8")
+        proc = self.children.start("registry", [exe, "serve", str(config)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise Unmeasured(f"docker-registry exited with {proc.returncode}:\n"
+                                 + self.children.log_tail("registry"))
+            try:
+                if httpx.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise Unmeasured(f"docker-registry did not answer within {timeout:.0f} s:\n"
+                         + self.children.log_tail("registry"))
+
+    def blob_bytes(self) -> int:
+        """Bytes in the blob store (compressed layers, configs, manifests): its growth is what was uploaded."""
+        blobs = self.data / "docker" / "registry" / "v2" / "blobs"
+        return sum(p.stat().st_size for p in blobs.rglob("data") if p.is_file()) if blobs.exists() else 0
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def make_repo(example: Path, dest: Path, model_mib: float, seed: int) -> Path:
+    """A copy of the example with a bigger (incompressible, reproducible) model file in model/."""
+    import numpy as np
+
+    shutil.copytree(example, dest, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    count = int(model_mib * 2**20) // 4
+    weights = np.random.default_rng(seed).standard_normal(count, dtype=np.float32)
+    np.save(dest / "model" / MODEL_FILE, weights)
+    return dest
+
+
+def change_one_line(score: Path) -> None:
+    """Append a comment to the last non-empty line: one changed line, the same in both copies."""
+    lines = score.read_text(encoding="utf-8").splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines) if line.strip())
+    ending = "\n" if lines[last].endswith("\n") else ""
+    lines[last] = lines[last].rstrip("\r\n") + CHANGE + ending
+    score.write_text("".join(lines), encoding="utf-8")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_digests(root: Path, skip: set[str]) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).parts[0] not in skip and "__pycache__" not in p.parts}
+
+
+# ---------------------------------------------------------------------------------------------- modelfunc
+
+
+def run_modelfunc(args: list[str], *, timeout: float, log: Path) -> dict[str, Any]:
+    """Run `python -m modelfunc ARGS`; wall seconds and the seconds at which each `==> phase` began."""
+    cmd = [sys.executable, "-m", "modelfunc", *args]
+    marks: list[tuple[float, str]] = []
+    lines: list[str] = []
+    with open(log, "ab") as out:
+        out.write(("$ " + " ".join(cmd) + "\n").encode())
+        out.flush()
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+        def reader() -> None:
+            assert proc.stderr is not None
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                lines.append(line)
+                out.write(raw)
+                if line.startswith("==> "):
+                    marks.append((time.perf_counter() - started, line[4:].split()[0]))
+                    progress("    " + line)
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise Unmeasured(f"modelfunc {args[0]} did not finish within {timeout:.0f} s (log: {log})") from None
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        wall = time.perf_counter() - started
+        thread.join(timeout=10)
+    if code != 0:
+        tail = "\n".join("    | " + ln for ln in lines[-20:])
+        raise Unmeasured(f"modelfunc {args[0]} exited with {code}:\n{tail}")
+    phases: dict[str, float] = {}
+    bounds = [*marks, (wall, "end")]
+    phases["prepare"] = bounds[0][0]
+    for (t0, name), (t1, _) in zip(bounds, bounds[1:], strict=False):
+        phases[name] = t1 - t0
+    return {"wall_s": wall, "phases_s": phases}
+
+
+def short(diff_id: str) -> str:
+    """The layer id a push reports: the first 12 hex digits of the layer's diff id."""
+    return diff_id.split(":")[-1][:12]
+
+
+def layer_names(diff_ids: list[str], base_ids: list[str], top: list[str]) -> dict[str, str]:
+    """Short layer id → a readable name: the base image's layers, then `top` names the image's last layers."""
+    names = {short(d): "base" if len(base_ids) == 1 else f"base {i + 1}" for i, d in enumerate(base_ids)}
+    middle = diff_ids[len(base_ids):len(diff_ids) - len(top)]
+    names.update({short(d): f"layer {len(base_ids) + i + 1}" for i, d in enumerate(middle)})
+    names.update({short(d): name for d, name in zip(diff_ids[len(diff_ids) - len(top):], top, strict=True)})
+    return names
+
+
+def modelfunc_package(repo: Path, out: Path, registry: Registry, tag: str, base: str, base_ids: list[str], *,
+                      timeout: float, log: Path) -> dict[str, Any]:
+    json_file = out.parent / f"modelfunc-{tag}.json"
+    timing = run_modelfunc(["package", str(repo), "--out", str(out), "--image", f"{registry.host}/bench/modelfunc",
+                            "--tag", tag, "--base-image", base, "--json", str(json_file)], timeout=timeout, log=log)
+    data = json.loads(json_file.read_text(encoding="utf-8"))
+    if "pushed_layers" not in data:
+        raise Unmeasured(f"modelfunc package --json has no pushed_layers ({json_file}): was the image pushed?")
+    ours = ["dependencies", "model", "code"]
+    if "ADD layers/dependencies.tar" not in (out / "Dockerfile").read_text(encoding="utf-8"):
+        ours[0] = "dependencies (pip install in the build)"
+    names = layer_names(data.get("diff_ids") or [], base_ids, ours)
+    pushed = {k: int(v) for k, v in data["pushed_layers"].items()}
+    return {**timing, "reference": data.get("reference"), "digest": data.get("digest"),
+            "image_tag": data.get("tag") or f"{registry.host}/bench/modelfunc:{tag}",
+            "self_test_passed": (data.get("self_test") or {}).get("passed"),
+            "pushed_layers": {names.get(k, k): v for k, v in pushed.items()},
+            "existing_layers": [names.get(k, k) for k in data.get("existing_layers", [])],
+            "bytes_pushed": sum(pushed.values())}
+
+
+# ---------------------------------------------------------------------------------------------- func init layout
+
+
+def build_image(client: Any, context: Path, tag: str, *, network: str) -> dict[str, Any]:
+    """docker-py (classic builder) build; the image id, the steps served from the cache, the log."""
+    log: list[str] = []
+    image_id, step = None, ""
+    try:
+        for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, pull=False, decode=True,
+                                      network_mode=network):
+            for line in chunk.get("stream", "").splitlines():
+                if line.strip():
+                    log.append(line)
+                    if line.startswith("Step "):
+                        step = line
+            if "ID" in chunk.get("aux", {}):
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                raise Unmeasured(f"building {tag} failed at {step or 'the start'}: {chunk['error'].strip()}\n"
+                                 + "\n".join("    | " + ln for ln in log[-15:]))
+    except Unmeasured:
+        raise
+    except Exception as e:  # noqa: BLE001 - docker-py APIError, connection errors, read timeouts
+        raise Unmeasured(f"building {tag} failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    if image_id is None:
+        raise Unmeasured(f"building {tag} ended without an image id:\n" + "\n".join(log[-15:]))
+    return {"image_id": image_id, "cached_steps": sum("Using cache" in ln for ln in log), "log": log}
+
+
+def push_image(client: Any, repository: str, tag: str) -> dict[str, Any]:
+    """Push; per layer its final status and the largest progressDetail.total seen while pushing."""
+    layers: dict[str, dict[str, Any]] = {}
+    digest = None
+    try:
+        for chunk in client.api.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                raise Unmeasured(f"pushing {repository}:{tag} failed: {chunk['error'].strip()[:300]}")
+            layer, status = chunk.get("id"), chunk.get("status", "")
+            if layer and status and not status.startswith(tag + ":"):
+                entry = layers.setdefault(layer, {"status": status, "total": 0})
+                entry["status"] = status
+                total = (chunk.get("progressDetail") or {}).get("total")
+                if status == "Pushing" and total:
+                    entry["total"] = max(entry["total"], int(total))
+            if "Digest" in (chunk.get("aux") or {}):
+                digest = chunk["aux"]["Digest"]
+    except Unmeasured:
+        raise
+    except Exception as e:  # noqa: BLE001 - docker-py/requests errors talking to the engine
+        raise Unmeasured(f"pushing {repository}:{tag} failed: {type(e).__name__}: {str(e)[:300]}") from None
+    if not digest:
+        raise Unmeasured(f"the push of {repository}:{tag} ended without a manifest digest")
+    pushed = {k: v["total"] for k, v in layers.items() if v["status"] == "Pushed"}
+    return {"digest": digest, "pushed_layers": pushed, "bytes_pushed": sum(pushed.values()),
+            "existing_layers": [k for k, v in layers.items() if v["status"] != "Pushed"],
+            "final_status": {k: v["status"] for k, v in layers.items()}}
+
+
+def funcinit_round(client: Any, context: Path, registry: Registry, tag: str, base_ids: list[str]) -> dict[str, Any]:
+    repository = f"{registry.host}/bench/funcinit"
+    started = time.perf_counter()
+    built = build_image(client, context, f"{repository}:{tag}", network="host")
+    build_s = time.perf_counter() - started
+    pushed = push_image(client, repository, tag)
+    wall = time.perf_counter() - started
+    image = client.images.get(built["image_id"])
+    diff_ids = image.attrs["RootFS"]["Layers"]
+    names = layer_names(diff_ids, base_ids, ["COPY requirements.txt", "RUN pip install", "COPY . /home/site/wwwroot"])
+    return {"wall_s": wall, "phases_s": {"build": build_s, "push": wall - build_s},
+            "image_tag": f"{repository}:{tag}", "digest": pushed["digest"], "cached_steps": built["cached_steps"],
+            "pushed_layers": {names.get(k, k): v for k, v in pushed["pushed_layers"].items()},
+            "existing_layers": [names.get(k, k) for k in pushed["existing_layers"]],
+            "bytes_pushed": pushed["bytes_pushed"]}
+
+
+def pip_env_for_build(explicit: list[str]) -> dict[str, str]:
+    """PIP_* settings baked into the derived base so that `pip install` in the build reaches the index.
+
+    Only settings that mean something inside the container are taken from this machine's pip
+    configuration: an http(s) index / extra index, trusted hosts. Local paths (find-links, file://
+    indexes, constraint files) do not exist in the container and are left out.
+    """
+    env: dict[str, str] = {}
+    try:
+        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    keys = {"index-url": "PIP_INDEX_URL", "extra-index-url": "PIP_EXTRA_INDEX_URL",
+            "trusted-host": "PIP_TRUSTED_HOST"}
+    for line in out.splitlines():
+        name, sep, value = line.partition("=")
+        key = name.split(".", 1)[-1]
+        if not sep or key not in keys:
+            continue
+        value = value.strip().strip("'\"")
+        words = [w for w in value.split() if key == "trusted-host" or w.startswith(("http://", "https://"))]
+        if words:
+            env[keys[key]] = " ".join(words)
+    for pair in explicit:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("PIP_"):
+            raise SystemExit(f"--pip-env {pair!r}: expected PIP_NAME=VALUE")
+        env[name] = value
+    return env
+
+
+PROBE = ["pip", "index", "versions", "--retries", "0", "--timeout", "30", "pip"]
+
+
+def probe_pip(client: Any, image: str, timeout: float) -> tuple[bool, str]:
+    """Can pip in the image reach the package index (host networking, as the func-init build has)?"""
+    container = client.containers.run(image, PROBE, network_mode="host", detach=True)
+    try:
+        try:
+            code = container.wait(timeout=timeout).get("StatusCode", 1)
+        except Exception:  # noqa: BLE001 - the engine's read timeout
+            container.kill()
+            code = None
+        output = container.logs().decode("utf-8", "replace")
+    finally:
+        container.remove(force=True)
+    return code == 0, output
+
+
+def derived_base(client: Any, base: str, tag: str, pip_env: dict[str, str], work: Path,
+                 notes: list[str]) -> dict[str, str]:
+    """Build the base plus a venv with pip; make sure pip reaches the index from inside a build.
+
+    When the index's TLS certificate cannot be verified in the container (this machine's pip trusts a CA
+    the base image does not have) and no PIP_TRUSTED_HOST was given, the index hosts are trusted instead.
+    """
+    context = work / "funcinit-base"
+    context.mkdir(exist_ok=True)
+    for attempt in range(2):
+        env_lines = "".join(f" \\\n    {k}={json.dumps(v)}" for k, v in sorted(pip_env.items()))
+        (context / "Dockerfile").write_text(DERIVED_BASE_DOCKERFILE.format(base=base, pip_env=env_lines),
+                                            encoding="utf-8")
+        image_id = build_image(client, context, tag, network="none")["image_id"]
+        ok, output = probe_pip(client, tag, timeout=120)
+        if ok:
+            return pip_env
+        with contextlib.suppress(Exception):
+            client.images.remove(image_id, force=True)
+        if attempt == 0 and "CERTIFICATE_VERIFY_FAILED" in output and "PIP_TRUSTED_HOST" not in pip_env:
+            urls = [u for k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL") for u in pip_env.get(k, "").split()]
+            hosts = sorted({httpx.URL(u).host for u in urls} or {"pypi.org"}) + ["files.pythonhosted.org"]
+            pip_env = {**pip_env, "PIP_TRUSTED_HOST": " ".join(dict.fromkeys(hosts))}
+            notes.append("pip inside the container could not verify the index's TLS certificate (this machine's "
+                         f"pip trusts a CA the base image lacks): PIP_TRUSTED_HOST={pip_env['PIP_TRUSTED_HOST']} "
+                         "was set in the derived base")
+            progress("    pip cannot verify the index's certificate in the container: trusting the index hosts")
+            continue
+        break
+    tail = "\n".join("    | " + ln for ln in output.splitlines()[-10:])
+    raise Unmeasured(f"pip in the derived base cannot reach the package index ({' '.join(PROBE)}):\n{tail}\n"
+                     "pass the settings it needs with --pip-env PIP_NAME=VALUE")
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs busy over `seconds` (Linux /proc/stat), to flag a machine that is not quiet."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + (values[4] if len(values) > 4 else 0)
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def human(n: float | None) -> str:
+    if n is None:
+        return "n/a"
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "n/a" if value is None else format(value, spec) + suffix
+
+
+def verdict(ok: bool | None) -> str:
+    return "NOT MEASURED" if ok is None else "met" if ok else "NOT MET"
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    mf = results["modelfunc"].get("t1") or {}
+    fi = results["funcinit"].get("t1") or {}
+    ratio = mf["wall_s"] / fi["wall_s"] if mf.get("wall_s") and fi.get("wall_s") else None
+    model = results.get("model_layer", {}).get("tar_bytes")
+    pct = 100 * mf["bytes_pushed"] / model if "bytes_pushed" in mf and model else None
+    return [
+        {"name": "warm re-package seconds, modelfunc / func-init", "value": ratio,
+         "display": fmt(ratio, ".2f", "x"), "target": f"<= {GOAL_TIME_RATIO:g}x",
+         "result": verdict(None if ratio is None else ratio <= GOAL_TIME_RATIO)},
+        {"name": "modelfunc bytes pushed, % of the model layer", "value": pct,
+         "display": fmt(pct, ".3f", " %"), "target": f"<= {GOAL_BYTES_PCT:g} %",
+         "result": verdict(None if pct is None else pct <= GOAL_BYTES_PCT)},
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    mf = results["modelfunc"].get("t1") or {}
+    fi = results["funcinit"].get("t1") or {}
+    cfg = results["config"]
+    lines = [f"engine: Docker {results.get('engine', 'n/a')}, classic builder (docker-py); "
+             f"base image {cfg['base_image']}; registry docker-registry on 127.0.0.1",
+             f"model repo: {cfg['example']} + model/{MODEL_FILE} ({human(cfg['model_file_bytes'])}, "
+             f"seed {cfg['seed']}); change: one score.py line gets a comment", ""]
+    w0, w1 = 44, 22
+    lines.append(f"{'warm re-package after a score.py change':{w0}}{'modelfunc package':>{w1}}"
+                 f"{'func init --docker':>{w1}}")
+
+    def phases(r: dict[str, Any], names: tuple[str, ...]) -> str:
+        p = r.get("phases_s") or {}
+        return " / ".join(fmt(p.get(n), ".1f") if n in p else "-" for n in names) if p else "n/a"
+
+    def layers(r: dict[str, Any]) -> str:
+        return f"{len(r['pushed_layers'])} / {len(r['existing_layers'])}" if "pushed_layers" in r else "n/a"
+
+    rows = [
+        ("wall time (s)", fmt(mf.get("wall_s"), ".2f"), fmt(fi.get("wall_s"), ".2f")),
+        ("  build / self-test / push (s)", phases(mf, ("build", "self-test", "push")),
+         phases(fi, ("build", "self-test", "push"))),
+        ("bytes pushed (engine's count)", human(mf.get("bytes_pushed")), human(fi.get("bytes_pushed"))),
+        ("registry growth (compressed)", human(mf.get("registry_growth_bytes")),
+         human(fi.get("registry_growth_bytes"))),
+        ("layers pushed / already there", layers(mf), layers(fi)),
+    ]
+    for label, a, b in rows:
+        lines.append(f"{label:{w0}}{a:>{w1}}{b:>{w1}}")
+    model = results.get("model_layer", {})
+    lines.append(f"{'model layer (build/layers/model.tar)':{w0}}{human(model.get('tar_bytes')):>{w1}}")
+    lines.append("")
+    lines.append(f"{'goal':48}{'measured':>12}{'target':>10}  result")
+    for g in results["goals"]:
+        lines.append(f"{g['name']:48}{g['display']:>12}{g['target']:>10}  {g['result']}")
+    lines.append("")
+    lines.extend(f"note: {n}" for n in results["notes"])
+    if results["unmeasured"]:
+        lines.append("")
+        lines.extend(f"NOT MEASURED: {u}" for u in results["unmeasured"])
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--base-image", default=DEFAULT_BASE, help="base image of both layouts (in the engine's store)")
+    p.add_argument("--example", type=Path, default=DEFAULT_EXAMPLE, help="model repo to copy")
+    p.add_argument("--model-mib", type=float, default=20.0, help="size of the added model file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the added model file's random data")
+    p.add_argument("--pip-env", action="append", default=[], metavar="PIP_NAME=VALUE",
+                   help="extra pip setting for the func-init build's pip install (baked into the derived base)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed for each package/build/push")
+    p.add_argument("--json", type=Path, help="also write the numbers here")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, contexts, registry)")
+    args = p.parse_args(argv)
+    if args.model_mib <= 0:
+        p.error("--model-mib must be > 0")
+    return args
+
+
+def _sigterm(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt  # clean up on `kill` too, like on Ctrl+C
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    example = args.example.resolve()
+    signal.signal(signal.SIGTERM, _sigterm)
+    work = Path(tempfile.mkdtemp(prefix="image-bench-"))
+    (work / "logs").mkdir()
+    children = Children(work / "logs")
+    notes: list[str] = []
+    unmeasured: list[str] = []
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "config": {"base_image": args.base_image, "example": str(example), "model_file_bytes": None,
+                   "seed": args.seed, "timeout_s": args.timeout},
+        "modelfunc": {}, "funcinit": {}, "model_layer": {}, "notes": notes, "unmeasured": unmeasured,
+    }
+    created: list[str] = []  # image references this run made, removed at the end
+    client = None
+    interrupted = False
+    try:
+        busy = cpu_busy()
+        results["machine"]["cpu_busy_before"] = busy
+        if busy is not None and busy > 0.15:
+            notes.append(f"the machine was not idle before the run ({busy:.0%} of the CPUs busy): "
+                         "the times are longer and noisier than on a quiet machine")
+        ensure_engine(children, notes)
+        import docker
+
+        client = docker.from_env(timeout=int(args.timeout))
+        results["engine"] = client.version().get("Version")
+        try:
+            base_ids = client.images.get(args.base_image).attrs["RootFS"]["Layers"]
+        except docker.errors.ImageNotFound:
+            raise Unmeasured(f"the base image {args.base_image} is not in the engine's store (the image tests "
+                             "build the local one: tests/engine.py ensure_base_image(), run by `make test`); "
+                             "or pass --base-image") from None
+        registry = Registry(children, work / "registry").start()
+        progress(f"==> registry at {registry.host}")
+
+        repo = make_repo(example, work / "repo", args.model_mib, args.seed)
+        results["config"]["model_file_bytes"] = (repo / "model" / MODEL_FILE).stat().st_size
+        results["config"]["registry"] = registry.host
+        log = work / "logs" / "modelfunc.log"
+
+        # The func-init layout's app: what `modelfunc package --no-build` renders, before any change.
+        progress("==> modelfunc package --no-build (the app for the func-init layout)")
+        run_modelfunc(["package", str(repo), "--out", str(work / "rendered"), "--no-build"],
+                      timeout=args.timeout, log=log)
+        context = work / "funcinit"
+        shutil.copytree(work / "rendered" / "app", context)
+
+        # A) modelfunc: cold t0 (not timed), the change, warm t1.
+        out = repo / "build"
+        progress("==> modelfunc package --tag t0 (cold, not timed)")
+        results["modelfunc"]["t0"] = t0 = modelfunc_package(repo, out, registry, "t0", args.base_image,
+                                                            base_ids, timeout=args.timeout, log=log)
+        created.append(t0["image_tag"])
+        change_one_line(repo / "score.py")
+        progress("==> modelfunc package --tag t1 (warm, after the score.py change: timed)")
+        before = registry.blob_bytes()
+        t1 = modelfunc_package(repo, out, registry, "t1", args.base_image, base_ids, timeout=args.timeout,
+                               log=log)
+        created.append(t1["image_tag"])
+        t1["registry_growth_bytes"] = registry.blob_bytes() - before
+        results["modelfunc"]["t1"] = t1
+        progress(f"    {t1['wall_s']:.2f} s, pushed {human(t1['bytes_pushed'])} ({', '.join(t1['pushed_layers'])})")
+        if not t1["self_test_passed"]:
+            unmeasured.append("modelfunc t1: the self-test did not pass")
+        results["model_layer"] = {"tar_bytes": (out / "layers" / "model.tar").stat().st_size,
+                                  "pushed_bytes_t0": t0["pushed_layers"].get("model")}
+
+        # B) the func init --docker layout over the same app, on a derived base with pip.
+        derived = f"modelfunc-bench/funcinit-base:{registry.port}"
+        progress(f"==> derived base {derived}: {args.base_image} + python3 -m venv /opt/venv (not timed)")
+        created.append(derived)
+        pip_env = derived_base(client, args.base_image, derived, pip_env_for_build(args.pip_env), work, notes)
+        results["funcinit"]["pip_env"] = pip_env
+        (context / "Dockerfile").write_text(FUNCINIT_DOCKERFILE.format(base=derived), encoding="utf-8")
+        (context / ".dockerignore").write_text(FUNCINIT_DOCKERIGNORE, encoding="utf-8")
+        progress("==> func-init layout t0: build (pip install, host network) + push (cold, not timed)")
+        created.append(f"{registry.host}/bench/funcinit:t0")
+        results["funcinit"]["t0"] = funcinit_round(client, context, registry, "t0", base_ids)
+        change_one_line(context / "score.py")
+        progress("==> func-init layout t1: build + push after the same score.py change (timed)")
+        created.append(f"{registry.host}/bench/funcinit:t1")
+        before = registry.blob_bytes()
+        fi = funcinit_round(client, context, registry, "t1", base_ids)
+        fi["registry_growth_bytes"] = registry.blob_bytes() - before
+        results["funcinit"]["t1"] = fi
+        progress(f"    {fi['wall_s']:.2f} s, pushed {human(fi['bytes_pushed'])} ({', '.join(fi['pushed_layers'])})")
+
+        same = tree_digests(out / "app", set()) == tree_digests(context, {"Dockerfile", ".dockerignore"})
+        results["same_app"] = same
+        if not same:
+            notes.append("the two layouts' app directories differ after the change: see --keep's directory")
+        phases = t1["phases_s"]
+        notes.append(
+            f"modelfunc t1 = the whole `modelfunc package` command: render, reuse of the cached dependencies "
+            f"layer, the 3 layer tars, docker build, the in-image self-test (a container scoring the sample: "
+            f"{fmt(phases.get('self-test'), '.1f')} s of its {t1['wall_s']:.1f} s) and the push; pushed "
+            f"{', '.join(t1['pushed_layers']) or 'nothing'}")
+        notes.append(
+            f"func-init t1 = docker-py build of func init's Dockerfile ({fi['cached_steps']} steps from the "
+            f"builder cache, pip install included) + push; no test of the image; pushed the "
+            f"{', '.join(fi['pushed_layers']) or 'nothing'} layer (the whole app, model included)")
+        notes.append("func-init's pip needs pip in the base: the local base got a venv in a derived base "
+                     "(built once, not timed); its .dockerignore is func init's (local.settings.json)")
+        notes.append("bytes pushed = sum of progressDetail.total of the layers the engine reports as Pushed "
+                     "(uncompressed); registry growth = new bytes in the registry's blob store (compressed)")
+        if pip_env:
+            notes.append(f"pip settings for the func-init build: {', '.join(sorted(pip_env))}")
+    except KeyboardInterrupt:
+        interrupted = True
+        unmeasured.append("interrupted")
+    except Unmeasured as e:
+        unmeasured.append(str(e))
+    except Exception as e:  # noqa: BLE001
+        unmeasured.append(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+    finally:
+        if client is not None:
+            for ref in reversed(created):
+                with contextlib.suppress(Exception):
+                    client.images.remove(ref, force=True)
+            client.close()
+        children.stop_all()
+        results["goals"] = goals(results)
+        print()
+        print(render(results))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+            print(f"\nwrote {args.json}")
+        if args.keep or (unmeasured and not interrupted):
+            print(f"logs and contexts: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if interrupted:
+        return 130
+    return 1 if unmeasured or any(g["result"] == "NOT MEASURED" for g in results["goals"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
