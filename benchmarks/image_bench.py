@@ -306,11 +306,15 @@ def short(diff_id: str) -> str:
     return diff_id.split(":")[-1][:12]
 
 
-def layer_names(diff_ids: list[str], base_ids: list[str], top: list[str]) -> dict[str, str]:
+def layer_names(diff_ids: list[str], base_ids: list[str], top: list[str], middle_name: str = "layer"
+                ) -> dict[str, str]:
     """Short layer id → a readable name: the base image's layers, then `top` names the image's last layers."""
+    if len(diff_ids) < len(base_ids) + len(top) or diff_ids[:len(base_ids)] != base_ids:
+        return {}  # not the expected layout: the push's ids are shown as they are
     names = {short(d): "base" if len(base_ids) == 1 else f"base {i + 1}" for i, d in enumerate(base_ids)}
     middle = diff_ids[len(base_ids):len(diff_ids) - len(top)]
-    names.update({short(d): f"layer {len(base_ids) + i + 1}" for i, d in enumerate(middle)})
+    names.update({short(d): middle_name if len(middle) == 1 else f"{middle_name} {i + 1}"
+                  for i, d in enumerate(middle)})
     names.update({short(d): name for d, name in zip(diff_ids[len(diff_ids) - len(top):], top, strict=True)})
     return names
 
@@ -403,7 +407,8 @@ def funcinit_round(client: Any, context: Path, registry: Registry, tag: str, bas
     wall = time.perf_counter() - started
     image = client.images.get(built["image_id"])
     diff_ids = image.attrs["RootFS"]["Layers"]
-    names = layer_names(diff_ids, base_ids, ["COPY requirements.txt", "RUN pip install", "COPY . /home/site/wwwroot"])
+    names = layer_names(diff_ids, base_ids, ["COPY requirements.txt", "RUN pip install", "COPY . /home/site/wwwroot"],
+                        "venv (derived base)")
     return {"wall_s": wall, "phases_s": {"build": build_s, "push": wall - build_s},
             "image_tag": f"{repository}:{tag}", "digest": pushed["digest"], "cached_steps": built["cached_steps"],
             "pushed_layers": {names.get(k, k): v for k, v in pushed["pushed_layers"].items()},
@@ -595,6 +600,77 @@ def render(results: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- main
 
 
+def measure_modelfunc(results: dict[str, Any], repo: Path, out: Path, registry: Registry, base_ids: list[str],
+                      args: argparse.Namespace, created: list[str], log: Path) -> None:
+    image = f"{registry.host}/bench/modelfunc"
+    created.extend([f"{image}:t0", f"{image}:t1"])
+    progress("==> modelfunc package --tag t0 (cold, not timed)")
+    results["modelfunc"]["t0"] = t0 = modelfunc_package(repo, out, registry, "t0", args.base_image, base_ids,
+                                                        timeout=args.timeout, log=log)
+    results["model_layer"] = {"tar_bytes": (out / "layers" / "model.tar").stat().st_size,
+                              "pushed_bytes_t0": t0["pushed_layers"].get("model")}
+    change_one_line(repo / "score.py")
+    progress("==> modelfunc package --tag t1 (warm, after the score.py change: timed)")
+    before = registry.blob_bytes()
+    t1 = modelfunc_package(repo, out, registry, "t1", args.base_image, base_ids, timeout=args.timeout, log=log)
+    t1["registry_growth_bytes"] = registry.blob_bytes() - before
+    results["modelfunc"]["t1"] = t1
+    results["model_layer"]["tar_bytes"] = (out / "layers" / "model.tar").stat().st_size
+    progress(f"    {t1['wall_s']:.2f} s, pushed {human(t1['bytes_pushed'])} ({', '.join(t1['pushed_layers'])})")
+    if not t1["self_test_passed"]:
+        raise Unmeasured("t1: the self-test did not pass")
+
+
+def measure_funcinit(results: dict[str, Any], client: Any, context: Path, registry: Registry, base_ids: list[str],
+                     args: argparse.Namespace, created: list[str], work: Path) -> None:
+    image = f"{registry.host}/bench/funcinit"
+    derived = f"modelfunc-bench/funcinit-base:{registry.port}"
+    created.extend([derived, f"{image}:t0", f"{image}:t1"])
+    progress(f"==> derived base {derived}: {args.base_image} + python3 -m venv /opt/venv (not timed)")
+    pip_env = derived_base(client, args.base_image, derived, pip_env_for_build(args.pip_env), work,
+                           results["notes"])
+    results["funcinit"]["pip_env"] = pip_env
+    if pip_env:
+        results["notes"].append("pip settings baked into the derived base for the func-init build: "
+                                + ", ".join(f"{k}={v}" for k, v in sorted(pip_env.items())))
+    (context / "Dockerfile").write_text(FUNCINIT_DOCKERFILE.format(base=derived), encoding="utf-8")
+    (context / ".dockerignore").write_text(FUNCINIT_DOCKERIGNORE, encoding="utf-8")
+    progress("==> func-init layout t0: build (pip install, host network) + push (cold, not timed)")
+    results["funcinit"]["t0"] = funcinit_round(client, context, registry, "t0", base_ids)
+    change_one_line(context / "score.py")
+    progress("==> func-init layout t1: build + push after the same score.py change (timed)")
+    before = registry.blob_bytes()
+    fi = funcinit_round(client, context, registry, "t1", base_ids)
+    fi["registry_growth_bytes"] = registry.blob_bytes() - before
+    results["funcinit"]["t1"] = fi
+    progress(f"    {fi['wall_s']:.2f} s, pushed {human(fi['bytes_pushed'])} ({', '.join(fi['pushed_layers'])})")
+
+
+def explain(results: dict[str, Any]) -> None:
+    """Notes saying what each side did in its timed run."""
+    notes = results["notes"]
+    mf, fi = results["modelfunc"].get("t1"), results["funcinit"].get("t1")
+    if mf:
+        p = mf["phases_s"]
+        notes.append(
+            f"modelfunc t1 = the whole `modelfunc package` command: render, the cached dependencies layer reused, "
+            f"the layer tars written, docker build, the in-image self-test (a container that scores the sample: "
+            f"{fmt(p.get('self-test'), '.1f')} s of its {mf['wall_s']:.1f} s) and the push of "
+            f"{', '.join(mf['pushed_layers']) or 'nothing'}")
+    if fi:
+        notes.append(
+            f"func-init t1 = docker-py build of func init's Dockerfile ({fi['cached_steps']} steps from the builder "
+            f"cache, pip install among them) and the push of {', '.join(fi['pushed_layers']) or 'nothing'} "
+            "(the whole app, model included); the image is not tested")
+        notes.append("func init's Dockerfile runs pip, which the local base lacks: it gets a venv in a derived base "
+                     "(built once, not timed); the .dockerignore is func init's (local.settings.json)")
+        notes.append(f"the registry is on loopback: uploads are nearly free here (func-init pushed "
+                     f"{human(fi['bytes_pushed'])} in {fi['phases_s']['push']:.1f} s); over a real network link "
+                     "the model layer's upload adds to func-init's time")
+    notes.append("bytes pushed = sum of progressDetail.total of the layers the engine reports as Pushed "
+                 "(uncompressed); registry growth = new bytes in the registry's blob store (compressed)")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -669,64 +745,21 @@ def main(argv: list[str] | None = None) -> int:
 
         # A) modelfunc: cold t0 (not timed), the change, warm t1.
         out = repo / "build"
-        progress("==> modelfunc package --tag t0 (cold, not timed)")
-        results["modelfunc"]["t0"] = t0 = modelfunc_package(repo, out, registry, "t0", args.base_image,
-                                                            base_ids, timeout=args.timeout, log=log)
-        created.append(t0["image_tag"])
-        change_one_line(repo / "score.py")
-        progress("==> modelfunc package --tag t1 (warm, after the score.py change: timed)")
-        before = registry.blob_bytes()
-        t1 = modelfunc_package(repo, out, registry, "t1", args.base_image, base_ids, timeout=args.timeout,
-                               log=log)
-        created.append(t1["image_tag"])
-        t1["registry_growth_bytes"] = registry.blob_bytes() - before
-        results["modelfunc"]["t1"] = t1
-        progress(f"    {t1['wall_s']:.2f} s, pushed {human(t1['bytes_pushed'])} ({', '.join(t1['pushed_layers'])})")
-        if not t1["self_test_passed"]:
-            unmeasured.append("modelfunc t1: the self-test did not pass")
-        results["model_layer"] = {"tar_bytes": (out / "layers" / "model.tar").stat().st_size,
-                                  "pushed_bytes_t0": t0["pushed_layers"].get("model")}
-
+        try:
+            measure_modelfunc(results, repo, out, registry, base_ids, args, created, log)
+        except Unmeasured as e:
+            unmeasured.append(f"modelfunc: {e}")
         # B) the func init --docker layout over the same app, on a derived base with pip.
-        derived = f"modelfunc-bench/funcinit-base:{registry.port}"
-        progress(f"==> derived base {derived}: {args.base_image} + python3 -m venv /opt/venv (not timed)")
-        created.append(derived)
-        pip_env = derived_base(client, args.base_image, derived, pip_env_for_build(args.pip_env), work, notes)
-        results["funcinit"]["pip_env"] = pip_env
-        (context / "Dockerfile").write_text(FUNCINIT_DOCKERFILE.format(base=derived), encoding="utf-8")
-        (context / ".dockerignore").write_text(FUNCINIT_DOCKERIGNORE, encoding="utf-8")
-        progress("==> func-init layout t0: build (pip install, host network) + push (cold, not timed)")
-        created.append(f"{registry.host}/bench/funcinit:t0")
-        results["funcinit"]["t0"] = funcinit_round(client, context, registry, "t0", base_ids)
-        change_one_line(context / "score.py")
-        progress("==> func-init layout t1: build + push after the same score.py change (timed)")
-        created.append(f"{registry.host}/bench/funcinit:t1")
-        before = registry.blob_bytes()
-        fi = funcinit_round(client, context, registry, "t1", base_ids)
-        fi["registry_growth_bytes"] = registry.blob_bytes() - before
-        results["funcinit"]["t1"] = fi
-        progress(f"    {fi['wall_s']:.2f} s, pushed {human(fi['bytes_pushed'])} ({', '.join(fi['pushed_layers'])})")
-
-        same = tree_digests(out / "app", set()) == tree_digests(context, {"Dockerfile", ".dockerignore"})
-        results["same_app"] = same
-        if not same:
-            notes.append("the two layouts' app directories differ after the change: see --keep's directory")
-        phases = t1["phases_s"]
-        notes.append(
-            f"modelfunc t1 = the whole `modelfunc package` command: render, reuse of the cached dependencies "
-            f"layer, the 3 layer tars, docker build, the in-image self-test (a container scoring the sample: "
-            f"{fmt(phases.get('self-test'), '.1f')} s of its {t1['wall_s']:.1f} s) and the push; pushed "
-            f"{', '.join(t1['pushed_layers']) or 'nothing'}")
-        notes.append(
-            f"func-init t1 = docker-py build of func init's Dockerfile ({fi['cached_steps']} steps from the "
-            f"builder cache, pip install included) + push; no test of the image; pushed the "
-            f"{', '.join(fi['pushed_layers']) or 'nothing'} layer (the whole app, model included)")
-        notes.append("func-init's pip needs pip in the base: the local base got a venv in a derived base "
-                     "(built once, not timed); its .dockerignore is func init's (local.settings.json)")
-        notes.append("bytes pushed = sum of progressDetail.total of the layers the engine reports as Pushed "
-                     "(uncompressed); registry growth = new bytes in the registry's blob store (compressed)")
-        if pip_env:
-            notes.append(f"pip settings for the func-init build: {', '.join(sorted(pip_env))}")
+        try:
+            measure_funcinit(results, client, context, registry, base_ids, args, created, work)
+        except Unmeasured as e:
+            unmeasured.append(f"func-init layout: {e}")
+        if (out / "app").is_dir():
+            same = tree_digests(out / "app", set()) == tree_digests(context, {"Dockerfile", ".dockerignore"})
+            results["same_app"] = same
+            if not same:
+                notes.append("the two layouts' app directories differ after the change (see --keep)")
+        explain(results)
     except KeyboardInterrupt:
         interrupted = True
         unmeasured.append("interrupted")

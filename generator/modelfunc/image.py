@@ -38,6 +38,7 @@ Progress = Callable[[str], None]
 SCRIPT_ROOT = "home/site/wwwroot"
 SITE_PACKAGES = f"{SCRIPT_ROOT}/.python_packages/lib/site-packages"
 LAYERS = ("dependencies", "model", "code")
+LAYER_FORMAT = 2  # bump when write_layer() changes what it writes: cached dependency layers are then redone
 SELFTEST_DIR = "/modelfunc-selftest"
 
 
@@ -150,10 +151,14 @@ def write_layer(path: Path, pairs: Iterable[tuple[str, Path]]) -> str:
                 tar.addfile(info)
             else:
                 info.size = src.stat().st_size
-                info.mode = 0o755 if os.access(src, os.X_OK) and src.suffix not in (".py", ".json") else 0o644
+                info.mode = 0o755 if src.stat().st_mode & 0o111 else 0o644
                 with open(src, "rb") as fh:
                     tar.addfile(info, fh)
     os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+    return _sha256(path)
+
+
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -208,7 +213,7 @@ def _dependencies_layer(requirements: Path, dest: Path, *, python_version: str, 
 
     Returns (sha256 of the tar, None) or (None, why the build installs them instead).
     """
-    key = hashlib.sha256("\0".join([__version__, python_version, *pip_platform_args(python_version),
+    key = hashlib.sha256("\0".join([__version__, str(LAYER_FORMAT), python_version, *pip_platform_args(python_version),
                                      requirements.read_text(encoding="utf-8")]).encode()).hexdigest()[:24]
     cached = cache_root() / "layers" / f"dependencies-{key}.tar"
     if cached.is_file() and not refresh:
@@ -216,7 +221,7 @@ def _dependencies_layer(requirements: Path, dest: Path, *, python_version: str, 
                  "--refresh-dependencies resolves them again")
         shutil.copyfile(cached, dest)
         os.utime(dest, (FIXED_MTIME, FIXED_MTIME))
-        return "sha256:" + hashlib.sha256(dest.read_bytes()).hexdigest(), None
+        return _sha256(dest), None
     with tempfile.TemporaryDirectory(prefix="modelfunc-deps-") as tmp:
         deps = resolve_dependencies(requirements, Path(tmp) / "site-packages", python_version=python_version,
                                     cache_dir=cache_dir, progress=progress)
