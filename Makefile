@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXAMPLE ?= examples/diabetes-blob
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench bench-image lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bench: setup $(VENV)/.installed-bench
 	  echo "wrk not found (apt-get install wrk): the benchmark falls back to a Python load generator"
 	mkdir -p build
 	$(BIN)/python benchmarks/serve_bench.py --json build/bench.json
+
+## Warm re-package after a score.py change: modelfunc vs the layout `func init --docker` writes.
+bench-image: setup
+	mkdir -p build
+	$(BIN)/python benchmarks/image_bench.py --json build/image-bench.json
 
 clean:
 	rm -rf $(VENV) node_modules build .system-deps

@@ -20,8 +20,10 @@ of the layers whose final push status is "Pushed"; modelfunc's --json ``pushed_l
 count), next to the growth of the registry's blob store (compressed bytes that arrived).
 
 It is a benchmark, not a test: a missed goal does not fail the run. The exit code is 1 only when a
-figure could not be measured. Everything it starts is stopped, everything it builds is removed (but the
-base image), and it starts dockerd itself (host networking only) when no engine answers and it is root.
+figure could not be measured. Everything it starts is stopped and everything it builds is removed, but
+the base image: when the default local base is missing it is built as the image tests build it
+(tests/engine.py, debootstrap) and kept. With no engine answering, it starts dockerd itself (root only,
+host networking only) and stops it at the end.
 
     .venv/bin/python benchmarks/image_bench.py [--base-image IMAGE] [--model-mib 20] [--json FILE]
 """
@@ -321,7 +323,7 @@ def layer_names(diff_ids: list[str], base_ids: list[str], top: list[str], middle
 
 def modelfunc_package(repo: Path, out: Path, registry: Registry, tag: str, base: str, base_ids: list[str], *,
                       timeout: float, log: Path) -> dict[str, Any]:
-    json_file = out.parent / f"modelfunc-{tag}.json"
+    json_file = log.parent / f"modelfunc-{tag}.json"
     timing = run_modelfunc(["package", str(repo), "--out", str(out), "--image", f"{registry.host}/bench/modelfunc",
                             "--tag", tag, "--base-image", base, "--json", str(json_file)], timeout=timeout, log=log)
     data = json.loads(json_file.read_text(encoding="utf-8"))
@@ -466,12 +468,12 @@ def probe_pip(client: Any, image: str, timeout: float) -> tuple[bool, str]:
     return code == 0, output
 
 
-def derived_base(client: Any, base: str, tag: str, pip_env: dict[str, str], work: Path,
-                 notes: list[str]) -> dict[str, str]:
+def derived_base(client: Any, base: str, tag: str, pip_env: dict[str, str], work: Path) -> tuple[dict[str, str], bool]:
     """Build the base plus a venv with pip; make sure pip reaches the index from inside a build.
 
     When the index's TLS certificate cannot be verified in the container (this machine's pip trusts a CA
     the base image does not have) and no PIP_TRUSTED_HOST was given, the index hosts are trusted instead.
+    Returns the pip settings baked in, and whether the hosts had to be trusted that way.
     """
     context = work / "funcinit-base"
     context.mkdir(exist_ok=True)
@@ -482,16 +484,13 @@ def derived_base(client: Any, base: str, tag: str, pip_env: dict[str, str], work
         image_id = build_image(client, context, tag, network="none")["image_id"]
         ok, output = probe_pip(client, tag, timeout=120)
         if ok:
-            return pip_env
+            return pip_env, attempt == 1
         with contextlib.suppress(Exception):
             client.images.remove(image_id, force=True)
         if attempt == 0 and "CERTIFICATE_VERIFY_FAILED" in output and "PIP_TRUSTED_HOST" not in pip_env:
             urls = [u for k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL") for u in pip_env.get(k, "").split()]
             hosts = sorted({httpx.URL(u).host for u in urls} or {"pypi.org"}) + ["files.pythonhosted.org"]
             pip_env = {**pip_env, "PIP_TRUSTED_HOST": " ".join(dict.fromkeys(hosts))}
-            notes.append("pip inside the container could not verify the index's TLS certificate (this machine's "
-                         f"pip trusts a CA the base image lacks): PIP_TRUSTED_HOST={pip_env['PIP_TRUSTED_HOST']} "
-                         "was set in the derived base")
             progress("    pip cannot verify the index's certificate in the container: trusting the index hosts")
             continue
         break
@@ -560,7 +559,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [f"engine: Docker {results.get('engine', 'n/a')}, classic builder (docker-py); "
              f"base image {cfg['base_image']}; registry docker-registry on 127.0.0.1",
              f"model repo: {cfg['example']} + model/{MODEL_FILE} ({human(cfg['model_file_bytes'])}, "
-             f"seed {cfg['seed']}); change: one score.py line gets a comment", ""]
+             f"seed {cfg['seed']}); change: one score.py line gets a comment; same app files on both sides: "
+             f"{ {True: 'yes', False: 'NO'}.get(results.get('same_app'), 'n/a') }", ""]
     w0, w1 = 44, 22
     lines.append(f"{'warm re-package after a score.py change':{w0}}{'modelfunc package':>{w1}}"
                  f"{'func init --docker':>{w1}}")
@@ -589,8 +589,9 @@ def render(results: dict[str, Any]) -> str:
     lines.append(f"{'goal':48}{'measured':>12}{'target':>10}  result")
     for g in results["goals"]:
         lines.append(f"{g['name']:48}{g['display']:>12}{g['target']:>10}  {g['result']}")
-    lines.append("")
-    lines.extend(f"note: {n}" for n in results["notes"])
+    if results["notes"]:
+        lines.append("")
+        lines.extend(f"note: {n}" for n in results["notes"])
     if results["unmeasured"]:
         lines.append("")
         lines.extend(f"NOT MEASURED: {u}" for u in results["unmeasured"])
@@ -598,6 +599,28 @@ def render(results: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- main
+
+
+def base_layers(client: Any, base: str, notes: list[str]) -> list[str]:
+    """The base image's diff ids; the local default base is built first (as the image tests do) when missing."""
+    import docker
+
+    try:
+        return client.images.get(base).attrs["RootFS"]["Layers"]
+    except docker.errors.ImageNotFound:
+        if base != DEFAULT_BASE:
+            raise Unmeasured(f"the base image {base} is not in the engine's store: pull or build it first") from None
+    progress(f"==> {base} is not in the engine's store: building it (tests/engine.py ensure_base_image, debootstrap)")
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from engine import ensure_base_image  # the test-suite's helper: Debian bookworm + python3, no pip
+    finally:
+        sys.path.pop(0)
+    reason = ensure_base_image()
+    if reason:
+        raise Unmeasured(f"the base image {base} is missing and could not be built: {reason}")
+    notes.append(f"the base image {base} was built by this run (debootstrap) and is kept, as the tests keep it")
+    return client.images.get(base).attrs["RootFS"]["Layers"]
 
 
 def measure_modelfunc(results: dict[str, Any], repo: Path, out: Path, registry: Registry, base_ids: list[str],
@@ -627,10 +650,13 @@ def measure_funcinit(results: dict[str, Any], client: Any, context: Path, regist
     derived = f"modelfunc-bench/funcinit-base:{registry.port}"
     created.extend([derived, f"{image}:t0", f"{image}:t1"])
     progress(f"==> derived base {derived}: {args.base_image} + python3 -m venv /opt/venv (not timed)")
-    pip_env = derived_base(client, args.base_image, derived, pip_env_for_build(args.pip_env), work,
-                           results["notes"])
+    pip_env, trusted = derived_base(client, args.base_image, derived, pip_env_for_build(args.pip_env), work)
     results["funcinit"]["pip_env"] = pip_env
-    if pip_env:
+    if trusted:
+        results["notes"].append("pip inside the build could not verify the index's TLS certificate (this "
+                                "machine's pip trusts a CA the base image lacks): the derived base sets "
+                                f"PIP_TRUSTED_HOST={pip_env['PIP_TRUSTED_HOST']}")
+    if pip_env and not (trusted and len(pip_env) == 1):
         results["notes"].append("pip settings baked into the derived base for the func-init build: "
                                 + ", ".join(f"{k}={v}" for k, v in sorted(pip_env.items())))
     (context / "Dockerfile").write_text(FUNCINIT_DOCKERFILE.format(base=derived), encoding="utf-8")
@@ -722,12 +748,7 @@ def main(argv: list[str] | None = None) -> int:
 
         client = docker.from_env(timeout=int(args.timeout))
         results["engine"] = client.version().get("Version")
-        try:
-            base_ids = client.images.get(args.base_image).attrs["RootFS"]["Layers"]
-        except docker.errors.ImageNotFound:
-            raise Unmeasured(f"the base image {args.base_image} is not in the engine's store (the image tests "
-                             "build the local one: tests/engine.py ensure_base_image(), run by `make test`); "
-                             "or pass --base-image") from None
+        base_ids = base_layers(client, args.base_image, notes)
         registry = Registry(children, work / "registry").start()
         progress(f"==> registry at {registry.host}")
 
@@ -754,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
             measure_funcinit(results, client, context, registry, base_ids, args, created, work)
         except Unmeasured as e:
             unmeasured.append(f"func-init layout: {e}")
-        if (out / "app").is_dir():
+        if results["modelfunc"].get("t1") and results["funcinit"].get("t1"):
             same = tree_digests(out / "app", set()) == tree_digests(context, {"Dockerfile", ".dockerignore"})
             results["same_app"] = same
             if not same:

@@ -216,12 +216,12 @@ def _dependencies_layer(requirements: Path, dest: Path, *, python_version: str, 
     key = hashlib.sha256("\0".join([__version__, str(LAYER_FORMAT), python_version, *pip_platform_args(python_version),
                                      requirements.read_text(encoding="utf-8")]).encode()).hexdigest()[:24]
     cached = cache_root() / "layers" / f"dependencies-{key}.tar"
-    if cached.is_file() and not refresh:
+    digest_file = cached.with_suffix(".sha256")
+    if cached.is_file() and digest_file.is_file() and not refresh:
         progress(f"dependencies: reusing the layer resolved before for these requirements ({cached.name}); "
                  "--refresh-dependencies resolves them again")
-        shutil.copyfile(cached, dest)
-        os.utime(dest, (FIXED_MTIME, FIXED_MTIME))
-        return _sha256(dest), None
+        _link_or_copy(cached, dest)
+        return digest_file.read_text().strip(), None
     with tempfile.TemporaryDirectory(prefix="modelfunc-deps-") as tmp:
         deps = resolve_dependencies(requirements, Path(tmp) / "site-packages", python_version=python_version,
                                     cache_dir=cache_dir, progress=progress)
@@ -232,8 +232,19 @@ def _dependencies_layer(requirements: Path, dest: Path, *, python_version: str, 
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(f".{os.getpid()}.partial")
     shutil.copyfile(dest, partial)
+    os.utime(partial, (FIXED_MTIME, FIXED_MTIME))
     partial.replace(cached)
+    digest_file.write_text(digest + "\n")
     return digest, None
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link (cheap, same bytes) when src and dest share a file system, else copy."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+        os.utime(dest, (FIXED_MTIME, FIXED_MTIME))
 
 
 def prepare_context(project: Project, out: Path, *, base_image: str | None = None, cache_dir: Path | None = None,
@@ -310,29 +321,18 @@ class Built:
     image_id: str
     reference: str  # repository:tag
     diff_ids: list[str]
-    log: list[str] = field(default_factory=list)
 
 
-def build(client: Any, context: Context, reference: str, *, pull: bool = True, progress: Progress = _quiet) -> Built:
-    """docker-py build of the context, streaming the builder's output.
+CODE_LINE = "ADD layers/code.tar /\n"
+STAGE_REPOSITORY = "modelfunc-stage"
 
-    With ``pull=False`` a base image the engine does not have is an error before anything is fetched.
-    """
-    import docker
 
-    network = "host" if context.deps_in_build else "none"
+def _run_build(client: Any, path: Path, reference: str, *, network: str, base: str, progress: Progress) -> str:
+    """One docker-py build of the context at ``path``; returns the image id."""
     log: list[str] = []
     image_id, step = None, ""
-    base = context.dockerfile.read_text(encoding="utf-8").split("\nFROM ", 1)[1].split()[0]
-    if not pull:
-        try:
-            client.images.get(base)
-        except docker.errors.ImageNotFound:
-            raise ImageError(f"the base image {base} is not available: this engine does not have it (--no-pull)",
-                             hint="pull it first (docker pull), or pass --base-image with an image this "
-                             "engine has") from None
     try:
-        stream = client.api.build(path=str(context.dir), tag=reference, rm=True, forcerm=True, pull=False,
+        stream = client.api.build(path=str(path), tag=reference, rm=True, forcerm=True, pull=False,
                                   decode=True, network_mode=network)
         for chunk in stream:
             for line in chunk.get("stream", "").splitlines():
@@ -345,7 +345,7 @@ def build(client: Any, context: Context, reference: str, *, pull: bool = True, p
                 image_id = chunk["aux"]["ID"]
             if "error" in chunk:
                 message = chunk["error"].strip()
-                if step.startswith("Step 1/"):
+                if step.startswith("Step 1/") and base in step:
                     raise ImageError(f"the base image {base} is not available: {message}",
                                      hint="pull it first (docker pull), or pass --base-image with an image this "
                                      "engine has")
@@ -357,8 +357,66 @@ def build(client: Any, context: Context, reference: str, *, pull: bool = True, p
         raise ImageError(f"the image build failed: {str(e).splitlines()[0][:300]}") from None
     if image_id is None:
         raise ImageError("the image build ended without an image id:\n" + "\n".join(log[-15:]))
+    return image_id
+
+
+def _base_image_id(client: Any, base: str, *, pull: bool, progress: Progress) -> str:
+    import docker
+
+    try:
+        return client.images.get(base).id
+    except docker.errors.ImageNotFound:
+        if not pull:
+            raise ImageError(f"the base image {base} is not available: this engine does not have it (--no-pull)",
+                             hint="pull it first (docker pull), or pass --base-image with an image this "
+                             "engine has") from None
+    progress(f"  pulling the base image {base}")
+    try:
+        return client.images.pull(base).id
+    except Exception as e:  # noqa: BLE001 - docker-py APIError / connection errors
+        raise ImageError(f"the base image {base} is not available: {str(e).splitlines()[0][:300]}",
+                         hint="check the name and that this machine can reach its registry, or pass --base-image "
+                         "with an image this engine has") from None
+
+
+def build(client: Any, context: Context, reference: str, *, pull: bool = True, progress: Progress = _quiet) -> Built:
+    """docker-py build of the context, streaming the builder's output.
+
+    Two builds give exactly the image the Dockerfile describes: a stage image (base | dependencies | model),
+    tagged by what went into it and reused while that is unchanged, then the code layer on top of it from
+    a context holding only code.tar. So a score.py change sends kilobytes to the engine, not the model.
+    With ``pull=False`` a base image the engine does not have is an error before anything is fetched.
+    """
+    import docker
+
+    network = "host" if context.deps_in_build else "none"
+    dockerfile = context.dockerfile.read_text(encoding="utf-8")
+    assert dockerfile.endswith(CODE_LINE), "the code layer must be the Dockerfile's last instruction"
+    base = dockerfile.split("\nFROM ", 1)[1].split()[0]
+    base_id = _base_image_id(client, base, pull=pull, progress=progress)
+    stage_key = hashlib.sha256("\0".join([base_id, dockerfile, *(context.layers.get(n, "") for n in LAYERS[:2])])
+                               .encode()).hexdigest()[:24]
+    stage = f"{STAGE_REPOSITORY}:{stage_key}"
+    try:
+        client.images.get(stage)
+        progress(f"  base, dependencies and model unchanged: reusing {stage}")
+    except docker.errors.ImageNotFound:
+        with tempfile.TemporaryDirectory(prefix="modelfunc-stage-", dir=context.dir) as tmp:
+            staged = Path(tmp)
+            (staged / "Dockerfile").write_text(dockerfile[: -len(CODE_LINE)], encoding="utf-8")
+            for rel in ("layers/dependencies.tar", "layers/model.tar", "app/requirements.txt"):
+                if (context.dir / rel).exists():
+                    (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.link(context.dir / rel, staged / rel)
+            _run_build(client, staged, stage, network=network, base=base, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="modelfunc-code-", dir=context.dir) as tmp:
+        staged = Path(tmp)
+        (staged / "layers").mkdir()
+        os.link(context.dir / "layers" / "code.tar", staged / "layers" / "code.tar")
+        (staged / "Dockerfile").write_text(f"FROM {stage}\n{CODE_LINE}", encoding="utf-8")
+        image_id = _run_build(client, staged, reference, network="none", base=stage, progress=progress)
     image = client.images.get(image_id)
-    return Built(image_id, reference, list(image.attrs["RootFS"]["Layers"]), log)
+    return Built(image_id, reference, list(image.attrs["RootFS"]["Layers"]))
 
 
 # ---------------------------------------------------------------------------------------- self-test
