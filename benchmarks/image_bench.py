@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import Children, Unmeasured, progress
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-http"
@@ -85,55 +86,7 @@ ENV PATH=/opt/venv/bin:$PATH{pip_env}
 """
 
 
-class Unmeasured(Exception):
-    """A figure could not be measured (the run still goes on with the others)."""
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------------------------- children
-
-
-class Children:
-    """Every child process of the benchmark (dockerd, docker-registry), stopped at the end whatever happens."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: list[tuple[str, subprocess.Popen[bytes], Any]] = []
-
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs.append((name, proc, log))
-        return proc
-
-    def log_tail(self, name: str, lines: int = 15) -> str:
-        try:
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join("    | " + line for line in text[-lines:])
-
-    @staticmethod
-    def _stop_one(proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.terminate()  # dockerd and docker-registry both shut down cleanly on SIGTERM
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def stop_all(self) -> None:
-        for _name, proc, log in reversed(self.procs):
-            try:
-                self._stop_one(proc)
-            finally:
-                log.close()
-        self.procs.clear()
 
 
 def free_port() -> int:
@@ -161,7 +114,8 @@ def ensure_engine(children: Children, notes: list[str]) -> None:
         raise Unmeasured("no Docker engine answers (DOCKER_HOST or /var/run/docker.sock), and this script can "
                          "start dockerd only as root with dockerd installed")
     progress("==> no engine answers: starting dockerd (--bridge=none, no iptables)")
-    proc = children.start("dockerd", [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false"])
+    proc = children.start("dockerd", [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false"],
+                          stop_signal=signal.SIGTERM)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -194,7 +148,7 @@ class Registry:
         config = self.workdir / "config.yml"
         config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: "
                           f"{self.data}\nhttp:\n  addr: {self.host}\n", encoding="utf-8")
-        proc = self.children.start("registry", [exe, "serve", str(config)])
+        proc = self.children.start("registry", [exe, "serve", str(config)], stop_signal=signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import Children, Unmeasured, progress
 from modelfunc.blobtest import compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,66 +129,7 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[k]
 
 
-class Unmeasured(Exception):
-    """A figure could not be measured (the run still goes on with the others)."""
-
-
 # ---------------------------------------------------------------------------------------------- children
-
-
-class Children:
-    """Every child process of the benchmark, stopped at the end whatever happens."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: list[tuple[str, subprocess.Popen[bytes], Any]] = []
-
-    def start(self, name: str, cmd: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
-        # A session of its own: a terminal Ctrl+C reaches only this script, which then stops the
-        # children in order; the process group also takes gunicorn's workers down with its master.
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append((name, proc, log))
-        return proc
-
-    def log_tail(self, name: str, lines: int = 15) -> str:
-        try:
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join("    | " + line for line in text[-lines:])
-
-    def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        for i, (_name, p, log) in enumerate(self.procs):
-            if p is proc:
-                self._stop_one(p)
-                log.close()
-                del self.procs[i]
-                return
-
-    @staticmethod
-    def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)  # its own session: the group id is its pid
-
-    def _stop_one(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            self._signal(proc, signal.SIGINT)  # modelfunc serve and gunicorn both shut down on SIGINT
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._signal(proc, signal.SIGKILL)
-                proc.wait()
-        self._signal(proc, signal.SIGKILL)  # anything of its group that outlived it (gunicorn workers)
-
-    def stop_all(self) -> None:
-        for _name, proc, log in reversed(self.procs):
-            try:
-                self._stop_one(proc)
-            finally:
-                log.close()
-        self.procs.clear()
 
 
 def free_port() -> int:
@@ -441,10 +382,6 @@ def cpu_busy(seconds: float = 1.0) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def fmt(value: float | None, spec: str) -> str:
