@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,10 +77,10 @@ class Stats:
     failed: int = 0
     retried: int = 0
     poisoned: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))  # the recent ones only
 
     def as_dict(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms[-1000:])
+        lat = sorted(self.latencies_ms)
         p50 = lat[len(lat) // 2] if lat else None
         return {"scored": self.scored, "failed": self.failed, "retried": self.retried,
                 "poisoned": self.poisoned, "p50_ms": p50}

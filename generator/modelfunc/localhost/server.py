@@ -9,6 +9,7 @@ import re
 import socket
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ class HostServer:
         self.host = host
         self.port = port
         self.state = "Initializing"
-        self.errors: list[str] = []
+        self.errors: deque[str] = deque(maxlen=100)  # the recent ones, for /admin/host/status
         self.http: list[tuple[LoadedFunction, str, list[str]]] = []
         self.listeners: dict[str, BlobListener] = {}
         self.others: dict[str, LoadedFunction] = {}
@@ -119,7 +120,7 @@ class HostServer:
         listeners = {name: {"last_error": lst.last_error, **lst.stats.as_dict()}
                      for name, lst in self.listeners.items()}
         code = 200 if self.state == "Running" else 503
-        return JSONResponse({"state": self.state, "errors": self.errors[-20:], "uptime_s": round(
+        return JSONResponse({"state": self.state, "errors": list(self.errors)[-20:], "uptime_s": round(
             time.time() - self.started, 1), "http_invocations": self.invocations, "blob_listeners": listeners},
             status_code=code)
 
