@@ -120,7 +120,7 @@ CASES = [
          "error: <repo>/modelfunc.yaml: modelfunc.yaml is not UTF-8 text"),
     case("config-unknown-top-level-field-typo", HTTP, replace("modelfunc.yaml", "trigger:", "trigers:"),
          "error: <repo>/modelfunc.yaml:2: trigers: unknown field 'trigers' (did you mean 'trigger'?); "
-         "allowed here: entry_script, environment, model_dir, name, python_version, samples, trigger",
+         "allowed here: cache, entry_script, environment, model_dir, name, python_version, samples, trigger",
          "\n  modelfunc.yaml: trigger: is required but missing"),
     case("config-several-errors-at-once", HTTP,
          write("modelfunc.yaml", "trigger:\n  type: http\n  auth_level: public\n  route: /score\n"

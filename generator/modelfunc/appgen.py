@@ -94,6 +94,9 @@ def _local_settings(project: Project) -> str:
         values[trigger.connection] = "UseDevelopmentStorage=true"
     elif trigger.type == "service-bus-queue":
         values[trigger.connection] = ""
+    cache = project.config.cache
+    if cache is not None and cache.redis is not None:
+        values[cache.redis.connection] = ""  # a secret: set it in the Function App, never in the repo
     return json.dumps({"IsEncrypted": False, "Values": values}, indent=2) + "\n"
 
 
@@ -160,6 +163,7 @@ def render(project: Project, out_dir: str | Path | None = None, *,
         "model_dir": APP_MODEL_DIR,
         "trigger": project.trigger,
         "function_name": function_name,
+        "redis": project.config.cache.redis if project.config.cache else None,
     }
 
     try:

@@ -152,6 +152,40 @@ Trigger = Annotated[HttpTrigger | BlobTrigger | ServiceBusQueueTrigger, Field(di
 TRIGGER_TYPES = ("http", "blob", "service-bus-queue")
 
 
+class RedisCache(_Strict):
+    """Prediction cache in Redis: the connection string comes from an app setting, never from this file."""
+
+    connection: str = "RedisConnectionString"
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600, strict=True)
+
+    @field_validator("connection")
+    @classmethod
+    def _conn(cls, v: str) -> str:
+        return _setting_name(v)
+
+
+class Cache(_Strict):
+    """``cache: {redis: {...}}``: an optional cache of predictions. The app gets the setting; the runtime does
+    not cache yet and says so in its log."""
+
+    redis: RedisCache | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        # `redis:` with nothing after it means "Redis with every default".
+        if isinstance(data, dict) and "redis" in data and data["redis"] is None:
+            data = {**data, "redis": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _backend(self) -> Cache:
+        if self.redis is None:
+            raise ValueError("names no cache backend; use redis, e.g. 'cache: {redis: {connection: "
+                             "RedisConnectionString}}' (or leave the cache section out)")
+        return self
+
+
 class Samples(_Strict):
     input: str = "samples/input.json"
     expected: str = "samples/expected.json"
@@ -166,6 +200,7 @@ class ConfigModel(_Strict):
     python_version: Literal[SUPPORTED_PYTHON] = "3.11"  # type: ignore[valid-type]
     trigger: Trigger
     samples: Samples = Samples()
+    cache: Cache | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -173,6 +208,9 @@ class ConfigModel(_Strict):
         # `trigger: http` is shorthand for `trigger: {type: http}` with every default.
         if isinstance(data, dict) and isinstance(data.get("trigger"), str):
             data = {**data, "trigger": {"type": data["trigger"]}}
+        if isinstance(data, dict) and isinstance(data.get("cache"), str):
+            # `cache: redis` is shorthand for `cache: {redis: {}}`.
+            data = {**data, "cache": {data["cache"]: {}}}
         if isinstance(data, dict) and isinstance(data.get("python_version"), float):
             # YAML reads 3.10 as the number 3.1: use the text the user wrote.
             version = data["python_version"]
@@ -189,10 +227,29 @@ class ConfigModel(_Strict):
             )
         return v
 
+    @field_validator("cache")
+    @classmethod
+    def _cache_setting(cls, v: Cache | None, info: ValidationInfo) -> Cache | None:
+        if v is None or v.redis is None:
+            return v
+        setting = v.redis.connection
+        taken = {"AzureWebJobsStorage": "the Functions host's storage"}
+        trigger = info.data.get("trigger")
+        if trigger is not None and trigger.type != "http":
+            taken[trigger.connection] = "the trigger's connection"
+        if setting in taken:
+            raise ValueError(
+                f"redis.connection {setting!r} is already {taken[setting]} setting: the Redis connection string "
+                "needs an app setting of its own, e.g. 'RedisConnectionString'"
+            )
+        return v
+
 
 _SECTIONS = {
     (): ConfigModel,
     ("samples",): Samples,
+    ("cache",): Cache,
+    ("cache", "redis"): RedisCache,
     ("trigger", "http"): HttpTrigger,
     ("trigger", "blob"): BlobTrigger,
     ("trigger", "service-bus-queue"): ServiceBusQueueTrigger,

@@ -421,8 +421,16 @@ def _aml_request(body: bytes, *, method: str, headers: dict[str, str], url: str)
     return _REQUEST_CLASS(env)
 
 
-def load(app_file: str | os.PathLike[str], *, entry_script: str = "score.py", model_dir: str = "model") -> EntryScript:
-    """Load the app's entry script (next to function_app.py) and start init() in the background."""
+def load(app_file: str | os.PathLike[str], *, entry_script: str = "score.py", model_dir: str = "model",
+         cache_setting: str | None = None, cache_ttl_seconds: int | None = None) -> EntryScript:
+    """Load the app's entry script (next to function_app.py) and start init() in the background.
+
+    ``cache_setting`` names the app setting with the Redis connection string (``cache:`` in modelfunc.yaml);
+    this runtime does not cache predictions yet, so it only says so.
+    """
+    if cache_setting:
+        logger.warning("cache: %s (ttl %s s) is configured, but this runtime does not cache predictions yet: "
+                       "every input is scored", cache_setting, cache_ttl_seconds)
     root = Path(app_file).resolve().parent
     entry = EntryScript(root / entry_script, model_dir=root / model_dir)
     entry.start_init()
