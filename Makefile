@@ -36,7 +36,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check generator tests benchmarks examples
+	$(BIN)/ruff check generator tests benchmarks examples template
 
 bench: setup $(VENV)/.installed-bench
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
