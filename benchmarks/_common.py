@@ -19,6 +19,20 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def closing_lines(results: dict[str, Any], name_w: int, value_w: int, target_w: int) -> list[str]:
+    """The goals table, then the notes and what could not be measured: the end of every report."""
+    lines = ["", f"{'goal':{name_w}}{'measured':>{value_w}}{'target':>{target_w}}  result"]
+    for g in results["goals"]:
+        lines.append(f"{g['name']:{name_w}}{g['display']:>{value_w}}{g['target']:>{target_w}}  {g['result']}")
+    if results["notes"]:
+        lines.append("")
+        lines.extend(f"note: {n}" for n in results["notes"])
+    if results["unmeasured"]:
+        lines.append("")
+        lines.extend(f"NOT MEASURED: {u}" for u in results["unmeasured"])
+    return lines
+
+
 class Children:
     """Every child process of the benchmark, stopped at the end whatever happens."""
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Children, Unmeasured, progress
+from _common import Children, Unmeasured, closing_lines, progress
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-http"
@@ -539,16 +539,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"{label:{w0}}{a:>{w1}}{b:>{w1}}")
     model = results.get("model_layer", {})
     lines.append(f"{'model layer (build/layers/model.tar)':{w0}}{human(model.get('tar_bytes')):>{w1}}")
-    lines.append("")
-    lines.append(f"{'goal':48}{'measured':>12}{'target':>10}  result")
-    for g in results["goals"]:
-        lines.append(f"{g['name']:48}{g['display']:>12}{g['target']:>10}  {g['result']}")
-    if results["notes"]:
-        lines.append("")
-        lines.extend(f"note: {n}" for n in results["notes"])
-    if results["unmeasured"]:
-        lines.append("")
-        lines.extend(f"NOT MEASURED: {u}" for u in results["unmeasured"])
+    lines.extend(closing_lines(results, 48, 12, 10))
     return "\n".join(lines)
 
 

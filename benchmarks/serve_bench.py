@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Children, Unmeasured, progress
+from _common import Children, Unmeasured, closing_lines, progress
 from modelfunc.blobtest import compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -443,16 +443,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     over = results.get("overhead_ms") or {}
     lines.append(f"{'p50 c=1 minus bare run() (ms)':{w0}}{fmt(over.get('modelfunc'), '.3f'):>{w1}}"
                  f"{fmt(over.get('azmlinfsrv'), '.3f'):>{w1}}")
-    lines.append("")
-    lines.append(f"{'goal':44}{'measured':>14}{'target':>12}  result")
-    for g in results["goals"]:
-        lines.append(f"{g['name']:44}{g['display']:>14}{g['target']:>12}  {g['result']}")
-    if results["notes"]:
-        lines.append("")
-        lines.extend(f"note: {n}" for n in results["notes"])
-    if results["unmeasured"]:
-        lines.append("")
-        lines.extend(f"NOT MEASURED: {u}" for u in results["unmeasured"])
+    lines.extend(closing_lines(results, 44, 14, 12))
     return "\n".join(lines)
 
 
