@@ -168,3 +168,12 @@ def test_default_base_image_follows_python_version(example, tmp_path: Path) -> N
     (repo / "modelfunc.yaml").write_text((repo / "modelfunc.yaml").read_text() + "python_version: '3.12'\n")
     assert run_modelfunc("package", str(repo), "--no-build", "--out", str(tmp_path / "o")).returncode == 0
     assert "FROM mcr.microsoft.com/azure-functions/python:4-python3.12\n" in (tmp_path / "o/Dockerfile").read_text()
+
+
+def test_conda_only_packages_are_reported_not_installed(example, tmp_path: Path) -> None:
+    repo = example("diabetes-servicebus")
+    (repo / "environment.yml").write_text("dependencies:\n  - numpy\n  - mkl\n  - pip\n")
+    result = run_modelfunc("package", str(repo), "--no-build", "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert "left out conda-only packages (nothing for pip to install): mkl\n" in result.stderr
+    assert (tmp_path / "o/app/requirements.txt").read_text().splitlines()[1:] == ["azure-functions", "numpy"]

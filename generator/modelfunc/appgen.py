@@ -46,10 +46,8 @@ FUNCTION_NAMES = {"http": "score", "blob": "score_blob", "service-bus-queue": "s
 class PackageResult:
     out_dir: Path
     app_dir: Path
-    function_name: str
     entry_style: str
-    files: tuple[str, ...]
-    skipped_requirements: tuple[str, ...]
+    skipped_requirements: tuple[str, ...]  # conda-only packages pip has nothing to install for
 
 
 def _env() -> jinja2.Environment:
@@ -138,7 +136,8 @@ def _copy_tree(src: Path, dst: Path) -> list[Path]:
 
 
 def render(project: Project, out_dir: str | Path | None = None, *,
-           before_swap: Callable[[Path], None] | None = None) -> PackageResult:
+           before_swap: Callable[[Path], None] | None = None,
+           progress: Callable[[str], None] = lambda _: None) -> PackageResult:
     """Write the Functions app for ``project``; see the module docstring.
 
     ``before_swap(staging_dir)`` may add to the output (the image build context) before it replaces the
@@ -148,6 +147,8 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     info = inspect_entry_script(project.entry_script)
     _check_out_dir(project, out_dir, info.local_modules)
     requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
+    if requirements.skipped:
+        progress(f"left out conda-only packages (nothing for pip to install): {', '.join(requirements.skipped)}")
     entry_name = project.entry_script.name
     code = [entry_name] + [m.name for m in info.local_modules]
     clash = sorted(set(code) & RESERVED)
@@ -194,11 +195,8 @@ def render(project: Project, out_dir: str | Path | None = None, *,
                 shutil.copyfile(module, app / module.name)
         (app / APP_MODEL_DIR).mkdir()
         _copy_tree(project.model_dir, app / APP_MODEL_DIR)
-        written = []
-        for path in sorted(staging.rglob("*"), reverse=True):
+        for path in staging.rglob("*"):
             os.utime(path, (FIXED_MTIME, FIXED_MTIME))
-            if path.is_file():
-                written.append(path.relative_to(staging).as_posix())
         os.utime(staging, (FIXED_MTIME, FIXED_MTIME))
         if before_swap is not None:
             before_swap(staging)
@@ -213,5 +211,4 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return PackageResult(out_dir, out_dir / "app", function_name, info.style, tuple(sorted(written)),
-                         tuple(requirements.skipped))
+    return PackageResult(out_dir, out_dir / "app", info.style, tuple(requirements.skipped))

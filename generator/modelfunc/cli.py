@@ -275,7 +275,7 @@ def up(repo: Path, target: str, out: Path | None, timeout: float, report_file: P
 
     project = load_project(repo)
     click.echo(f"==> package {project.name}", err=True)
-    result = render(project, out)
+    result = render(project, out, progress=_echo_progress)
     click.echo(f"    {result.app_dir} ({project.trigger.type} trigger, run() style {result.entry_style})", err=True)
     with contextlib.ExitStack() as stack:
         conn = None

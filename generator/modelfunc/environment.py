@@ -28,8 +28,9 @@ CONDA_TO_PIP = {
     "msgpack-python": "msgpack",
 }
 # conda packages that are not Python distributions: nothing for pip to install.
+PIP_TOOLS = {"pip", "setuptools", "wheel"}  # conda lists them; pip has them already
 CONDA_ONLY = {
-    "pip", "setuptools", "wheel", "mkl", "mkl-service", "blas", "libblas", "openblas", "cudatoolkit",
+    "mkl", "mkl-service", "blas", "libblas", "openblas", "cudatoolkit",
     "cudnn", "libgcc", "libgcc-ng", "libstdcxx-ng", "_libgcc_mutex", "ca-certificates", "openssl",
     "libffi", "zlib", "xz", "sqlite", "tk", "readline", "ncurses", "intel-openmp", "nomkl",
 }
@@ -117,6 +118,8 @@ def _conda_line(spec: str, *, file: Path, field_: str, line: int | None, python_
                 file=file, field=field_, line=line,
                 hint=f"use python={python_version} here, or set python_version in modelfunc.yaml",
             )
+        return None
+    if name in PIP_TOOLS:
         return None
     if name in CONDA_ONLY:
         return ""

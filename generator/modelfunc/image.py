@@ -596,7 +596,7 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
         if build_image:  # every input is checked; without an engine the previous output stays as it was
             clients.append(engine())
 
-    rendered = render(project, out, before_swap=before_swap)
+    rendered = render(project, out, before_swap=before_swap, progress=progress)
     context = Context(rendered.out_dir, rendered.out_dir / "Dockerfile", contexts[0].layers, contexts[0].deps_in_build)
     result = Packaged(rendered.app_dir, context)
     if not build_image:
