@@ -4,6 +4,9 @@ and `modelfunc blob-test`."""
 from __future__ import annotations
 
 import json
+import re
+import signal
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -163,10 +166,17 @@ def test_blob_test_without_storage_is_a_clear_error(blob_repo) -> None:
     assert "a2V5" not in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_starts_embedded_azurite_by_default(blob_repo, serve) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_starts_embedded_azurite_and_stops_it(blob_repo, serve, stop_signal) -> None:
     host = serve(blob_repo, extra=("--azurite",))
     assert host.status()["state"] == "Running"
-    assert "Started Azurite on 127.0.0.1:" in host.output()
+    port = int(re.search(r"Started Azurite on 127\.0\.0\.1:(\d+)", host.output()).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    host.process.send_signal(stop_signal)
+    assert host.process.wait(timeout=30) == 0
+    with pytest.raises(OSError):  # the emulator went with the host
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_rawhttp_entry_script_gets_the_blob_bytes_as_a_request(blob_repo, serve, azurite, storage) -> None:

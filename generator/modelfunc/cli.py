@@ -165,9 +165,12 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
         if connection_string:
             loaded.apply_settings(dict.fromkeys(sorted(names | {"AzureWebJobsStorage"}), connection_string))
         server = HostServer(loaded, host=host, port=port, poll_interval=poll_interval)
+        # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal: make SIGTERM a
+        # KeyboardInterrupt too, so that what this command started (the embedded Azurite) is stopped.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             server.run(ready_file=ready_file, log_level="info" if verbose > 1 else "warning")
-        except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C/SIGINT after its graceful shutdown
+        except KeyboardInterrupt:
             pass
 
 
