@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +27,7 @@ from azure.storage.blob import BlobServiceClient
 
 from .blobpath import BlobPath
 from .config import Project, load_expected
-from .errors import StorageError
+from .errors import ConfigError, StorageError
 from .storage import blob_service, describe
 
 Progress = Callable[[str], None]
@@ -59,6 +61,11 @@ class TestReport:
             if isinstance(d[key], bytes):
                 d[key] = d[key].decode("utf-8", "replace")
         return d
+
+    def failure(self) -> str:
+        """One line saying why the test failed (the error, or the first differences)."""
+        return self.error or "; ".join(f"{m.path or '(root)'}: expected {m.expected!r}, got {m.actual!r}"
+                                       for m in self.mismatches[:5])
 
     def render(self) -> str:
         head = "PASS" if self.passed else "FAIL"
@@ -250,3 +257,33 @@ def run_invoke_test(project: Project, host_url: str, function_name: str, *, time
         report.error = f"the function sent nothing to {trigger.output_queue!r}"
         return report
     return _judge(report, expected, message.encode("utf-8"))
+
+
+def round_trip(project: Project, *, connection_string: str | None = None, url: str | None = None,
+                function_key: str | None = None, host_url: str | None = None, timeout: float = 60.0,
+                keep: bool = False, progress: Progress | None = None) -> TestReport:
+    """The round trip the project's trigger calls for. ``host_url`` (a local host) also gives the HTTP URL."""
+    trigger = project.trigger
+    if trigger.type == "blob":
+        conn = connection_string or os.environ.get(trigger.connection)
+        if not conn:
+            raise ConfigError(f"no storage connection string: give one (--connection-string or "
+                              f"MODELFUNC_CONNECTION_STRING), or set the trigger's setting {trigger.connection}")
+        return run_blob_test(project, conn, timeout=timeout, keep=keep, progress=progress)
+    if trigger.type == "http":
+        url = url or (f"{host_url.rstrip('/')}/api/{trigger.route}" if host_url else None)
+        if not url:
+            raise ConfigError(f"the HTTP trigger is tested with a request: give the function URL, e.g. "
+                              f"http://<host>/api/{trigger.route}")
+        return run_http_test(project, url, key=function_key, timeout=timeout)
+    if not host_url:
+        raise ConfigError("no Service Bus emulator exists offline: give the base URL of `modelfunc serve` to "
+                          "invoke the function through its admin API")
+    from .appgen import FUNCTION_NAMES
+
+    return run_invoke_test(project, host_url, FUNCTION_NAMES[trigger.type], timeout=timeout)
+
+
+def write_report(report: TestReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -7,19 +7,13 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from . import __version__
-from .errors import HostError, ModelfuncError, SampleTestFailed
-
-CONNECTION_ENV = "MODELFUNC_CONNECTION_STRING"
+from . import CONNECTION_ENV, __version__
+from .errors import ModelfuncError, SampleTestFailed
 
 
 class _Group(click.Group):
@@ -178,10 +172,11 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
 
 
 def _finish(report, report_file: Path | None) -> None:  # noqa: ANN001
+    from .blobtest import write_report
+
     click.echo(report.render())
     if report_file:
-        report_file.parent.mkdir(parents=True, exist_ok=True)
-        report_file.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_report(report, report_file)
     if not report.passed:
         raise SampleTestFailed("the sample did not round-trip: see the report above")
 
@@ -200,66 +195,15 @@ def _finish(report, report_file: Path | None) -> None:  # noqa: ANN001
 def blob_test(repo: Path, connection_string: str | None, url: str | None, function_key: str | None,
               host_url: str | None, timeout: float, report_file: Path | None, keep_blobs: bool) -> None:
     """Round-trip the sample through a running app and compare with the expected output."""
-    from .appgen import FUNCTION_NAMES
-    from .blobtest import run_blob_test, run_http_test, run_invoke_test
+    from .blobtest import round_trip
     from .config import load_project
-    from .errors import ConfigError
 
-    project = load_project(repo)
-    trigger = project.trigger
-    if trigger.type == "blob":
-        conn = connection_string or os.environ.get(trigger.connection)
-        if not conn:
-            raise ConfigError(
-                f"no storage connection: pass --connection-string, set {CONNECTION_ENV}, or set the "
-                f"trigger's setting {trigger.connection}")
-        report = run_blob_test(project, conn, timeout=timeout, keep=keep_blobs, progress=_echo_progress)
-    elif trigger.type == "http":
-        if not url:
-            raise ConfigError("the HTTP trigger is tested with a request: pass --url http://<host>/api/"
-                              f"{trigger.route}")
-        report = run_http_test(project, url, key=function_key, timeout=timeout)
-    else:
-        if not host_url:
-            raise ConfigError("no Service Bus emulator exists offline: pass --host-url of `modelfunc serve` "
-                              "to invoke the function through its admin API")
-        report = run_invoke_test(project, host_url, FUNCTION_NAMES[trigger.type], timeout=timeout)
+    report = round_trip(load_project(repo), connection_string=connection_string, url=url, function_key=function_key,
+                        host_url=host_url, timeout=timeout, keep=keep_blobs, progress=_echo_progress)
     _finish(report, report_file)
 
 
 # ---------------------------------------------------------------------------- up
-
-
-@contextlib.contextmanager
-def _local_host(app_dir: Path, connection_string: str | None, *, timeout: float) -> Iterator[str]:
-    """Run `modelfunc serve` for app_dir in a child process; yield its base URL once it is Running."""
-    with tempfile.TemporaryDirectory(prefix="modelfunc-up-") as tmp:
-        ready = Path(tmp) / "ready.json"
-        env = dict(os.environ)
-        if connection_string:
-            env[CONNECTION_ENV] = connection_string  # through the environment: never on a command line
-        cmd = [sys.executable, "-m", "modelfunc", "serve", str(app_dir), "--port", "0", "--no-azurite",
-               "--ready-file", str(ready)]
-        # The host's banner and log are progress, not the result: they go to stderr.
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr)
-        try:
-            deadline = time.monotonic() + timeout
-            while not ready.exists():
-                if proc.poll() is not None:
-                    raise HostError(f"the local host exited with code {proc.returncode} before it was ready "
-                                    "(its error is above)")
-                if time.monotonic() > deadline:
-                    raise HostError(f"the local host was not ready within {timeout:.0f} s")
-                time.sleep(0.05)
-            yield json.loads(ready.read_text())["url"]
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
 
 
 @main.command()
@@ -268,34 +212,16 @@ def _local_host(app_dir: Path, connection_string: str | None, *, timeout: float)
               help="Where to deploy (Azure is a later target).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build directory.  [default: REPO/build]")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for start-up and for the output.")
+@click.option("--install-requirements", is_flag=True,
+              help="pip-install the app's requirements into this Python first (the local host runs score.py here).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the test report as JSON here.")
-def up(repo: Path, target: str, out: Path | None, timeout: float, report_file: Path | None) -> None:
+def up(repo: Path, target: str, out: Path | None, timeout: float, install_requirements: bool,
+       report_file: Path | None) -> None:
     """The whole pipeline: package, run on the local default (Azurite + local host), test the sample."""
-    from .appgen import FUNCTION_NAMES, render
-    from .blobtest import run_blob_test, run_http_test, run_invoke_test
+    from . import local
     from .config import load_project
 
-    project = load_project(repo)
-    click.echo(f"==> package {project.name}", err=True)
-    result = render(project, out, progress=_echo_progress)
-    click.echo(f"    {result.app_dir} ({project.trigger.type} trigger, run() style {result.entry_style})", err=True)
-    with contextlib.ExitStack() as stack:
-        conn = None
-        if project.trigger.type == "blob":
-            from .azurite import Azurite
-
-            click.echo("==> start Azurite", err=True)
-            conn = stack.enter_context(Azurite()).connection_string
-        click.echo("==> start the local host", err=True)
-        base_url = stack.enter_context(_local_host(result.app_dir, conn, timeout=timeout))
-        click.echo(f"    {base_url}", err=True)
-        click.echo("==> test the sample", err=True)
-        trigger = project.trigger
-        if trigger.type == "blob":
-            report = run_blob_test(project, conn, timeout=timeout, progress=_echo_progress)
-        elif trigger.type == "http":
-            report = run_http_test(project, f"{base_url}/api/{trigger.route}", timeout=timeout)
-        else:
-            report = run_invoke_test(project, base_url, FUNCTION_NAMES[trigger.type], timeout=timeout)
+    _, report = local.up(load_project(repo), out, timeout=timeout, install=install_requirements,
+                         progress=_echo_progress)
     _finish(report, report_file)
