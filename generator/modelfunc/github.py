@@ -1,0 +1,306 @@
+"""The ONLY module that knows GitHub Actions: inputs, outputs, the step summary, masks, groups, annotations.
+
+Everything else in modelfunc is plain Python; ``scripts/*.py`` (run by ``action.yml``) translate between
+this module and the library. Outside Actions (``GITHUB_ACTIONS`` is not ``"true"``) every writer does
+nothing — no file is written, no workflow command printed — and only returns the text it would have
+written, so a test (or a curious user) can look at it.
+
+Formats follow GitHub's documentation of workflow commands and environment files:
+
+* ``$GITHUB_OUTPUT`` / ``$GITHUB_STEP_SUMMARY`` are appended to; outputs use the multi-line form
+  ``name<<DELIMITER`` … ``DELIMITER`` with a random delimiter checked not to occur in the value;
+* ``::command key=value,key=value::data`` on stdout, with ``%``, ``\\r``, ``\\n`` escaped in the data
+  and additionally ``:`` and ``,`` in property values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+# --------------------------------------------------------------------------------------------- basics
+
+
+def in_actions(env: Mapping[str, str] | None = None) -> bool:
+    """True when running as a step of a GitHub Actions job."""
+    return (os.environ if env is None else env).get("GITHUB_ACTIONS") == "true"
+
+
+def input_env_name(name: str) -> str:
+    """The variable GitHub sets for input ``name``: ``INPUT_`` + upper case, spaces → ``_``, hyphens kept."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def inputs(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``INPUT_*`` variable as ``{lower-case name: value}`` (values stripped, as actions/core does).
+
+    Composite actions get no ``INPUT_*`` variables for free: ``action.yml`` passes each input through
+    ``env:``. It spells them with underscores (``INPUT_MODEL_REPO``) so a shell can read them too, so a
+    name is looked up both ways: ``model-repo`` matches ``INPUT_MODEL-REPO`` and ``INPUT_MODEL_REPO``.
+    """
+    env = os.environ if env is None else env
+    return {k[len("INPUT_"):].lower(): v.strip() for k, v in env.items() if k.startswith("INPUT_")}
+
+
+def get_input(name: str, default: str = "", *, required: bool = False,
+              env: Mapping[str, str] | None = None) -> str:
+    """One input's value; empty (or unset) means ``default``. ``required`` makes an empty value an error."""
+    env = os.environ if env is None else env
+    exact = input_env_name(name)
+    for key in (exact, exact.replace("-", "_")):
+        value = env.get(key, "").strip()
+        if value:
+            return value
+    if required:
+        raise ConfigError("is required and was not given", field=name,
+                          hint=f"set `with: {name}: ...` where the action is used")
+    return default
+
+
+_TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
+
+
+def get_bool(name: str, default: bool, *, env: Mapping[str, str] | None = None) -> bool:
+    """A boolean input as actions/core reads one (YAML 1.2 core schema: true/True/TRUE, false/False/FALSE)."""
+    value = get_input(name, env=env)
+    if not value:
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{value!r} is not a boolean: use true or false", field=name)
+
+
+def get_float(name: str, default: float, *, env: Mapping[str, str] | None = None) -> float:
+    value = get_input(name, env=env)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigError(f"{value!r} is not a positive number of seconds, e.g. 60", field=name)
+    return number
+
+
+# ------------------------------------------------------------------------------------------ escaping
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's data (after ``::``): ``%``, ``\\r``, ``\\n``."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow command's property value: as data, plus ``:`` and ``,``."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _command(name: str, data: str, **properties: object) -> str:
+    props = ",".join(f"{k}={escape_property(str(v))}" for k, v in properties.items() if v not in (None, ""))
+    return f"::{name}{' ' + props if props else ''}::{escape_data(data)}"
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+# ------------------------------------------------------------------------------------------- writers
+
+
+def _append(variable: str, text: str) -> None:
+    path = os.environ.get(variable)
+    if not path:
+        raise RuntimeError(f"{variable} is not set: is this a GitHub Actions step?")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def set_output(name: str, value: str) -> str:
+    """Append ``name`` = ``value`` to ``$GITHUB_OUTPUT`` in the multi-line-safe form; returns the text."""
+    value = str(value)
+    while True:
+        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        if delimiter not in value and delimiter not in name:
+            break
+    text = f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+    if in_actions():
+        _append("GITHUB_OUTPUT", text)
+    return text
+
+
+def add_summary(markdown: str) -> str:
+    """Append Markdown to the job's step summary (``$GITHUB_STEP_SUMMARY``); returns the text."""
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    if in_actions():
+        _append("GITHUB_STEP_SUMMARY", text)
+    return text
+
+
+def mask(secret: str | None) -> str:
+    """Tell the runner to hide ``secret`` in the log: one ``::add-mask::`` per non-blank line; returns them."""
+    if not secret:
+        return ""
+    lines = [_command("add-mask", line) for line in secret.splitlines() if line.strip()]
+    text = "".join(line + "\n" for line in lines)
+    if in_actions():
+        for line in lines:
+            _print(line)
+    return text
+
+
+@contextlib.contextmanager
+def group(title: str) -> Iterator[None]:
+    """A collapsible group in the log (``::group::`` … ``::endgroup::``)."""
+    if in_actions():
+        _print(_command("group", title))
+    try:
+        yield
+    finally:
+        if in_actions():
+            _print("::endgroup::")
+
+
+@contextlib.contextmanager
+def phases() -> Iterator[Callable[[str], None]]:
+    """A progress callback for the core: each ``==> step`` line opens a log group (closing the previous one);
+    other lines are printed inside it. Outside Actions the lines are printed as they are."""
+    state = {"open": False}
+
+    def progress(message: str) -> None:
+        if in_actions() and message.startswith("==> "):
+            if state["open"]:
+                _print("::endgroup::")
+            _print(_command("group", message[4:]))
+            state["open"] = True
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    try:
+        yield progress
+    finally:
+        if state["open"]:
+            _print("::endgroup::")
+
+
+def _relative_to_workspace(file: str) -> str:
+    """Annotations point at files relative to the repository root (``$GITHUB_WORKSPACE``) when inside it."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if workspace:
+        try:
+            return Path(file).resolve().relative_to(Path(workspace).resolve()).as_posix()
+        except ValueError:
+            pass
+    return file
+
+
+def error(message: str, *, title: str | None = None, file: str | None = None, line: int | None = None) -> str:
+    """A titled error annotation (``::error file=…,line=…,title=…::message``); returns the command."""
+    text = _command("error", message, file=_relative_to_workspace(file) if file else None, line=line, title=title)
+    if in_actions():
+        _print(text)
+    return text + "\n"
+
+
+# ---------------------------------------------------------------------------------- Markdown renderers
+
+
+def _cell(value: Any, limit: int = 200) -> str:
+    """A table cell holding ``value`` as code (JSON, so "1" and 1 differ): HTML-escaped, pipes neutralised."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else json.dumps(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    text = html.escape(text).replace("|", "&#124;").replace("\r", "").replace("\n", "<br>")
+    return f"<code>{text}</code>"
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value)).replace("|", "&#124;").replace("\n", " ")
+
+
+def summary_for_test(report: Any) -> str:
+    """The sample test as Markdown: the verdict, where and how fast, and expected vs actual.
+
+    ``report`` is a ``blobtest.TestReport`` or its ``to_dict()`` (e.g. read back from a JSON report).
+    """
+    data: dict[str, Any] = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    passed = bool(data.get("passed"))
+    verdict = "✅ PASS" if passed else "❌ FAIL"
+    out = [f"### modelfunc sample test: {verdict}", "", "| | |", "|---|---|"]
+    out.append(f"| trigger | {_text(data.get('trigger'))} |")
+    out.append(f"| target | {_text(data.get('target'))} |")
+    out.append(f"| input | {_text(data.get('input'))} |")
+    if data.get("output"):
+        out.append(f"| output | {_text(data['output'])} |")
+    latency = data.get("latency_ms")
+    out.append(f"| latency | {f'{latency:.0f} ms' if latency is not None else '—'} |")
+    out.append(f"| tolerance | {data.get('tolerance', 0):g} |")
+    if data.get("error"):
+        out.append(f"| error | {_text(data['error'])} |")
+    out += ["", "| path | expected | actual | result |", "|---|---|---|---|"]
+    mismatches = data.get("mismatches") or []
+    if mismatches:
+        for m in mismatches[:50]:
+            out.append(f"| {_text(m.get('path') or '(root)')} | {_cell(m.get('expected'))} | "
+                       f"{_cell(m.get('actual'))} | {_text(m.get('reason'))} |")
+        if len(mismatches) > 50:
+            out.append(f"| … | | | {len(mismatches) - 50} more |")
+    else:
+        result = "match" if passed else "no output"
+        out.append(f"| (root) | {_cell(data.get('expected'))} | {_cell(data.get('actual'))} | {result} |")
+    return "\n".join(out) + "\n"
+
+
+def summary_for_image(summary: Mapping[str, Any]) -> str:
+    """``image.Packaged.summary()`` as Markdown: the reference to deploy, its digest, layers, self-test."""
+    out = ["### modelfunc package", "", "| | |", "|---|---|"]
+    reference = summary.get("reference")
+    out.append(f"| image | {f'<code>{_text(reference)}</code>' if reference else '(not built)'} |")
+    if summary.get("digest"):
+        out.append(f"| digest | {_text(summary['digest'])} |")
+    if summary.get("tag"):
+        out.append(f"| built as | {_text(summary['tag'])} |")
+    out.append(f"| app | {_text(summary.get('app'))} |")
+    test = summary.get("self_test")
+    if test is not None:
+        out.append(f"| self-test | {'✅ passed' if test.get('passed') else '❌ failed'}"
+                   + (f" in {test['elapsed_ms']} ms" if test.get("elapsed_ms") is not None else "") + " |")
+    layers = summary.get("layers") or summary.get("layer_tars") or {}
+    if layers:
+        pushed = summary.get("pushed_layers") or {}
+        out += ["", "| layer | digest | pushed |", "|---|---|---|"]
+        for name, digest in layers.items():
+            short = str(digest).split(":")[-1][:12]
+            size = pushed.get(short)
+            out.append(f"| {_text(name)} | {_text(digest)} | {f'{size} bytes' if size is not None else '—'} |")
+    return "\n".join(out) + "\n"
+
+
+def fail(e: Exception, *, title: str = "modelfunc") -> int:
+    """Report a ModelfuncError: a titled annotation at its file/line, the summary, and its exit code."""
+    file = getattr(e, "file", None)
+    line = getattr(e, "line", None)
+    field = getattr(e, "field", None)
+    message = getattr(e, "message", None) or str(e)
+    hint = getattr(e, "hint", None)
+    full = f"{field}: {message}" if field else message
+    if hint:
+        full += f"\nhint: {hint}"
+    heading = f"{title}: {type(e).__name__}"
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    error(full, title=heading, file=file, line=line)
+    where = f" in `{_relative_to_workspace(file)}`" + (f" line {line}" if line else "") if file else ""
+    body = html.escape(full).replace("|", "&#124;").replace("\n", "<br>")
+    add_summary(f"### ❌ {_text(heading)}\n\n{body}{where}\n")
+    return int(getattr(e, "exit_code", 1))

@@ -1,0 +1,59 @@
+"""The round-trip test of a running app as an action step (`modelfunc blob-test`).
+
+Inputs (``INPUT_*``): model-repo, config, connection-string (blob; masked), url and function-key (http;
+the key masked), host-url (Service Bus, through the local host), blob-test-timeout, report-path.
+Outputs: test-result (pass|fail), report-path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from modelfunc import github
+from modelfunc.errors import ModelfuncError, SampleTestFailed
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        print("usage: blob_test.py  (no arguments: inputs come from INPUT_* variables)", file=sys.stderr)
+        return 2
+    try:
+        # Secrets first: masked before anything else can print them.
+        connection_string = github.get_input("connection-string")
+        function_key = github.get_input("function-key")
+        github.mask(connection_string)
+        github.mask(function_key)
+
+        from modelfunc.blobtest import round_trip, write_report
+        from modelfunc.config import load_project
+
+        def progress(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        report_path = Path(github.get_input("report-path") or Path(
+            os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "modelfunc-report.json")
+        project = load_project(Path(github.get_input("model-repo", ".")),
+                               config_file=github.get_input("config") or None)
+        with github.group(f"test the sample of {project.name}"):
+            report = round_trip(project, connection_string=connection_string or None,
+                                url=github.get_input("url") or None, function_key=function_key or None,
+                                host_url=github.get_input("host-url") or None,
+                                timeout=github.get_float("blob-test-timeout", 60.0), progress=progress)
+        print(report.render(), flush=True)
+        write_report(report, report_path)
+        github.set_output("test-result", "pass" if report.passed else "fail")
+        github.set_output("report-path", str(report_path))
+        github.add_summary(github.summary_for_test(report))
+        if not report.passed:
+            raise SampleTestFailed(f"the sample did not round-trip: {report.failure()}")
+        return 0
+    except ModelfuncError as e:
+        return github.fail(e)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

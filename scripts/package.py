@@ -1,0 +1,59 @@
+"""`modelfunc package` as an action step: render the app, build, self-test and push the image.
+
+Inputs (``INPUT_*``): model-repo, config, image (``[REGISTRY/]REPOSITORY``), tag, base-image, build
+(default true), pull (default true), registry-username, registry-password (masked at once).
+Outputs: image (``REPOSITORY@sha256:…`` once pushed, else ``REPOSITORY:TAG``; empty without a build), digest.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from modelfunc import github
+from modelfunc.errors import ModelfuncError
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        print("usage: package.py  (no arguments: inputs come from INPUT_* variables)", file=sys.stderr)
+        return 2
+    try:
+        password = github.get_input("registry-password")
+        github.mask(password)  # before anything else can print it
+
+        from modelfunc import image
+        from modelfunc.config import load_project
+
+        def progress(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        project = load_project(Path(github.get_input("model-repo", ".")),
+                               config_file=github.get_input("config") or None)
+        with github.group(f"package {project.name}"):
+            try:
+                result = image.package(
+                    project, None, build_image=github.get_bool("build", True),
+                    base_image=github.get_input("base-image") or None,
+                    repository=github.get_input("image") or None, tag=github.get_input("tag") or None,
+                    username=github.get_input("registry-username") or None, password=password or None,
+                    pull=github.get_bool("pull", True), progress=progress)
+            except image.SelfTestFailed as e:
+                packaged = getattr(e, "packaged", None)
+                if packaged is not None:
+                    github.add_summary(github.summary_for_image(packaged.summary()))
+                raise
+        summary = result.summary()
+        github.set_output("image", result.reference or "")
+        github.set_output("digest", summary.get("digest", ""))
+        github.add_summary(github.summary_for_image(summary))
+        if result.reference:
+            print(result.reference, flush=True)
+        return 0
+    except ModelfuncError as e:
+        return github.fail(e)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

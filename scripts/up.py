@@ -1,0 +1,62 @@
+"""The action's main step: `modelfunc up` — package, run on the target, round-trip the sample.
+
+Inputs (``INPUT_*``, see action.yml): model-repo, config, target, install-requirements, run-blob-test,
+blob-test-timeout, report-path. Outputs: image, app-url, test-result (pass|fail|skipped), report-path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from modelfunc import github
+from modelfunc.errors import ConfigError, ModelfuncError, SampleTestFailed
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        print("usage: up.py  (no arguments: inputs come from INPUT_* variables, see action.yml)", file=sys.stderr)
+        return 2
+    try:
+        from modelfunc import local
+        from modelfunc.blobtest import write_report
+        from modelfunc.config import load_project
+
+        repo = Path(github.get_input("model-repo", "."))
+        target = github.get_input("target", "local")
+        if target == "azure":
+            raise ConfigError("target 'azure' is not implemented yet: see issue 6 (Azure provisioning and deploy)",
+                              field="target", hint="use target: local to package and test on the runner")
+        if target != "local":
+            raise ConfigError(f"{target!r} is not a target: use local or azure", field="target")
+        run_test = github.get_bool("run-blob-test", True)
+        report_path = Path(github.get_input("report-path") or Path(
+            os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "modelfunc-report.json")
+        project = load_project(repo, config_file=github.get_input("config") or None)
+        with github.phases() as progress:  # each step of the pipeline is a log group of its own
+            _, report = local.up(project, timeout=github.get_float("blob-test-timeout", 60.0), run_test=run_test,
+                                 install=github.get_bool("install-requirements", True), progress=progress)
+        github.set_output("image", "")  # target local runs the rendered app; no image is built
+        github.set_output("app-url", "")  # the local host is stopped when the step ends
+        if report is None:
+            github.set_output("test-result", "skipped")
+            github.set_output("report-path", "")
+            github.add_summary(f"### modelfunc: {project.name} packaged; sample test skipped\n")
+            return 0
+        print(report.render(), flush=True)
+        write_report(report, report_path)
+        github.set_output("test-result", "pass" if report.passed else "fail")
+        github.set_output("report-path", str(report_path))
+        github.add_summary(github.summary_for_test(report))
+        if not report.passed:
+            raise SampleTestFailed(f"the sample did not round-trip: {report.failure()}")
+        return 0
+    except ModelfuncError as e:
+        return github.fail(e)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,427 @@
+"""The GitHub Action: modelfunc/github.py, scripts/*.py (called in-process through their main()), and action.yml.
+
+The scripts run as a step would: GITHUB_ACTIONS=true, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY pointing at
+files, inputs as INPUT_* variables. Everything under them is real (render, local host, Azurite, storage).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+from conftest import ROOT
+from modelfunc import blobtest, github
+from modelfunc.errors import ConfigError
+
+VENV_BIN = Path(sys.executable).parent
+ACTION = ROOT / "action.yml"
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"modelfunc_script_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    """$GITHUB_OUTPUT as the runner reads it: `name=value` lines and `name<<DELIM` ... `DELIM` blocks."""
+    out: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line:
+            i += 1
+            continue
+        if "<<" in line:
+            name, delimiter = line.split("<<", 1)
+            end = lines.index(delimiter, i + 1)  # ValueError (a failing test) when the block is not closed
+            out[name] = "\n".join(lines[i + 1:end])
+            i = end + 1
+        else:
+            name, value = line.split("=", 1)
+            out[name] = value
+            i += 1
+    return out
+
+
+class Step:
+    """One action step's environment: the files the runner gives it and the inputs."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.output = root / "github_output"
+        self.summary = root / "step_summary"
+        self.output.touch()
+        self.summary.touch()
+        self.mp = monkeypatch
+        for key in list(os.environ):
+            if key.startswith(("INPUT_", "GITHUB_")) or key in ("RUNNER_TEMP", "MODELFUNC_CONNECTION_STRING"):
+                monkeypatch.delenv(key)
+        monkeypatch.setenv("GITHUB_ACTIONS", "true")
+        monkeypatch.setenv("GITHUB_OUTPUT", str(self.output))
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(self.summary))
+        monkeypatch.setenv("GITHUB_WORKSPACE", str(root))
+        monkeypatch.setenv("RUNNER_TEMP", str(root / "runner-temp"))
+        (root / "runner-temp").mkdir()
+
+    def inputs(self, **values: str) -> None:
+        for name, value in values.items():
+            self.mp.setenv(f"INPUT_{name.upper()}", value)
+
+    def outputs(self) -> dict[str, str]:
+        return parse_outputs(self.output.read_text(encoding="utf-8"))
+
+    def summary_text(self) -> str:
+        return self.summary.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Step:
+    return Step(tmp_path, monkeypatch)
+
+
+# ------------------------------------------------------------------------------------ scripts/up.py
+
+
+def test_up_http_passes_and_writes_outputs_and_summary(example, step: Step, capfd) -> None:
+    repo = example("diabetes-http")
+    step.inputs(model_repo=str(repo), blob_test_timeout="60")
+    assert load_script("up").main([]) == 0
+    out = capfd.readouterr().out
+    assert "::group::test the sample" in out and "::endgroup::" in out
+    assert "::error" not in out
+    outputs = step.outputs()
+    assert outputs["test-result"] == "pass"
+    assert outputs["image"] == "" and outputs["app-url"] == ""
+    report = json.loads(Path(outputs["report-path"]).read_text())
+    assert Path(outputs["report-path"]).parent == step.root / "runner-temp"
+    assert report["passed"] is True and report["actual"] == [661.6371, 362.4341]
+    summary = step.summary_text()
+    assert "### modelfunc sample test: ✅ PASS" in summary
+    assert "| path | expected | actual | result |" in summary
+    assert "| (root) | <code>[661.6371, 362.4341]</code> | <code>[661.6371, 362.4341]</code> | match |" in summary
+    assert re.search(r"\| latency \| \d+ ms \|", summary)
+
+
+def test_up_fails_with_a_wrong_expected_output(example, step: Step, capfd) -> None:
+    repo = example("diabetes-http")
+    (repo / "samples" / "expected.json").write_text("[1.5, 362.4341]\n")
+    step.inputs(model_repo=str(repo))
+    assert load_script("up").main([]) == 1
+    out = capfd.readouterr().out
+    errors = [ln for ln in out.splitlines() if ln.startswith("::error ")]
+    assert len(errors) == 1
+    assert errors[0].startswith("::error title=modelfunc%3A SampleTestFailed::the sample did not round-trip")
+    assert "[0]%3A" not in errors[0] and "[0]: expected 1.5, got 661.6371" in errors[0]
+    assert step.outputs()["test-result"] == "fail"
+    summary = step.summary_text()
+    assert "❌ FAIL" in summary
+    assert "| [0] | <code>1.5</code> | <code>661.6371</code> | differs by" in summary
+    assert "### ❌ modelfunc: SampleTestFailed" in summary
+
+
+def test_up_blob_round_trips_on_its_own_azurite(example, step: Step) -> None:
+    repo = example("diabetes-blob")
+    step.inputs(model_repo=str(repo), run_blob_test="true")
+    assert load_script("up").main([]) == 0
+    outputs = step.outputs()
+    assert outputs["test-result"] == "pass"
+    report = json.loads(Path(outputs["report-path"]).read_text())
+    assert report["trigger"] == "blob" and report["output"].startswith("output/modelfunc-test-")
+    summary = step.summary_text()
+    assert "| trigger | blob |" in summary and "| output | output/modelfunc-test-" in summary
+    assert "AccountKey" not in summary + step.output.read_text()
+
+
+def test_up_without_the_test_only_packages(example, step: Step) -> None:
+    repo = example("diabetes-http")
+    step.inputs(model_repo=str(repo), run_blob_test="false")
+    assert load_script("up").main([]) == 0
+    assert step.outputs()["test-result"] == "skipped"
+    assert (repo / "build" / "app" / "function_app.py").is_file()
+
+
+def test_requirements_pip_cannot_install_stop_before_the_host(example, step: Step, capfd) -> None:
+    repo = example("diabetes-http")
+    env = repo / "environment.yml"
+    env.write_text(env.read_text().replace("  - pip:\n", "  - pip:\n      - modelfunc-no-such-package==0.0.0\n"))
+    assert "modelfunc-no-such-package" in env.read_text()
+    step.inputs(model_repo=str(repo), install_requirements="true")
+    assert load_script("up").main([]) == 2
+    out = capfd.readouterr().out
+    assert "::group::install the app's requirements" in out
+    assert ("::error file=" + env.relative_to(step.root).as_posix()
+            + ",title=modelfunc%3A EnvironmentSpecError::pip could not install the app's requirements") in out
+    assert "::group::start the local host" not in out
+
+
+def test_a_config_error_is_an_annotation_at_its_file_and_line(example, step: Step, capfd) -> None:
+    repo = example("diabetes-blob")
+    config = repo / "modelfunc.yaml"
+    config.write_text(config.read_text().replace("input/{blobname}.json", "input/{name}.json"))
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "input_path" in text)
+    step.inputs(model_repo=str(repo))
+    assert load_script("up").main([]) == 2
+    out = capfd.readouterr().out
+    rel = config.relative_to(step.root).as_posix()
+    expected = (f"::error file={rel},line={line},title=modelfunc%3A ConfigError::trigger.input_path: "
+                "'input/{name}.json' must contain {blobname}")
+    assert expected in out
+    assert not (repo / "build").exists()
+    assert step.output.read_text() == ""
+    assert f"in `{rel}` line {line}" in step.summary_text()
+
+
+def test_a_bad_input_is_a_config_error(example, step: Step, capfd) -> None:
+    step.inputs(model_repo=str(example("diabetes-http")), run_blob_test="yes")
+    assert load_script("up").main([]) == 2
+    assert "::error title=modelfunc%3A ConfigError::run-blob-test: 'yes' is not a boolean" in capfd.readouterr().out
+
+
+def test_target_azure_is_not_implemented_yet(example, step: Step, capfd) -> None:
+    step.inputs(model_repo=str(example("diabetes-http")), target="azure")
+    assert load_script("up").main([]) == 2
+    out = capfd.readouterr().out
+    assert "::error title=modelfunc%3A ConfigError::target: target 'azure' is not implemented yet" in out
+    assert "issue 6" in out
+    assert step.output.read_text() == ""
+
+
+def test_scripts_take_no_arguments(step: Step) -> None:
+    for name in ("up", "blob_test", "package"):
+        assert load_script(name).main(["--oops"]) == 2
+
+
+# ------------------------------------------------------------------------------- scripts/blob_test.py
+
+
+@pytest.mark.azurite
+def test_blob_test_script_masks_the_connection_string(example, step: Step, azurite, serve, capfd) -> None:
+    repo = example("diabetes-blob")
+    serve(repo, connection_string=azurite.connection_string)
+    step.inputs(model_repo=str(repo), connection_string=azurite.connection_string, blob_test_timeout="30")
+    assert load_script("blob_test").main([]) == 0
+    out = capfd.readouterr().out
+    assert f"::add-mask::{azurite.connection_string}" in out.splitlines()
+    assert step.outputs()["test-result"] == "pass"
+    everything = step.output.read_text() + step.summary_text()
+    assert azurite.connection_string not in everything and "AccountKey" not in everything
+    assert "| (root) | <code>[661.6371, 362.4341]</code> |" in step.summary_text()
+
+
+def test_blob_test_script_needs_a_url_for_http(example, step: Step, capfd) -> None:
+    step.inputs(model_repo=str(example("diabetes-http")))
+    assert load_script("blob_test").main([]) == 2
+    out = capfd.readouterr().out
+    assert "::error title=modelfunc%3A ConfigError::the HTTP trigger is tested with a request: give the function" in out
+
+
+# --------------------------------------------------------------------------------- scripts/package.py
+
+
+def test_package_script_masks_the_password_and_summarises_the_context(example, step: Step, capfd) -> None:
+    repo = example("diabetes-http")
+    password = "s3cr%t,\nsecond:line"
+    step.inputs(model_repo=str(repo), build="false", registry_password=password, registry_username="ci")
+    assert load_script("package").main([]) == 0
+    out = capfd.readouterr().out.splitlines()
+    assert "::add-mask::s3cr%25t," in out and "::add-mask::second:line" in out
+    assert out.index("::add-mask::s3cr%25t,") < out.index("::group::package diabetes-http")
+    outputs = step.outputs()
+    assert outputs == {"image": "", "digest": ""}
+    summary = step.summary_text()
+    assert "| image | (not built) |" in summary
+    assert "| layer | digest | pushed |" in summary and "| code | sha256:" in summary
+    for part in password.splitlines():
+        assert part not in summary + step.output.read_text()
+
+
+# ---------------------------------------------------------------------------------------- github.py
+
+
+def test_multiline_outputs_round_trip(step: Step) -> None:
+    values = {"plain": "x", "multi": "line 1\nline 2\n\nline 4", "empty": "", "eq": "a=b<<c",
+              "trailing": "ends with newline\n"}
+    for name, value in values.items():
+        github.set_output(name, value)
+    assert step.outputs() == values
+
+
+def test_the_delimiter_never_collides(step: Step, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = iter(["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"])
+    monkeypatch.setattr(github.uuid, "uuid4", lambda: next(ids))
+    value = "before\nghadelimiter_11111111-1111-1111-1111-111111111111\nafter"
+    text = github.set_output("tricky", value)
+    assert text.startswith("tricky<<ghadelimiter_22222222-")
+    assert step.outputs() == {"tricky": value}
+
+
+def test_annotation_escaping() -> None:
+    text = github.error("50% done\r\nnext: a, b", title="t: 1, 2%", file="dir/a,b:c.yaml", line=7)
+    assert text == "::error file=dir/a%2Cb%3Ac.yaml,line=7,title=t%3A 1%2C 2%25::50%25 done%0D%0Anext: a, b\n"
+    assert github.escape_data("%\r\n:,") == "%25%0D%0A:,"
+    assert github.escape_property("%\r\n:,") == "%25%0D%0A%3A%2C"
+    assert github.error("m") == "::error::m\n"
+
+
+def test_file_paths_are_relative_to_the_workspace(step: Step, capfd) -> None:
+    github.error("bad", title="x", file=str(step.root / "repo" / "modelfunc.yaml"), line=3)
+    assert capfd.readouterr().out == "::error file=repo/modelfunc.yaml,line=3,title=x::bad\n"
+
+
+def test_each_line_of_a_secret_is_masked(step: Step, capfd) -> None:
+    github.mask("-----BEGIN KEY-----\r\nabc%def\n\n  \nlast")
+    assert capfd.readouterr().out.splitlines() == [
+        "::add-mask::-----BEGIN KEY-----", "::add-mask::abc%25def", "::add-mask::last"]
+    github.mask("")
+    assert capfd.readouterr().out == ""
+
+
+def test_groups(step: Step, capfd) -> None:
+    with pytest.raises(RuntimeError), github.group("a: b"):
+        print("inside")
+        raise RuntimeError
+    assert capfd.readouterr().out.splitlines() == ["::group::a: b", "inside", "::endgroup::"]
+
+
+def test_nothing_is_written_outside_actions(step: Step, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    assert not github.in_actions()
+    assert github.set_output("x", "1").startswith("x<<ghadelimiter_")
+    assert github.add_summary("# hi") == "# hi\n"
+    assert github.mask("secret") == "::add-mask::secret\n"
+    assert github.error("oops", title="t") == "::error title=t::oops\n"
+    with github.group("g"):
+        pass
+    assert capfd.readouterr().out == ""
+    assert step.output.read_text() == "" and step.summary_text() == ""
+    monkeypatch.setenv("GITHUB_ACTIONS", "false")
+    assert not github.in_actions()
+
+
+def test_inputs_follow_githubs_name_mangling(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"INPUT_MODEL-REPO": " repo ", "INPUT_MY_SETTING": "v", "INPUT_RUN_BLOB_TEST": "FALSE", "OTHER": "x"}
+    assert github.input_env_name("model-repo") == "INPUT_MODEL-REPO"
+    assert github.input_env_name("my setting") == "INPUT_MY_SETTING"
+    assert github.inputs(env) == {"model-repo": "repo", "my_setting": "v", "run_blob_test": "FALSE"}
+    assert github.get_input("model-repo", env=env) == "repo"
+    assert github.get_input("my setting", env=env) == "v"
+    assert github.get_bool("run-blob-test", True, env=env) is False
+    assert github.get_input("missing", "dflt", env=env) == "dflt"
+    with pytest.raises(ConfigError) as info:
+        github.get_input("missing", required=True, env=env)
+    assert info.value.field == "missing"
+    with pytest.raises(ConfigError):
+        github.get_float("t", 60.0, env={"INPUT_T": "-1"})
+    assert github.get_float("t", 60.0, env={"INPUT_T": "2.5"}) == 2.5
+
+
+def test_the_test_summary_escapes_table_cells() -> None:
+    report = blobtest.TestReport(False, "http", "http://x|y", "samples/input.json", latency_ms=12.3, tolerance=1e-6,
+                        expected={"a": "p|q"}, actual={"a": "<b>\nr"},
+                        mismatches=[blobtest.Mismatch(".a", "p|q", "<b>\nr", "different value")])
+    text = github.summary_for_test(report)
+    assert "| target | http://x&#124;y |" in text
+    assert ("| .a | <code>&quot;p&#124;q&quot;</code> | <code>&quot;&lt;b&gt;\\nr&quot;</code> | "
+            "different value |") in text
+    assert "| latency | 12 ms |" in text
+    assert github.summary_for_test(report.to_dict()) == text
+
+
+def test_the_image_summary_names_the_digest() -> None:
+    summary = {"app": "/b/app", "reference": "reg:5000/m@sha256:" + "a" * 64, "digest": "sha256:" + "a" * 64,
+               "tag": "reg:5000/m:abc", "self_test": {"passed": True, "elapsed_ms": 40},
+               "layers": {"model": "sha256:" + "b" * 64, "code": "sha256:" + "c" * 64},
+               "pushed_layers": {"c" * 12: 2048}}
+    text = github.summary_for_image(summary)
+    assert f"| image | <code>reg:5000/m@sha256:{'a' * 64}</code> |" in text
+    assert "| self-test | ✅ passed in 40 ms |" in text
+    assert f"| digest | sha256:{'a' * 64} |" in text
+    assert f"| code | sha256:{'c' * 64} | 2048 bytes |" in text
+    assert f"| model | sha256:{'b' * 64} | — |" in text
+
+
+# ----------------------------------------------------------------------------------------- action.yml
+
+
+def _action() -> dict:
+    return yaml.safe_load(ACTION.read_text(encoding="utf-8"))
+
+
+def test_action_yml_validates_against_the_github_actions_schema() -> None:
+    result = subprocess.run([str(VENV_BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions",
+                             str(ACTION)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok -- validation done" in result.stdout
+
+
+def test_action_yml_has_no_zizmor_findings() -> None:
+    result = subprocess.run([str(VENV_BIN / "zizmor"), "--offline", str(ACTION)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+    # The one ignore is the unlocked npm install of Azurite (see action.yml); nothing else may be ignored.
+    assert "(1 ignored)" in result.stdout
+    assert ACTION.read_text().count("zizmor: ignore") == 1
+
+
+def test_no_expression_inside_run_and_inputs_reach_scripts_through_env() -> None:
+    action = _action()
+    declared = set(action["inputs"])
+    steps = action["runs"]["steps"]
+    assert action["runs"]["using"] == "composite"
+    for s in steps:
+        if "run" in s:
+            assert "${{" not in s["run"], s["name"]
+            assert s["shell"] == "bash"
+        for key, value in (s.get("env") or {}).items():
+            m = re.fullmatch(r"\$\{\{ inputs\.([a-z-]+) \}\}", str(value))
+            if key.startswith("INPUT_"):
+                assert m and key == "INPUT_" + m.group(1).upper().replace("-", "_"), key
+                assert m.group(1) in declared
+    up = next(s for s in steps if s.get("id") == "up")
+    passed = {k[len("INPUT_"):].lower().replace("_", "-") for k in up["env"] if k.startswith("INPUT_")}
+    assert declared - passed == {"python-version"}
+
+
+def test_action_inputs_and_outputs_are_documented_and_mapped() -> None:
+    action = _action()
+    assert action["branding"]["icon"] and action["branding"]["color"]
+    for name, spec in action["inputs"].items():
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name), name
+        assert spec["description"] and "default" in spec, name
+    for name in ("model-repo", "config", "target", "app-name", "resource-group", "location", "storage-prefix",
+                 "registry", "slot-name", "run-blob-test", "blob-test-timeout", "python-version"):
+        assert name in action["inputs"]
+    assert action["inputs"]["target"]["default"] == "local"
+    assert set(action["outputs"]) == {"image", "app-url", "test-result", "report-path"}
+    for name, spec in action["outputs"].items():
+        assert spec["value"] == f"${{{{ steps.up.outputs.{name} }}}}"
+
+
+def test_setup_python_is_pinned_by_commit_and_leaves_the_environment_alone() -> None:
+    setup = next(s for s in _action()["runs"]["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
+    assert re.fullmatch(r"actions/setup-python@[0-9a-f]{40}", setup["uses"])
+    assert setup["with"]["update-environment"] is False
+    for s in _action()["runs"]["steps"]:
+        if "uses" in s:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", s["uses"]), s["uses"]
+
+
+def test_the_template_workflow_only_passes_inputs_the_action_declares() -> None:
+    workflow = next((ROOT / "template").glob("*/.github/workflows/deploy.yml")).read_text(encoding="utf-8")
+    block = workflow.rsplit("with:{% raw %}", 1)[1].split("{% endraw %}", 1)[0]  # the modelfunc step
+    passed = set(re.findall(r"^\s+([a-z-]+):", block, flags=re.M))
+    assert "model-repo" in passed and "run-blob-test" in passed
+    assert passed <= set(_action()["inputs"]), passed - set(_action()["inputs"])
