@@ -7,13 +7,11 @@ Outputs: test-result (pass|fail), report-path.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from modelfunc import github
-from modelfunc.errors import ModelfuncError, SampleTestFailed
+from modelfunc.errors import ModelfuncError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         github.mask(connection_string)
         github.mask(function_key)
 
-        from modelfunc.blobtest import round_trip, write_report
+        from modelfunc.blobtest import round_trip
         from modelfunc.config import load_project
 
         def progress(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
 
-        report_path = Path(github.get_input("report-path") or Path(
-            os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "modelfunc-report.json")
+        report_path = Path(github.get_input("report-path") or github.default_report_path())
         project = load_project(Path(github.get_input("model-repo", ".")),
                                config_file=github.get_input("config") or None)
         with github.group(f"test the sample of {project.name}"):
@@ -43,13 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                                 url=github.get_input("url") or None, function_key=function_key or None,
                                 host_url=github.get_input("host-url") or None,
                                 timeout=github.get_float("blob-test-timeout", 60.0), progress=progress)
-        print(report.render(), flush=True)
-        write_report(report, report_path)
-        github.set_output("test-result", "pass" if report.passed else "fail")
-        github.set_output("report-path", str(report_path))
-        github.add_summary(github.summary_for_test(report))
-        if not report.passed:
-            raise SampleTestFailed(f"the sample did not round-trip: {report.failure()}")
+        github.publish_test(report, report_path)
         return 0
     except ModelfuncError as e:
         return github.fail(e)

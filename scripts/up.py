@@ -6,13 +6,11 @@ blob-test-timeout, report-path. Outputs: image, app-url, test-result (pass|fail|
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from modelfunc import github
-from modelfunc.errors import ConfigError, ModelfuncError, SampleTestFailed
+from modelfunc.errors import ConfigError, ModelfuncError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +20,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         from modelfunc import local
-        from modelfunc.blobtest import write_report
         from modelfunc.config import load_project
 
         repo = Path(github.get_input("model-repo", "."))
@@ -33,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         if target != "local":
             raise ConfigError(f"{target!r} is not a target: use local or azure", field="target")
         run_test = github.get_bool("run-blob-test", True)
-        report_path = Path(github.get_input("report-path") or Path(
-            os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "modelfunc-report.json")
+        report_path = Path(github.get_input("report-path") or github.default_report_path())
         project = load_project(repo, config_file=github.get_input("config") or None)
         with github.phases() as progress:  # each step of the pipeline is a log group of its own
             _, report = local.up(project, timeout=github.get_float("blob-test-timeout", 60.0), run_test=run_test,
@@ -46,13 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             github.set_output("report-path", "")
             github.add_summary(f"### modelfunc: {project.name} packaged; sample test skipped\n")
             return 0
-        print(report.render(), flush=True)
-        write_report(report, report_path)
-        github.set_output("test-result", "pass" if report.passed else "fail")
-        github.set_output("report-path", str(report_path))
-        github.add_summary(github.summary_for_test(report))
-        if not report.passed:
-            raise SampleTestFailed(f"the sample did not round-trip: {report.failure()}")
+        github.publish_test(report, report_path)
         return 0
     except ModelfuncError as e:
         return github.fail(e)

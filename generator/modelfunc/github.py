@@ -20,6 +20,7 @@ import html
 import json
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -304,3 +305,23 @@ def fail(e: Exception, *, title: str = "modelfunc") -> int:
     body = html.escape(full).replace("|", "&#124;").replace("\n", "<br>")
     add_summary(f"### ❌ {_text(heading)}\n\n{body}{where}\n")
     return int(getattr(e, "exit_code", 1))
+
+
+def default_report_path() -> Path:
+    """Where a step writes its JSON test report when the report-path input is empty: the runner's temp dir."""
+    return Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "modelfunc-report.json"
+
+
+def publish_test(report: Any, report_path: Path) -> None:
+    """Print the report, write it as JSON, set test-result and report-path, add the summary table;
+    raise SampleTestFailed when the sample did not round-trip."""
+    from .blobtest import write_report
+    from .errors import SampleTestFailed
+
+    print(report.render(), flush=True)
+    write_report(report, report_path)
+    set_output("test-result", "pass" if report.passed else "fail")
+    set_output("report-path", str(report_path))
+    add_summary(summary_for_test(report))
+    if not report.passed:
+        raise SampleTestFailed(f"the sample did not round-trip: {report.failure()}")
