@@ -7,12 +7,25 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 
 class Unmeasured(Exception):
     """A figure could not be measured (the run still goes on with the others)."""
+
+
+def _sigterm(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt  # stop the children on `kill` too, like on Ctrl+C
+
+
+def start_run(prefix: str) -> tuple[Path, Children]:
+    """A work directory with logs/, and the run's children; SIGTERM then cleans up like Ctrl+C."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "logs").mkdir()
+    return work, Children(work / "logs")
 
 
 def progress(message: str) -> None:

@@ -40,7 +40,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Children, Unmeasured, closing_lines, progress
+from _common import Children, Unmeasured, closing_lines, progress, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-http"
@@ -660,17 +659,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sigterm(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt  # clean up on `kill` too, like on Ctrl+C
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     example = args.example.resolve()
-    signal.signal(signal.SIGTERM, _sigterm)
-    work = Path(tempfile.mkdtemp(prefix="image-bench-"))
-    (work / "logs").mkdir()
-    children = Children(work / "logs")
+    work, children = start_run("image-bench-")
     notes: list[str] = []
     unmeasured: list[str] = []
     results: dict[str, Any] = {

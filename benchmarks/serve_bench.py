@@ -25,11 +25,9 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -37,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Children, Unmeasured, closing_lines, progress
+from _common import Children, Unmeasured, closing_lines, progress, start_run
 from modelfunc.blobtest import compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -508,17 +506,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sigterm(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt  # stop the children on `kill` too, like on Ctrl+C
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     example = args.example.resolve()
-    signal.signal(signal.SIGTERM, _sigterm)
-    work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    (work / "logs").mkdir()
-    children = Children(work / "logs")
+    work, children = start_run("serve-bench-")
     notes: list[str] = []
     unmeasured: list[str] = []
     results: dict[str, Any] = {
