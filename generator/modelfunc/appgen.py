@@ -30,7 +30,7 @@ import jinja2
 from . import __version__
 from .config import Project
 from .entryscript import inspect_entry_script
-from .environment import read_requirements
+from .environment import add_requirement, read_requirements
 from .errors import PackageError
 
 RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
@@ -39,6 +39,7 @@ APP_MODEL_DIR = "model"
 FIXED_MTIME = 315532800  # 1980-01-01: stable mtimes keep image layers identical across renders
 RESERVED = {"function_app.py", "modelfunc_runtime.py", "host.json", "requirements.txt", "local.settings.json",
             APP_MODEL_DIR, MARKER}
+CACHE_REQUIREMENT = "redis>=5"  # redis-py, for cache: {redis: ...}
 FUNCTION_NAMES = {"http": "score", "blob": "score_blob", "service-bus-queue": "score_message"}
 
 
@@ -147,6 +148,8 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     info = inspect_entry_script(project.entry_script)
     _check_out_dir(project, out_dir, info.local_modules)
     requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
+    if project.config.cache is not None and project.config.cache.redis is not None:
+        add_requirement(requirements, CACHE_REQUIREMENT)  # the runtime's Redis client
     if requirements.skipped:
         progress(f"left out conda-only packages (nothing for pip to install): {', '.join(requirements.skipped)}")
     entry_name = project.entry_script.name

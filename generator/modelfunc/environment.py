@@ -144,6 +144,14 @@ def _with_runtime(lines: list[str]) -> list[str]:
     return out
 
 
+def add_requirement(requirements: Requirements, line: str) -> None:
+    """Append ``line`` (e.g. ``redis>=5``) unless the user's list already names that package."""
+    wanted = canonicalize_name(Requirement(line).name)
+    if not any(not ln.startswith("-") and canonicalize_name(Requirement(ln).name) == wanted
+               for ln in requirements.lines):
+        requirements.lines.append(line)
+
+
 def read_requirements(path: Path, *, python_version: str) -> Requirements:
     """Read environment.yml/.yaml or a requirements.txt into pip requirement lines."""
     path = Path(path)

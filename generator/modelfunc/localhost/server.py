@@ -120,9 +120,13 @@ class HostServer:
         listeners = {name: {"last_error": lst.last_error, **lst.stats.as_dict()}
                      for name, lst in self.listeners.items()}
         code = 200 if self.state == "Running" else 503
-        return JSONResponse({"state": self.state, "errors": list(self.errors)[-20:], "uptime_s": round(
-            time.time() - self.started, 1), "http_invocations": self.invocations, "blob_listeners": listeners},
-            status_code=code)
+        body = {"state": self.state, "errors": list(self.errors)[-20:], "uptime_s": round(
+            time.time() - self.started, 1), "http_invocations": self.invocations, "blob_listeners": listeners}
+        entry = getattr(self.app.module, "entry", None)
+        cache = entry.cache_stats() if hasattr(entry, "cache_stats") else None
+        if cache is not None:  # the prediction cache's hits, misses and state (modelfunc_runtime)
+            body["cache"] = cache
+        return JSONResponse(body, status_code=code)
 
     async def _list_functions(self, request: Request) -> JSONResponse:
         items = []

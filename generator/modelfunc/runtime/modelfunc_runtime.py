@@ -14,6 +14,13 @@ The contract follows ``azureml-inference-server-http``:
 * a ``request_headers`` parameter, when present, receives the request headers as a dict;
 * ``AZUREML_MODEL_DIR`` points at the model folder of the app.
 
+Prediction cache (``cache: {redis: ...}`` in modelfunc.yaml): with the app setting it names holding a Redis
+connection string, successful answers of ``run()`` are kept in Redis under a key made of the model version
+(a digest of the entry script, the modules beside it and the model files), the trigger and the exact input
+bytes. The cache only ever makes answers faster: Redis down or slow costs one short timeout, the request is
+scored normally, the outage is logged once and Redis is tried again later (with a growing back-off). It
+needs the ``redis`` package (redis-py), which ``modelfunc package`` adds to the app's requirements.
+
 Errors: malformed input → 400 (415 for a schema-decorated run without a JSON body); an exception
 in ``run()`` → 500 with an error id, the traceback only in the log. A blob that fails to score
 gets an error record written through the error output binding instead of being retried forever.
@@ -21,6 +28,7 @@ gets an error record written through the error output binding instead of being r
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import json
@@ -36,12 +44,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["EntryScript", "EntryScriptError", "Outcome", "load"]
+__all__ = ["EntryScript", "EntryScriptError", "Outcome", "PredictionCache", "load", "parse_redis_connection"]
 
 logger = logging.getLogger("modelfunc.runtime")
+cache_logger = logging.getLogger("modelfunc.cache")
 
 INIT_TIMEOUT_S = float(os.environ.get("MODELFUNC_INIT_TIMEOUT", "600"))
+# The cache's knobs, as app settings (the defaults suit Azure Cache for Redis in the app's region).
+CACHE_TIMEOUT_S = float(os.environ.get("MODELFUNC_CACHE_TIMEOUT_MS", "250")) / 1000
+CACHE_MAX_VALUE_BYTES = int(os.environ.get("MODELFUNC_CACHE_MAX_VALUE_BYTES", str(1024 * 1024)))
+CACHE_BACKOFF_S = (1.0, 30.0)  # first and longest wait before Redis is tried again after an outage
 _RAWHTTP_MODULES = ("azureml.contrib.services.aml_request", "azureml_inference_server_http.api.aml_request")
 
 
@@ -100,6 +114,230 @@ def _is_json_content_type(ctype: str | None) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+# ---------------------------------------------------------------------------------- prediction cache
+
+_REDIS_EXAMPLE = "'<name>.redis.cache.windows.net:6380,password=<key>,ssl=True' or 'rediss://:<key>@<host>:6380'"
+
+
+def _truthy(value: str, option: str) -> bool:
+    low = value.strip().lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{option}={value!r} is neither True nor False")
+
+
+def parse_redis_connection(text: str) -> dict[str, Any]:
+    """A Redis connection string → keyword arguments for ``redis.Redis``.
+
+    Two forms are accepted: the one the Azure portal shows for Azure Cache for Redis (StackExchange.Redis:
+    ``host:port,password=...,ssl=True,abortConnect=False``; ``user=``, ``connectTimeout=`` and ``syncTimeout=``
+    in ms are read, other options ignored) and a URL (``redis://[user:password@]host[:port][/db]``,
+    ``rediss://`` for TLS). TLS without a port means 6380, as Azure Cache for Redis serves TLS there.
+    A ValueError never quotes the password.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValueError(f"it is empty; set it to the Redis connection string, e.g. {_REDIS_EXAMPLE}")
+    options: dict[str, Any] = {}
+    if "://" in text:
+        url = urlsplit(text)
+        if url.scheme not in ("redis", "rediss"):
+            raise ValueError(f"the URL scheme {url.scheme!r} is not redis:// or rediss://; e.g. {_REDIS_EXAMPLE}")
+        tls = url.scheme == "rediss"
+        try:
+            host, port = url.hostname, url.port
+        except ValueError:
+            raise ValueError(f"the port in the URL is not a number from 1 to 65535; e.g. {_REDIS_EXAMPLE}") from None
+        if url.username:
+            options["username"] = unquote(url.username)
+        if url.password:
+            options["password"] = unquote(url.password)
+        db = url.path.strip("/")
+        if db:
+            if not db.isdigit():
+                raise ValueError(f"the database {db!r} in the URL path is not a number, e.g. /0")
+            options["db"] = int(db)
+        query = {k.lower(): v[-1] for k, v in parse_qs(url.query).items()}
+        if "ssl" in query:
+            tls = _truthy(query["ssl"], "ssl")
+    else:
+        first, *rest = [part.strip() for part in text.split(",")]
+        host, port, tls = first, None, False
+        if first.count(":") == 1:
+            host, port_text = first.split(":")
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValueError(f"the port {port_text!r} is not a number from 1 to 65535; e.g. {_REDIS_EXAMPLE}")
+            port = int(port_text)
+        if "=" in host:
+            raise ValueError(f"it does not start with host:port; e.g. {_REDIS_EXAMPLE}")
+        for n, part in enumerate(rest, 2):
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:  # not quoted: it may be a password written without password=
+                raise ValueError(f"part {n} (after comma {n - 1}) is not name=value; e.g. {_REDIS_EXAMPLE}")
+            key = key.strip().lower()
+            if key == "password":
+                options["password"] = value
+            elif key == "user":
+                options["username"] = value
+            elif key == "ssl":
+                tls = _truthy(value, "ssl")
+            elif key in ("connecttimeout", "synctimeout"):
+                if not value.strip().isdigit():
+                    raise ValueError(f"{key}={value!r} is not a number of milliseconds")
+                options["socket_connect_timeout" if key == "connecttimeout" else "socket_timeout"] = int(value) / 1000
+    if not host:
+        raise ValueError(f"it names no host; e.g. {_REDIS_EXAMPLE}")
+    options.update(host=host, port=port or (6380 if tls else 6379), ssl=tls)
+    return options
+
+
+class PredictionCache:
+    """Successful answers in Redis, keyed by model version + trigger + exact input. Never fails a request.
+
+    Every Redis error or timeout (``timeout_s``, short) marks the cache down: the request goes on without it,
+    the outage is logged once, and Redis is tried again after a back-off (1 s, doubling up to 30 s) by a
+    single request; the first success logs the recovery.
+    """
+
+    def __init__(self, setting: str, connection: str, *, ttl_seconds: int, max_value_bytes: int = CACHE_MAX_VALUE_BYTES,
+                 timeout_s: float = CACHE_TIMEOUT_S) -> None:
+        import redis  # the app's requirements have it when the cache is configured
+
+        options = parse_redis_connection(connection)
+        self.setting = setting
+        self.ttl_seconds = int(ttl_seconds)
+        self.max_value_bytes = max_value_bytes
+        self.where = f"{'rediss' if options['ssl'] else 'redis'}://{options['host']}:{options['port']}"
+        kwargs: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, **options}
+        try:  # one attempt per call: the back-off below is the retry
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            kwargs["retry"] = Retry(NoBackoff(), 0)
+        except ImportError:  # pragma: no cover - redis-py < 4.1
+            pass
+        self._client = redis.Redis(**kwargs)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._backoff = CACHE_BACKOFF_S[0]
+        self.hits = self.misses = self.stored = self.too_large = self.bypassed = self.outages = 0
+        self.last_error: str | None = None
+
+    # ---------------------------------------------------------------- availability
+
+    def _usable(self) -> bool:
+        if self._down_since is None:
+            return True
+        with self._lock:
+            if self._down_since is None:
+                return True
+            now = time.monotonic()
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self._backoff  # this request probes; the others keep going without Redis
+            return True
+
+    def _failed(self, error: BaseException) -> None:
+        with self._lock:
+            self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            first = self._down_since is None
+            if first:
+                self._down_since = time.monotonic()
+                self._backoff = CACHE_BACKOFF_S[0]
+                self.outages += 1
+            else:
+                self._backoff = min(self._backoff * 2, CACHE_BACKOFF_S[1])
+            self._retry_at = time.monotonic() + self._backoff
+        if first:
+            cache_logger.warning("Redis cache at %s is unavailable (%s): scoring without the cache, trying it "
+                                 "again later", self.where, self.last_error)
+        else:
+            cache_logger.debug("Redis cache at %s still unavailable (%s)", self.where, self.last_error)
+
+    def _succeeded(self) -> None:
+        if self._down_since is None:
+            return
+        with self._lock:
+            if self._down_since is None:
+                return
+            down_for = time.monotonic() - self._down_since
+            self._down_since, self._backoff, self.last_error = None, CACHE_BACKOFF_S[0], None
+        cache_logger.warning("Redis cache at %s is reachable again (down for %.1f s)", self.where, down_for)
+
+    # ---------------------------------------------------------------- get / put
+
+    def get(self, key: str) -> bytes | None:
+        if not self._usable():
+            self.bypassed += 1
+            return None
+        try:
+            value = self._client.get(key)
+        except self._errors as e:
+            self._failed(e)
+            self.bypassed += 1
+            return None
+        self._succeeded()
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: str, value: bytes) -> bool:
+        if len(value) > self.max_value_bytes:
+            self.too_large += 1
+            cache_logger.info("not caching an answer of %d bytes (the limit is %d bytes)", len(value),
+                              self.max_value_bytes)
+            return False
+        if not self._usable():
+            return False
+        try:
+            self._client.set(key, value, ex=self.ttl_seconds)
+        except self._errors as e:
+            self._failed(e)
+            return False
+        self._succeeded()
+        self.stored += 1
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {"backend": "redis", "where": self.where, "state": "down" if self._down_since is not None else "up",
+                "hits": self.hits, "misses": self.misses, "stored": self.stored, "too_large": self.too_large,
+                "bypassed": self.bypassed, "outages": self.outages, "last_error": self.last_error,
+                "ttl_seconds": self.ttl_seconds, "max_value_bytes": self.max_value_bytes}
+
+
+def model_version(root: Path, entry_script: Path, model_dir: Path) -> str:
+    """A digest of what decides the answers: the entry script, the Python modules beside it, the model files.
+
+    ``MODELFUNC_MODEL_VERSION`` (an app setting) replaces it, e.g. for a model too large to hash at start.
+    """
+    explicit = os.environ.get("MODELFUNC_MODEL_VERSION", "").strip()
+    if explicit:
+        return "v-" + hashlib.sha256(explicit.encode()).hexdigest()[:32]
+    digest = hashlib.sha256()
+    files = [entry_script]
+    files += sorted(p for p in root.rglob("*.py") if p != entry_script and p.name != "function_app.py"
+                    and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts)
+                    and model_dir not in p.parents)
+    files += sorted(p for p in model_dir.rglob("*") if p.is_file())
+    for path in files:
+        rel = path.relative_to(root).as_posix().encode()
+        digest.update(len(rel).to_bytes(4, "big") + rel)
+        with open(path, "rb") as f:
+            file_digest = hashlib.sha256()
+            for chunk in iter(lambda: f.read(1 << 20), b""):  # noqa: B023 - f is this iteration's file
+                file_digest.update(chunk)
+        digest.update(file_digest.digest())
+    return digest.hexdigest()[:32]
+
+
 class EntryScript:
     """One loaded score.py and everything needed to call it the way Azure ML does."""
 
@@ -107,6 +345,10 @@ class EntryScript:
         self.path = Path(script).resolve()
         if model_dir is not None:
             os.environ["AZUREML_MODEL_DIR"] = str(Path(model_dir).resolve())
+        self.model_dir = Path(model_dir).resolve() if model_dir is not None else self.path.parent / "model"
+        self.cache: PredictionCache | None = None
+        self.cache_off: str | None = None  # why a configured cache is not used
+        self.version: str | None = None
         if not self.path.is_file():
             raise EntryScriptError(f"entry script {self.path} does not exist")
         self._reset_rawhttp_flags()
@@ -192,9 +434,58 @@ class EntryScript:
             self._init_started = True
         threading.Thread(target=self._do_init, name="modelfunc-init", daemon=True).start()
 
+    def enable_cache(self, setting: str, ttl_seconds: int) -> None:
+        """Cache successful answers in the Redis whose connection string is in app setting ``setting``.
+
+        Any reason not to (the setting empty, no redis package, a malformed string, a run() whose answer
+        depends on more than the input bytes) is logged once and the app runs uncached.
+        """
+        reason = None
+        if self.style == "rawhttp" or self.wants_headers:
+            reason = ("run() reads the request (@rawhttp) or its headers, so its answer may depend on more than "
+                      "the input: predictions are not cached")
+        elif not os.environ.get(setting, "").strip():
+            reason = (f"app setting {setting} is not set: predictions are not cached (set it to the Redis "
+                      f"connection string, e.g. {_REDIS_EXAMPLE})")
+        else:
+            try:
+                self.cache = PredictionCache(setting, os.environ[setting], ttl_seconds=ttl_seconds)
+            except ImportError:
+                reason = ("the redis package is not installed: predictions are not cached (modelfunc package "
+                          "adds redis to the app's requirements; pip install redis)")
+            except ValueError as e:
+                reason = (f"app setting {setting} is not a usable Redis connection string: {e}; "
+                          "predictions are not cached")
+        if reason:
+            self.cache_off = reason
+            cache_logger.warning("cache: %s", reason)
+        else:
+            cache_logger.info("cache: answers are cached in %s for %d s (connection from app setting %s)",
+                              self.cache.where, ttl_seconds, setting)
+
+    def cache_stats(self) -> dict[str, Any] | None:
+        if self.cache is not None:
+            return {**self.cache.stats(), "model_version": self.version}
+        if self.cache_off:
+            return {"backend": "redis", "state": "off", "reason": self.cache_off}
+        return None
+
+    def _cache_key(self, kind: str, body: bytes, method: str, headers: dict[str, str],
+                   query: dict[str, list[str]] | None) -> str:
+        ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
+        digest = hashlib.sha256()
+        for part in (kind.encode(), method.encode(), ctype.split(";", 1)[0].strip().lower().encode(),
+                     json.dumps(sorted((query or {}).items())).encode() if method == "GET" else b"", body):
+            digest.update(len(part).to_bytes(8, "big") + part)
+        return f"modelfunc:{kind}:{self.version}:{digest.hexdigest()}"
+
     def _do_init(self) -> None:
         started = time.perf_counter()
         try:
+            if self.cache is not None:
+                self.version = model_version(self.path.parent, self.path, self.model_dir)
+                cache_logger.info("cache: model version %s (digest of the entry script, modules and model files)",
+                                  self.version)
             logger.info("Calling init() of %s", self.path.name)
             self._init()
             logger.info("init() finished in %.0f ms", (time.perf_counter() - started) * 1000)
@@ -223,8 +514,12 @@ class EntryScript:
         headers: dict[str, str] | None = None,
         query: dict[str, list[str]] | None = None,
         url: str = "http://localhost/score",
+        kind: str = "http",
     ) -> Outcome:
-        """Score one input. Never raises for a user or input error: the Outcome says what happened."""
+        """Score one input. Never raises for a user or input error: the Outcome says what happened.
+
+        ``kind`` (the trigger: http, blob, message) is part of the cache key.
+        """
         headers = dict(headers or {})
         started = time.perf_counter()
         try:
@@ -234,6 +529,29 @@ class EntryScript:
             logger.error("[%s] %s", error_id, ex)
             return Outcome(503, _error_body(f"The model is not available: {ex}", error_id),
                            {"content-type": "application/json"}, error_id)
+        cache, key = self.cache, None
+        if cache is not None and method in ("POST", "GET"):
+            key = self._cache_key(kind, body, method, headers, query)
+            cached = cache.get(key)
+            if cached is not None:
+                elapsed = (time.perf_counter() - started) * 1000
+                cache_logger.info("cache hit (%s input of %d bytes, key …%s) in %.2f ms", kind, len(body), key[-12:],
+                                  elapsed)
+                return Outcome(200, cached, {"content-type": "application/json", "x-modelfunc-cache": "hit"},
+                               elapsed_ms=elapsed)
+        outcome = self._score(body, method=method, headers=headers, query=query, url=url, started=started)
+        if key is not None and cache is not None:
+            stored = outcome.status == 200 and outcome.headers.get("x-modelfunc-cacheable") == "1" and cache.put(
+                key, outcome.body)
+            cache_logger.info("cache miss (%s input of %d bytes, key …%s): scored in %.2f ms, status %d, %s", kind,
+                              len(body), key[-12:], outcome.elapsed_ms, outcome.status,
+                              "stored" if stored else "not stored")
+            outcome.headers["x-modelfunc-cache"] = "miss"
+        outcome.headers.pop("x-modelfunc-cacheable", None)
+        return outcome
+
+    def _score(self, body: bytes, *, method: str, headers: dict[str, str], query: dict[str, list[str]] | None,
+               url: str, started: float) -> Outcome:
         try:
             kwargs = self._arguments(body, method=method, headers=headers, query=query or {}, url=url)
         except BadInput as ex:
@@ -259,6 +577,8 @@ class EntryScript:
             )
         elapsed = (time.perf_counter() - run_started) * 1000
         outcome = self._to_outcome(result)
+        if not _is_response(result) and outcome.status == 200:
+            outcome.headers["x-modelfunc-cacheable"] = "1"  # a JSON answer of run() itself: safe to cache
         outcome.elapsed_ms = elapsed
         outcome.headers["x-ms-run-fn-exec-ms"] = f"{elapsed:.3f}"
         if outcome.status >= 500:
@@ -350,7 +670,7 @@ class EntryScript:
         if not ctype or ctype == "application/octet-stream":  # what most uploads get: judge by the name
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         outcome = self.invoke(data, method="POST", headers={"x-ms-blob-name": name, "content-type": ctype},
-                              url=f"http://localhost/blob/{name}")
+                              url=f"http://localhost/blob/{name}", kind="blob")
         if outcome.ok:
             output.set(outcome.body)
         else:
@@ -371,7 +691,7 @@ class EntryScript:
         message is retried and then dead-lettered (the queue's own error record)."""
         outcome = self.invoke(msg.get_body(), method="POST",
                               headers={"content-type": getattr(msg, "content_type", None) or ""},
-                              url="http://localhost/message")
+                              url="http://localhost/message", kind="message")
         if not outcome.ok:
             raise RuntimeError(
                 f"scoring message {getattr(msg, 'message_id', '')} failed with status {outcome.status}: "
@@ -425,14 +745,13 @@ def load(app_file: str | os.PathLike[str], *, entry_script: str = "score.py", mo
          cache_setting: str | None = None, cache_ttl_seconds: int | None = None) -> EntryScript:
     """Load the app's entry script (next to function_app.py) and start init() in the background.
 
-    ``cache_setting`` names the app setting with the Redis connection string (``cache:`` in modelfunc.yaml);
-    this runtime does not cache predictions yet, so it only says so.
+    ``cache_setting`` names the app setting with the Redis connection string (``cache:`` in modelfunc.yaml):
+    successful answers are then cached there for ``cache_ttl_seconds``.
     """
-    if cache_setting:
-        logger.warning("cache: %s (ttl %s s) is configured, but this runtime does not cache predictions yet: "
-                       "every input is scored", cache_setting, cache_ttl_seconds)
     root = Path(app_file).resolve().parent
     entry = EntryScript(root / entry_script, model_dir=root / model_dir)
+    if cache_setting:
+        entry.enable_cache(cache_setting, cache_ttl_seconds or 3600)
     entry.start_init()
     return entry
 
