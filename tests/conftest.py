@@ -17,6 +17,9 @@ import httpx
 import pytest
 from modelfunc.azurite import Azurite
 
+# Every secret the suite creates is looked for in every output, log and summary (tests/secrets_guard.py).
+pytest_plugins = ["secrets_guard"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
