@@ -28,7 +28,7 @@ from azure.storage.blob import BlobServiceClient
 from .blobpath import BlobPath
 from .config import Project, load_expected
 from .errors import ConfigError, StorageError
-from .storage import blob_service, describe
+from .storage import blob_service, blob_service_for, describe
 
 Progress = Callable[[str], None]
 
@@ -146,12 +146,15 @@ def _storage_error(service: BlobServiceClient, e: Exception) -> StorageError:
     )
 
 
-def run_blob_test(project: Project, connection_string: str, *, timeout: float = 60.0, keep: bool = False,
-                  progress: Progress | None = None) -> TestReport:
+def run_blob_test(project: Project, connection_string: str | None, *, timeout: float = 60.0, keep: bool = False,
+                  progress: Progress | None = None, account_url: str | None = None,
+                  credential: Any = None) -> TestReport:
+    """The blob round trip on the account of ``connection_string``, or of ``account_url`` signed in with
+    ``credential`` (a TokenCredential: identity instead of a key, as against an app in Azure)."""
     trigger = project.trigger
     assert trigger.type == "blob"
     src, dst, err = (BlobPath.parse(p) for p in (trigger.input_path, trigger.output_path, trigger.error_path))
-    service = blob_service(connection_string)
+    service = blob_service_for(account_url, credential) if account_url else blob_service(connection_string or "")
     unique = f"modelfunc-test-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     values = {p: ("x" if p != "blobname" else unique) for p in src.placeholders}
     in_name, out_name, err_name = src.format(values), dst.format(values), err.format(values)
@@ -261,9 +264,17 @@ def run_invoke_test(project: Project, host_url: str, function_name: str, *, time
 
 def round_trip(project: Project, *, connection_string: str | None = None, url: str | None = None,
                 function_key: str | None = None, host_url: str | None = None, timeout: float = 60.0,
-                keep: bool = False, progress: Progress | None = None) -> TestReport:
-    """The round trip the project's trigger calls for. ``host_url`` (a local host) also gives the HTTP URL."""
+                keep: bool = False, progress: Progress | None = None, account_url: str | None = None,
+                credential: Any = None) -> TestReport:
+    """The round trip the project's trigger calls for. ``host_url`` (a local host) also gives the HTTP URL.
+
+    Blob trigger: ``account_url`` + ``credential`` (a TokenCredential) reach the storage by identity
+    instead of a connection string.
+    """
     trigger = project.trigger
+    if trigger.type == "blob" and account_url:
+        return run_blob_test(project, None, timeout=timeout, keep=keep, progress=progress, account_url=account_url,
+                             credential=credential)
     if trigger.type == "blob":
         conn = connection_string or os.environ.get(trigger.connection)
         if not conn:

@@ -76,3 +76,19 @@ class SampleTestFailed(ModelfuncError):
     """The round-trip test ran and the output did not match (or never came)."""
 
     exit_code = 1
+
+
+class OptionError(ModelfuncError):
+    """A command-line option or action input is invalid (``field`` names it, e.g. ``--storage-prefix``)."""
+
+
+class CredentialError(ModelfuncError):
+    """No Azure credential works (none set up, or Azure refused it): the hint says which one to set up."""
+
+    exit_code = 1
+
+
+class DeployError(ModelfuncError):
+    """An Azure deployment step failed or timed out (provisioning, the slot never became healthy, the swap)."""
+
+    exit_code = 1

@@ -24,6 +24,13 @@ def blob_service(connection_string: str) -> BlobServiceClient:
                            ) from None
 
 
+def blob_service_for(account_url: str, credential: object) -> BlobServiceClient:
+    """A client for ``account_url`` signed in with ``credential`` (identity, no key), with the same retries."""
+    return BlobServiceClient(account_url, credential=credential, connection_timeout=5, read_timeout=30,
+                             retry_policy=ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2,
+                                                           random_jitter_range=0.2))
+
+
 def describe(service: BlobServiceClient) -> str:
     """The account name and endpoint: safe to print (no key, no SAS)."""
     return f"{service.account_name} at {service.primary_endpoint}"

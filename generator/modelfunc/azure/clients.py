@@ -1,0 +1,125 @@
+"""The Azure SDK management clients modelfunc uses, built once with the same pipeline settings.
+
+Every client gets the same ``transport`` (tests inject one), retry settings (azure-core's RetryPolicy
+retries 408/429/500/502/503/504 with exponential backoff and honours ``Retry-After``) and LRO polling
+interval. :func:`arm_call` turns SDK errors into modelfunc errors that say what failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+from azure.mgmt.eventgrid import EventGridManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.storage import StorageManagementClient
+from azure.mgmt.web import WebSiteManagementClient
+
+from ..errors import CredentialError, DeployError
+from .credentials import SETUP_HINT
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How every client talks to Azure. ``retry_backoff_factor=0`` (tests) retries without sleeping."""
+
+    retry_total: int = 6
+    retry_backoff_factor: float = 1.0
+    retry_backoff_max: float = 60.0
+    polling_interval: float = 10.0
+    transport: Any = None  # an azure.core.pipeline.transport.HttpTransport; None: the default (requests)
+
+    def kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"retry_total": self.retry_total, "retry_backoff_factor": self.retry_backoff_factor,
+                               "retry_backoff_max": self.retry_backoff_max, "polling_interval": self.polling_interval}
+        if self.transport is not None:
+            out["transport"] = self.transport
+        return out
+
+
+def default_settings() -> PipelineSettings:
+    """The settings the CLI uses (a test replaces this to inject its transport)."""
+    return PipelineSettings()
+
+
+@dataclass
+class Clients:
+    credential: TokenCredential
+    subscription_id: str
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def _get(self, name: str, cls: type, subscription_id: str | None = None) -> Any:
+        sub = subscription_id or self.subscription_id
+        key = f"{name}:{sub}"
+        if key not in self._cache:
+            self._cache[key] = cls(self.credential, sub, **self.settings.kwargs())
+        return self._cache[key]
+
+    @property
+    def resource(self) -> ResourceManagementClient:
+        return self._get("resource", ResourceManagementClient)
+
+    @property
+    def storage(self) -> StorageManagementClient:
+        return self._get("storage", StorageManagementClient)
+
+    @property
+    def web(self) -> WebSiteManagementClient:
+        return self._get("web", WebSiteManagementClient)
+
+    def authorization(self, subscription_id: str | None = None) -> AuthorizationManagementClient:
+        return self._get("authorization", AuthorizationManagementClient, subscription_id)
+
+    def registry(self, subscription_id: str | None = None) -> ContainerRegistryManagementClient:
+        return self._get("registry", ContainerRegistryManagementClient, subscription_id)
+
+    @property
+    def eventgrid(self) -> EventGridManagementClient:
+        return self._get("eventgrid", EventGridManagementClient)
+
+    def close(self) -> None:
+        for client in self._cache.values():
+            client.close()
+        self._cache.clear()
+
+
+def _reason(e: HttpResponseError) -> str:
+    error = getattr(e, "error", None)
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+    status = getattr(e, "status_code", None)
+    return f"{status or ''} {code + ': ' if code else ''}{message}".strip()[:500]
+
+
+@contextlib.contextmanager
+def arm_call(what: str) -> Iterator[None]:
+    """Run ARM calls for ``what`` (e.g. "create storage account x"); failures become DeployError/CredentialError."""
+    try:
+        yield
+    except ClientAuthenticationError as e:
+        raise CredentialError(f"{what}: Azure refused the credential ({_reason(e)})", hint=SETUP_HINT) from None
+    except ResourceNotFoundError:
+        raise
+    except HttpResponseError as e:
+        status = getattr(e, "status_code", None)
+        if status == 403:
+            raise DeployError(f"{what}: not allowed ({_reason(e)})",
+                              hint="the signed-in principal needs Contributor and User Access Administrator "
+                                   "(or Owner) on the subscription or resource group") from None
+        raise DeployError(f"{what} failed: {_reason(e)}") from None
+    except (ServiceRequestError, ServiceResponseError) as e:
+        raise DeployError(f"{what}: Azure could not be reached ({type(e).__name__})",
+                          hint="check the network; the request was retried") from None

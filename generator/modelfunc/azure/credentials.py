@@ -1,0 +1,135 @@
+"""Which Azure credential to use, and a clear error when none works.
+
+In GitHub Actions (``ACTIONS_ID_TOKEN_REQUEST_URL`` and ``_TOKEN`` set, i.e. the job has
+``permissions: id-token: write``): OIDC — the workflow's ID token for the audience
+``api://AzureADTokenExchange`` is the client assertion of a :class:`ClientAssertionCredential`
+(tenant and client id from the arguments or ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``). No stored secret.
+
+Elsewhere: :class:`EnvironmentCredential` when a service principal is in the environment, else
+:class:`AzureCliCredential` when ``az`` is installed, else :class:`DefaultAzureCredential` (managed
+identity, workload identity, ...). :func:`check` asks for an ARM token once and turns a failure into
+a :class:`CredentialError` naming what to set up. Tokens are never logged or printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import (
+    AzureCliCredential,
+    ClientAssertionCredential,
+    CredentialUnavailableError,
+    DefaultAzureCredential,
+    EnvironmentCredential,
+)
+
+from ..errors import CredentialError
+
+AUDIENCE = "api://AzureADTokenExchange"
+ARM_SCOPE = "https://management.azure.com/.default"
+
+SETUP_HINT = (
+    "set up one of: in GitHub Actions, `permissions: id-token: write` plus AZURE_CLIENT_ID and AZURE_TENANT_ID "
+    "(an app registration with a federated credential for this repo; no secret); a service principal in "
+    "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH); or `az login`"
+)
+
+
+def in_github_oidc(env: Mapping[str, str]) -> bool:
+    return bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
+
+
+def github_id_token(*, audience: str = AUDIENCE, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> str:
+    """The workflow's OIDC ID token for ``audience`` (what actions/core getIDToken does)."""
+    env = os.environ if env is None else env
+    url, bearer = env.get("ACTIONS_ID_TOKEN_REQUEST_URL", ""), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
+    if not url or not bearer:
+        raise CredentialError("this job cannot request a GitHub OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN "
+                              "are not set)", hint="give the job `permissions: id-token: write`")
+    try:
+        resp = httpx.get(url, params={"audience": audience}, headers={"Authorization": f"bearer {bearer}"},
+                         timeout=timeout)
+    except httpx.HTTPError as e:
+        raise CredentialError(f"the GitHub OIDC token request failed: {type(e).__name__}",
+                              hint="retry the job; GitHub's token service was not reachable") from None
+    if resp.status_code != 200:
+        raise CredentialError(f"the GitHub OIDC token request was answered {resp.status_code}",
+                              hint="give the job `permissions: id-token: write`")
+    try:
+        value = resp.json()["value"]
+    except (ValueError, KeyError, TypeError):
+        raise CredentialError("the GitHub OIDC token answer has no 'value'", hint=SETUP_HINT) from None
+    if not isinstance(value, str) or not value:
+        raise CredentialError("the GitHub OIDC token answer is empty", hint=SETUP_HINT)
+    return value
+
+
+def get_credential(*, tenant_id: str | None = None, client_id: str | None = None,
+                   env: Mapping[str, str] | None = None, **kwargs: Any) -> TokenCredential:
+    """The credential for this environment (see the module docstring). ``kwargs`` (e.g. ``transport``) go to it."""
+    env = os.environ if env is None else env
+    tenant = tenant_id or env.get("AZURE_TENANT_ID")
+    client = client_id or env.get("AZURE_CLIENT_ID")
+    if in_github_oidc(env):
+        missing = [name for name, value in (("AZURE_TENANT_ID (tenant-id)", tenant),
+                                            ("AZURE_CLIENT_ID (client-id)", client)) if not value]
+        if missing:
+            raise CredentialError(f"GitHub OIDC sign-in needs {' and '.join(missing)}",
+                                  hint="the tenant and the app registration (client) id that has a federated "
+                                       "credential for this repo; neither is a secret")
+        return ClientAssertionCredential(tenant, client, lambda: github_id_token(env=env), **kwargs)
+    if env.get("AZURE_TENANT_ID") and env.get("AZURE_CLIENT_ID") and (
+            env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH")):
+        return EnvironmentCredential(**kwargs)
+    if shutil.which("az"):
+        return AzureCliCredential(tenant_id=tenant, **{k: v for k, v in kwargs.items() if k != "transport"})
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True, **kwargs)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who the credential signs in as (from the token's claims; the token itself is not kept)."""
+
+    object_id: str | None
+    principal_type: str  # ServicePrincipal | User
+    tenant_id: str | None
+
+
+def _claims(token: str) -> dict[str, Any]:
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+
+
+def check(credential: TokenCredential, scope: str = ARM_SCOPE) -> Principal:
+    """Get one token for ``scope``; a failure becomes a CredentialError with :data:`SETUP_HINT`."""
+    try:
+        token = credential.get_token(scope).token
+    except CredentialUnavailableError as e:
+        raise CredentialError(f"no Azure credential is available ({_first_line(e)})", hint=SETUP_HINT) from None
+    except ClientAuthenticationError as e:
+        raise CredentialError(f"Azure sign-in failed ({_first_line(e)})", hint=SETUP_HINT) from None
+    except CredentialError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any credential may raise anything; the user needs the hint
+        raise CredentialError(f"Azure sign-in failed ({type(e).__name__}: {_first_line(e)})", hint=SETUP_HINT) from None
+    claims = _claims(token)
+    kind = "ServicePrincipal" if claims.get("idtyp") == "app" or "appid" in claims and "upn" not in claims \
+        else "User"
+    return Principal(claims.get("oid"), kind, claims.get("tid"))
+
+
+def _first_line(e: BaseException) -> str:
+    text = getattr(e, "message", None) or str(e) or type(e).__name__
+    return str(text).strip().splitlines()[0][:300]

@@ -1,0 +1,794 @@
+"""Deploy an image (by digest) to Azure Functions through a staging slot: provision, ship, wait, test, swap.
+
+The library entry points (the CLI and the action's scripts call these):
+
+* :func:`plan` — read-only: every resource create / update / unchanged and the settings diff (masked);
+* :func:`deploy_to_slot` — provision idempotently, put the image on the slot, wait until it is Healthy;
+* :func:`test_slot` — the sample's round trip against the slot (its own trigger storage, by identity);
+* :func:`swap` — the slot into production (only after the test passed);
+* :func:`deploy` — all of the above in order; :func:`modelfunc.azure.destroy.destroy` removes it again.
+
+Read before write: every resource is read first and written only when it differs, so a second deploy with
+nothing changed sends no mutating request. App settings are read, merged and written (a setting added by
+hand survives). Identity everywhere: the app pulls with its managed identity (AcrPull,
+``acrUseManagedIdentityCreds``), reaches the host and trigger storage with it, and the blob test uses the
+deploying credential — no registry password, storage key or connection string is created or stored.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+from azure.mgmt.storage.models import BlobContainer, Sku, StorageAccountCreateParameters
+from azure.mgmt.web.models import (
+    AppServicePlan,
+    CsmSlotEntity,
+    ManagedServiceIdentity,
+    Site,
+    SiteConfig,
+    SiteConfigResource,
+    SkuDescription,
+    SlotConfigNamesResource,
+    StringDictionary,
+)
+
+from ..appgen import FUNCTION_NAMES
+from ..blobpath import BlobPath
+from ..config import Project
+from ..errors import DeployError, OptionError
+from . import credentials
+from .clients import Clients, PipelineSettings, arm_call
+from .engine import Change, Plan, Progress, Run, _quiet
+from .options import FLEX_SKU, SKUS, DeployOptions, Image, Names, parse_image, resolve_names
+
+# Built-in role definition ids (the same in every Azure cloud).
+ROLES = {
+    "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0605d2a3f1fa",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+}
+STORAGE_SUFFIX = "core.windows.net"  # public Azure; sovereign clouds are not supported yet
+SITE_KIND = "functionapp,linux,container"
+
+
+class ServiceState(str, enum.Enum):
+    """The state of a deployed app as the retired azureml SDK reported it."""
+
+    TRANSITIONING = "Transitioning"
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+    FAILED = "Failed"
+
+
+@dataclass
+class SlotDeployment:
+    """What :func:`deploy_to_slot` did and where the result runs.
+
+    ``changed`` is False when production already runs the image (nothing to test or swap). The blob test
+    reaches the slot's trigger storage at ``trigger_account_url`` with the deploying credential (the
+    deploy gave it Storage Blob Data Contributor there).
+    """
+
+    subscription_id: str
+    resource_group: str
+    app_name: str
+    slot: str | None  # None: production itself (Flex Consumption has no slots)
+    image: str
+    app_url: str
+    slot_url: str
+    state: ServiceState
+    changed: bool
+    functions: tuple[str, ...] = ()
+    trigger_account_url: str | None = None
+    plan: Plan = field(default_factory=Plan)
+    swapped: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {"app_name": self.app_name, "resource_group": self.resource_group, "slot": self.slot,
+                "image": self.image, "app_url": self.app_url, "slot_url": self.slot_url, "state": self.state.value,
+                "changed": self.changed, "functions": list(self.functions), "swapped": self.swapped,
+                "trigger_account_url": self.trigger_account_url}
+
+
+class SlotUnhealthy(DeployError):
+    """The slot did not become Healthy in time (or failed); production was not touched."""
+
+    def __init__(self, message: str, deployment: SlotDeployment, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.deployment = deployment
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _get(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
+    """A read: the resource, or None when it does not exist."""
+    with arm_call(f"read {what}"):
+        try:
+            return fn(*args, **kwargs)
+        except ResourceNotFoundError:
+            return None
+
+
+def _short(resource_id: str) -> str:
+    parts = resource_id.strip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else resource_id
+
+
+def _blob_url(account: str) -> str:
+    return f"https://{account}.blob.{STORAGE_SUFFIX}"
+
+
+def _queue_url(account: str) -> str:
+    return f"https://{account}.queue.{STORAGE_SUFFIX}"
+
+
+def _containers(project: Project) -> list[str]:
+    trigger = project.trigger
+    if trigger.type != "blob":
+        return []
+    paths = (trigger.input_path, trigger.output_path, trigger.error_path)
+    return list(dict.fromkeys(BlobPath.parse(p).container for p in paths))
+
+
+def desired_settings(project: Project, names: Names, trigger_account: str, options: DeployOptions) -> dict[str, str]:
+    """The app settings modelfunc owns for one slot (identity-based connections; Redis only when given)."""
+    settings = {
+        "FUNCTIONS_EXTENSION_VERSION": "~4",
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
+        "AzureWebJobsStorage__accountName": names.host_storage,
+    }
+    trigger = project.trigger
+    if trigger.type == "blob":
+        settings[f"{trigger.connection}__blobServiceUri"] = _blob_url(trigger_account)
+        settings[f"{trigger.connection}__queueServiceUri"] = _queue_url(trigger_account)
+    cache = project.config.cache
+    if cache is not None and cache.redis is not None and options.redis_connection_string:
+        settings[cache.redis.connection] = options.redis_connection_string
+    return settings
+
+
+def sticky_settings(project: Project) -> list[str]:
+    """Settings that stay with their slot on a swap: each slot listens to its own trigger storage."""
+    trigger = project.trigger
+    if trigger.type != "blob":
+        return []
+    return [f"{trigger.connection}__blobServiceUri", f"{trigger.connection}__queueServiceUri"]
+
+
+# ------------------------------------------------------------------------------------------- deployer
+
+
+@dataclass
+class _Deployer:
+    run: Run
+    project: Project
+    image: Image
+    options: DeployOptions
+    names: Names
+    principal: credentials.Principal | None = None
+    location: str | None = None
+    registry_id: str | None = None
+    poll_interval: float = 10.0
+
+    @property
+    def c(self) -> Clients:
+        return self.run.clients
+
+    @property
+    def rg(self) -> str:
+        return self.names.resource_group
+
+    # ---- reads that can fail before anything is written
+
+    def preflight(self) -> None:
+        self.principal = credentials.check(self.c.credential)
+        group = _get(self.c.resource.resource_groups.get, self.rg, what=f"resource group {self.rg}")
+        if group is not None:
+            self.location = self.names.location or group.location
+        elif self.names.location:
+            self.location = self.names.location
+        else:
+            raise OptionError(f"resource group {self.rg!r} does not exist, and no location was given to create it",
+                              field="location", hint="e.g. --location westeurope")
+        self._group = group
+        if self.options.hosting_plan == "premium-container":
+            self.registry_id = self._registry_id()
+
+    def _registry_id(self) -> str:
+        option = self.options.registry
+        if option and option.lower().startswith("/subscriptions/"):
+            if "/providers/microsoft.containerregistry/registries/" not in option.lower():
+                raise OptionError(f"{option!r} is not a container registry resource id", field="registry",
+                                  hint="/subscriptions/<id>/resourceGroups/<rg>/providers/"
+                                       "Microsoft.ContainerRegistry/registries/<name>")
+            return option
+        login = (option or self.image.registry).lower()
+        if "." not in login:
+            login = f"{login}.azurecr.io"
+        if login != self.image.registry:
+            raise OptionError(f"the image is in {self.image.registry}, not in the registry {login}", field="registry",
+                              hint="leave --registry out: it defaults to the image's registry")
+        if not login.split(":")[0].endswith((".azurecr.io", ".azurecr.cn", ".azurecr.us")):
+            raise OptionError(f"{self.image.registry} is not an Azure Container Registry: the app pulls with its "
+                              "managed identity (AcrPull), which only an Azure Container Registry grants",
+                              field="image", hint="push the image to <name>.azurecr.io with `modelfunc package "
+                                                  "--image <name>.azurecr.io/<repository>`")
+        with arm_call("list container registries"):
+            for registry in self.c.registry().registries.list():
+                if (registry.login_server or "").lower() == login:
+                    return registry.id
+        raise OptionError(f"registry {login} was not found in subscription {self.names.subscription_id}",
+                          field="registry", hint="pass its resource id: --registry /subscriptions/<id>/resourceGroups/"
+                                                 "<rg>/providers/Microsoft.ContainerRegistry/registries/<name>")
+
+    # ---- resources
+
+    def resource_group(self) -> None:
+        name = f"resource group {self.rg}"
+        if self._group is not None:
+            self.run.step(name, "unchanged")
+            return
+        self.run.step(name, "create", lambda: self.c.resource.resource_groups.create_or_update(
+            self.rg, {"location": self.location, "tags": self.names.tags}), detail=self.location or "")
+
+    def storage_account(self, account: str, containers: list[str]) -> None:
+        name = f"storage account {account}"
+        current = _get(self.c.storage.storage_accounts.get_properties, self.rg, account, what=name)
+        if current is None:
+            params = StorageAccountCreateParameters(
+                sku=Sku(name="Standard_LRS"), kind="StorageV2", location=self.location, tags=self.names.tags,
+                minimum_tls_version="TLS1_2", allow_blob_public_access=False)
+
+            def create() -> Any:
+                try:
+                    return self.run.wait(self.c.storage.storage_accounts.begin_create(self.rg, account, params), name)
+                except DeployError as e:
+                    if "AlreadyTaken" in e.message or "already taken" in e.message:
+                        raise OptionError(f"storage account name {account!r} is taken (names are global)",
+                                          field="storage-prefix", hint="choose another --storage-prefix") from None
+                    raise
+
+            self.run.step(name, "create", create)
+        else:
+            self.run.step(name, "unchanged")
+        for container in containers:
+            what = f"blob container {account}/{container}"
+            existing = None if current is None else _get(self.c.storage.blob_containers.get, self.rg, account,
+                                                          container, what=what)
+            if existing is None:
+                self.run.step(what, "create", lambda c=container: self.c.storage.blob_containers.create(
+                    self.rg, account, c, BlobContainer(public_access="None")))
+            else:
+                self.run.step(what, "unchanged")
+
+    def plan_resource(self) -> None:
+        name = f"plan {self.names.plan}"
+        if self.options.hosting_plan == "flex":
+            sku_name, tier = FLEX_SKU
+            kind = "functionapp"
+        else:
+            sku_name = self.options.sku.upper()
+            tier = SKUS[sku_name]
+            kind = "elastic" if tier == "ElasticPremium" else "linux"
+        current = _get(self.c.web.app_service_plans.get, self.rg, self.names.plan, what=name)
+        desired = AppServicePlan(location=self.location, kind=kind, reserved=True, tags=self.names.tags,
+                                 sku=SkuDescription(name=sku_name, tier=tier))
+        if current is None:
+            self.run.step(name, "create", lambda: self.run.wait(
+                self.c.web.app_service_plans.begin_create_or_update(self.rg, self.names.plan, desired), name),
+                detail=f"Linux, {sku_name}")
+            return
+        problems = []
+        if not current.reserved:
+            raise DeployError(f"{name} exists and is a Windows plan", hint="a container app needs a Linux plan: "
+                              "delete the plan or choose another app name")
+        current_sku = (current.sku.name if current.sku else "") or ""
+        if current_sku.upper() != sku_name:
+            problems.append(f"SKU {current_sku} -> {sku_name}")
+        if problems:
+            update = AppServicePlan(location=current.location, kind=current.kind, reserved=True,
+                                    tags={**(current.tags or {})}, sku=SkuDescription(name=sku_name, tier=tier))
+            self.run.step(name, "update", lambda: self.run.wait(
+                self.c.web.app_service_plans.begin_create_or_update(self.rg, self.names.plan, update), name),
+                detail=", ".join(problems))
+        else:
+            self.run.step(name, "unchanged")
+
+    def _site_envelope(self, linux_fx_version: str) -> Site:
+        return Site(location=self.location, kind=SITE_KIND, tags=self.names.tags, https_only=True,
+                    server_farm_id=self.names.plan_id, identity=ManagedServiceIdentity(type="SystemAssigned"),
+                    site_config=SiteConfig(linux_fx_version=linux_fx_version, acr_use_managed_identity_creds=True,
+                                           ftps_state="Disabled", min_tls_version="1.2"))
+
+    def site(self, slot: str | None) -> tuple[Any, bool]:
+        """The production site (slot None) or a slot: created when missing; returns (site, created)."""
+        web = self.c.web
+        name = f"function app {self.names.app}" + (f" slot {slot}" if slot else "")
+        if slot:
+            current = _get(web.web_apps.get_slot, self.rg, self.names.app, slot, what=name)
+        else:
+            current = _get(web.web_apps.get, self.rg, self.names.app, what=name)
+        if current is None:
+            # Production starts on the empty Functions host image: the model reaches it only by a swap.
+            image = self.image.linux_fx_version if slot else f"DOCKER|{self.project.default_base_image}"
+            envelope = self._site_envelope(image)
+            if slot:
+                created = self.run.step(name, "create", lambda: self.run.wait(
+                    web.web_apps.begin_create_or_update_slot(self.rg, self.names.app, slot, envelope), name),
+                    detail=f"{SITE_KIND}, {image}")
+            else:
+                created = self.run.step(name, "create", lambda: self.run.wait(
+                    web.web_apps.begin_create_or_update(self.rg, self.names.app, envelope), name),
+                    detail=f"{SITE_KIND}, system-assigned identity, {image}")
+            return created, True
+        if current.kind and "container" not in current.kind.lower():
+            raise DeployError(f"{name} exists but is not a container app (kind {current.kind!r})",
+                              hint="choose another --app-name, or use --hosting-plan flex for a code app")
+        kind = current.identity.type if current.identity else ""
+        identity = str(getattr(kind, "value", kind) or "").lower()
+        if "systemassigned" not in identity:
+            new_type = "SystemAssigned, UserAssigned" if "userassigned" in identity else "SystemAssigned"
+            patch = {"identity": {"type": new_type}}
+            fn = (lambda: web.web_apps.update_slot(self.rg, self.names.app, slot, patch)) if slot else \
+                (lambda: web.web_apps.update(self.rg, self.names.app, patch))
+            updated = self.run.step(name, "update", fn, detail="system-assigned identity")
+            return updated or current, False
+        self.run.step(name, "unchanged")
+        return current, False
+
+    def container(self, slot: str | None, *, image: str) -> bool:
+        """The slot's (or production's) site config: the image by digest, pulled with the managed identity."""
+        web = self.c.web
+        name = f"container of {self.names.app}" + (f" slot {slot}" if slot else "")
+        if slot:
+            config = _get(web.web_apps.get_configuration_slot, self.rg, self.names.app, slot, what=name)
+        else:
+            config = _get(web.web_apps.get_configuration, self.rg, self.names.app, what=name)
+        current_image = (config.linux_fx_version if config else None) or ""
+        acr = bool(config.acr_use_managed_identity_creds) if config else False
+        if current_image == image and acr:
+            self.run.step(name, "unchanged", detail=image)
+            return False
+        patch = SiteConfigResource(linux_fx_version=image, acr_use_managed_identity_creds=True)
+        detail = f"{current_image or '(none)'} -> {image}" if current_image != image else "acrUseManagedIdentityCreds"
+        if slot:
+            self.run.step(name, "update", lambda: web.web_apps.update_configuration_slot(
+                self.rg, self.names.app, slot, patch), detail=detail)
+        else:
+            self.run.step(name, "update", lambda: web.web_apps.update_configuration(self.rg, self.names.app, patch),
+                          detail=detail)
+        return True
+
+    def acr_flag(self) -> None:
+        """Production keeps its image, but must pull with its identity after a swap too."""
+        web = self.c.web
+        name = f"container of {self.names.app}"
+        config = _get(web.web_apps.get_configuration, self.rg, self.names.app, what=name)
+        if config is not None and config.acr_use_managed_identity_creds:
+            self.run.step(name, "unchanged", detail=config.linux_fx_version or "")
+            return
+        patch = SiteConfigResource(acr_use_managed_identity_creds=True)
+        self.run.step(name, "update", lambda: web.web_apps.update_configuration(self.rg, self.names.app, patch),
+                      detail="acrUseManagedIdentityCreds")
+
+    def roles(self, who: str, principal_id: str | None, principal_type: str, wanted: list[tuple[str, str]]) -> None:
+        """Role assignments (scope, role name) for a principal: listed per scope, created when missing."""
+        auth = self.c.authorization()
+        by_scope: dict[str, list[str]] = {}
+        for scope, role in wanted:
+            by_scope.setdefault(scope, []).append(role)
+        for scope, roles in by_scope.items():
+            existing: set[str] = set()
+            if principal_id is not None:
+                with arm_call(f"list role assignments on {_short(scope)}"):
+                    for assignment in auth.role_assignments.list_for_scope(
+                            scope, filter=f"principalId eq '{principal_id}'"):
+                        if (assignment.scope or "").lower() == scope.lower() or assignment.scope is None:
+                            existing.add((assignment.role_definition_id or "").rsplit("/", 1)[-1].lower())
+            for role in roles:
+                role_id = ROLES[role]
+                label = f"role {role} for {who} on {_short(scope)}"
+                if role_id in existing:
+                    self.run.step(label, "unchanged")
+                    continue
+                if principal_id is None:
+                    self.run.step(label, "create", None, detail="once the identity exists")
+                    continue
+                self.run.step(label, "create", lambda s=scope, r=role_id: self._assign(s, r, principal_id,
+                                                                                       principal_type))
+
+    def _assign(self, scope: str, role_id: str, principal_id: str, principal_type: str) -> Any:
+        sub = scope.split("/")[2] if scope.lower().startswith("/subscriptions/") else self.names.subscription_id
+        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{principal_id}|{role_id}"))
+        params = RoleAssignmentCreateParameters(
+            role_definition_id=f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_id}",
+            principal_id=principal_id, principal_type=principal_type)
+        auth = self.c.authorization()
+        for attempt in range(8):
+            try:
+                return auth.role_assignments.create(scope, name, params)
+            except HttpResponseError as e:
+                code = getattr(getattr(e, "error", None), "code", "") or ""
+                if code == "RoleAssignmentExists":
+                    return None
+                if code != "PrincipalNotFound" or attempt == 7:
+                    raise
+                # A new identity takes a little while to replicate to Azure AD.
+                self.run.progress("    the new identity is not visible yet; retrying in 10 s")
+                self.run.sleep(10)
+        return None
+
+    def slot_config_names(self) -> None:
+        names = sticky_settings(self.project)
+        if not names:
+            return
+        web = self.c.web
+        what = f"slot settings of {self.names.app}"
+        current = _get(web.web_apps.list_slot_configuration_names, self.rg, self.names.app, what=what)
+        have = list((current.app_setting_names if current else None) or [])
+        missing = [n for n in names if n not in have]
+        if not missing:
+            self.run.step(what, "unchanged", detail=", ".join(names))
+            return
+        body = SlotConfigNamesResource(
+            app_setting_names=have + missing,
+            connection_string_names=list((current.connection_string_names if current else None) or []),
+            azure_storage_config_names=list((current.azure_storage_config_names if current else None) or []))
+        self.run.step(what, "update", lambda: web.web_apps.update_slot_configuration_names(
+            self.rg, self.names.app, body), detail=f"sticky: {', '.join(missing)}")
+
+    def app_settings(self, slot: str | None, trigger_account: str, *, exists: bool,
+                     extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Read, merge, write: settings added by hand are kept; only modelfunc's own (and ``extra``) are set.
+
+        Returns the merged settings."""
+        web = self.c.web
+        target = f"{self.names.app}" + (f" slot {slot}" if slot else "")
+        what = f"app settings of {target}"
+        desired = {**desired_settings(self.project, self.names, trigger_account, self.options), **(extra or {})}
+        current: dict[str, str] = {}
+        if exists:
+            if slot:
+                found = _get(web.web_apps.list_application_settings_slot, self.rg, self.names.app, slot, what=what)
+            else:
+                found = _get(web.web_apps.list_application_settings, self.rg, self.names.app, what=what)
+            current = dict((found.properties if found else None) or {})
+        merged, changed = self.run.settings_diff(target, current, desired)
+        if not changed:
+            self.run.step(what, "unchanged")
+            return merged
+        body = StringDictionary(properties=merged)
+        fn = (lambda: web.web_apps.update_application_settings_slot(self.rg, self.names.app, slot, body)) if slot \
+            else (lambda: web.web_apps.update_application_settings(self.rg, self.names.app, body))
+        added = sum(1 for s in self.run.plan.settings if s.target == target and s.action in ("add", "change"))
+        self.run.step(what, "update", fn, detail=f"{added} set, others kept")
+        return merged
+
+    # ---- readiness
+
+    def wait_healthy(self, slot: str | None, *, deployment: SlotDeployment) -> SlotDeployment:
+        web = self.c.web
+        expected = FUNCTION_NAMES[self.project.trigger.type]
+        where = f"{self.names.app}" + (f" slot {slot}" if slot else "")
+        started = self.run.clock()
+        last = ""
+        functions: tuple[str, ...] = ()
+        self.run.progress(f"==> wait for {where} to run and list function {expected!r}")
+        while True:
+            elapsed = self.run.clock() - started
+            state = "Unknown"
+            try:
+                with arm_call(f"read {where}"):
+                    site = web.web_apps.get_slot(self.rg, self.names.app, slot, retry_total=1) if slot else \
+                        web.web_apps.get(self.rg, self.names.app, retry_total=1)
+                    state = site.state or "Unknown"
+                    if state.lower() == "running":
+                        listed = web.web_apps.list_instance_functions_slot(self.rg, self.names.app, slot,
+                                                                          retry_total=1) if slot else \
+                            web.web_apps.list_functions(self.rg, self.names.app, retry_total=1)
+                        functions = tuple(sorted((f.name or "").split("/")[-1] for f in listed))
+            except DeployError as e:
+                last = e.message  # the host is still starting: its function list answers with an error
+            if state.lower() == "stopped":
+                deployment.state = ServiceState.FAILED
+                raise SlotUnhealthy(f"{where} is stopped", deployment,
+                                    hint=f"start it (az functionapp start -n {self.names.app} -g {self.rg}"
+                                         + (f" --slot {slot}" if slot else "") + ") and deploy again")
+            deployment.functions = functions
+            if state.lower() == "running" and expected in functions:
+                deployment.state = ServiceState.HEALTHY
+                self.run.progress(f"    {where}: Healthy (functions: {', '.join(functions)})")
+                return deployment
+            if elapsed > self.run.timeout:
+                deployment.state = ServiceState.UNHEALTHY if state.lower() == "running" else ServiceState.FAILED
+                listed_text = ", ".join(functions) or "none"
+                raise SlotUnhealthy(
+                    f"{where} is {deployment.state.value}: after {self.run.timeout:.0f} s it is {state} and lists "
+                    f"functions: {listed_text} (expected {expected!r})" + (f"; last error: {last}" if last else ""),
+                    deployment,
+                    hint=f"read the container log (az webapp log tail -n {self.names.app} -g {self.rg}"
+                         + (f" --slot {slot}" if slot else "") + "); a new identity's AcrPull can take minutes to "
+                         "apply — deploy again, or raise --timeout. Production was not changed.")
+            deployment.state = ServiceState.TRANSITIONING
+            self.run.progress(f"    {where}: Transitioning (state {state}, functions: "
+                              f"{', '.join(functions) or 'none yet'}, {elapsed:.0f} s)")
+            self.run.sleep(self.poll_interval)
+
+
+def _default_host(app: str, slot: str | None) -> str:
+    return f"https://{app}{'-' + slot if slot else ''}.azurewebsites.net"
+
+
+def _make_run(credential: TokenCredential, names: Names, *, settings: PipelineSettings | None, dry_run: bool,
+              progress: Progress, timeout: float, sleep: Callable[[float], None] | None,
+              clock: Callable[[], float] | None) -> Run:
+    clients = Clients(credential, names.subscription_id, settings or PipelineSettings())
+    return Run(clients, dry_run=dry_run, progress=progress, timeout=timeout, sleep=sleep or time.sleep,
+               clock=clock or time.monotonic)
+
+
+def _reconcile(d: _Deployer) -> SlotDeployment:
+    """Provision (or plan) everything for a premium-container app and put the image on the slot."""
+    names, run = d.names, d.run
+    slot = names.slot
+    assert slot is not None
+    d.preflight()
+    d.resource_group()
+    containers = _containers(d.project)
+    d.storage_account(names.host_storage, [])
+    d.storage_account(names.trigger_storage, containers)
+    assert names.slot_trigger_storage is not None
+    d.storage_account(names.slot_trigger_storage, containers)
+    d.plan_resource()
+
+    prod, prod_created = d.site(None)
+    if not prod_created:
+        d.acr_flag()
+    prod_pid = prod.identity.principal_id if prod is not None and prod.identity else None
+    prod_image = ""
+    if not prod_created:
+        config = _get(d.c.web.web_apps.get_configuration, d.rg, names.app, what=f"container of {names.app}")
+        prod_image = (config.linux_fx_version or "") if config else ""
+    storage_roles = ["Storage Blob Data Owner", "Storage Queue Data Contributor"]
+    trigger_roles = storage_roles if d.project.trigger.type == "blob" else []
+    d.roles(f"{names.app}", prod_pid, "ServicePrincipal",
+            [(d.registry_id or "", "AcrPull")]
+            + [(names.storage_id(names.host_storage), r) for r in storage_roles]
+            + [(names.storage_id(names.trigger_storage), r) for r in trigger_roles])
+    d.slot_config_names()
+    prod_settings = d.app_settings(None, names.trigger_storage, exists=not prod_created)
+    # Settings swap with the slot (all but the sticky ones): the slot carries production's own settings
+    # (e.g. one added by hand), so that a swap never takes them out of production.
+    ours = set(desired_settings(d.project, names, names.trigger_storage, d.options)) | set(sticky_settings(d.project))
+    carry = {k: v for k, v in prod_settings.items() if k not in ours}
+
+    slot_site, slot_created = d.site(slot)
+    slot_pid = slot_site.identity.principal_id if slot_site is not None and slot_site.identity else None
+    d.roles(f"{names.app}/{slot}", slot_pid, "ServicePrincipal",
+            [(d.registry_id or "", "AcrPull")]
+            + [(names.storage_id(names.host_storage), r) for r in storage_roles]
+            + [(names.storage_id(names.slot_trigger_storage), r) for r in trigger_roles])
+    if d.project.trigger.type == "blob":
+        who = d.principal.object_id if d.principal else None
+        if who:
+            d.roles("the deploying principal (blob test)", who, d.principal.principal_type,
+                    [(names.storage_id(names.slot_trigger_storage), "Storage Blob Data Contributor")])
+        else:
+            run.plan.notes.append("the signed-in principal's object id is unknown: give it Storage Blob Data "
+                                  f"Contributor on {names.slot_trigger_storage} for the blob test")
+    d.app_settings(slot, names.slot_trigger_storage, exists=not slot_created, extra=carry)
+
+    image = d.image.linux_fx_version
+    changed = prod_image != image
+    if not changed:
+        run.plan.changes.append(Change(f"container of {names.app} slot {slot}", "unchanged",
+                                       f"production already runs {image}"))
+        run.plan.notes.append(f"production already runs {d.image.reference}: nothing to test or swap")
+    elif not slot_created:
+        d.container(slot, image=image)
+    return SlotDeployment(
+        names.subscription_id, names.resource_group, names.app, slot, d.image.reference,
+        _default_host(names.app, None), _default_host(names.app, slot),
+        ServiceState.TRANSITIONING if changed else ServiceState.HEALTHY, changed,
+        trigger_account_url=_blob_url(names.slot_trigger_storage) if trigger_roles else None, plan=run.plan)
+
+
+def _deployer(project: Project, image: str, options: DeployOptions, credential: TokenCredential, *,
+              settings: PipelineSettings | None, dry_run: bool, progress: Progress,
+              sleep: Callable[[float], None] | None, clock: Callable[[], float] | None) -> _Deployer:
+    parsed = parse_image(image)
+    names = resolve_names(project, options)
+    run = _make_run(credential, names, settings=settings, dry_run=dry_run, progress=progress,
+                    timeout=options.timeout, sleep=sleep, clock=clock)
+    interval = settings.polling_interval if settings else 10.0
+    return _Deployer(run, project, parsed, options, names, poll_interval=interval)
+
+
+# ------------------------------------------------------------------------------------------- public API
+
+
+def plan(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
+         progress: Progress = _quiet, settings: PipelineSettings | None = None) -> Plan:
+    """Dry run: read-only (GET and list) requests only; returns the plan (``plan.render()`` prints it).
+
+    Action step: pass the model repo's project, the ``image`` output of the package step, the inputs as
+    DeployOptions and ``credentials.get_credential(tenant_id=..., client_id=...)``.
+    """
+    if options.hosting_plan == "flex":
+        from . import flex
+
+        return flex.deploy_flex(project, options, credential=credential, progress=progress, settings=settings,
+                                dry_run=True).plan
+    d = _deployer(project, image, options, credential, settings=settings, dry_run=True, progress=progress,
+                  sleep=None, clock=None)
+    try:
+        return _reconcile(d).plan
+    finally:
+        d.c.close()
+
+
+def deploy_to_slot(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
+                   progress: Progress = _quiet, settings: PipelineSettings | None = None,
+                   sleep: Callable[[float], None] | None = None,
+                   clock: Callable[[], float] | None = None) -> SlotDeployment:
+    """Provision idempotently and run ``image`` (``REGISTRY/REPOSITORY@sha256:…``) on the staging slot.
+
+    Returns once the slot is Healthy (running and listing the app's function), or at once with
+    ``changed=False`` when production already runs the image. Raises SlotUnhealthy (with ``.deployment``)
+    when it does not become healthy within ``options.timeout``; production is untouched either way.
+    Action step: pass the result to :func:`test_slot`, then :func:`swap` when the test passed.
+    """
+    if options.hosting_plan == "flex":
+        raise OptionError("Flex Consumption has no deployment slots", field="hosting-plan",
+                          hint="use modelfunc.azure.flex.deploy_flex (or `modelfunc deploy --hosting-plan flex`)")
+    d = _deployer(project, image, options, credential, settings=settings, dry_run=False, progress=progress,
+                  sleep=sleep, clock=clock)
+    try:
+        deployment = _reconcile(d)
+        if not deployment.changed:
+            progress(f"production already runs {image}: nothing to deploy")
+            return deployment
+        return d.wait_healthy(d.names.slot, deployment=deployment)
+    finally:
+        d.c.close()
+
+
+def test_slot(project: Project, deployment: SlotDeployment, *, credential: TokenCredential, timeout: float = 120.0,
+              progress: Progress = _quiet, settings: PipelineSettings | None = None) -> Any:
+    """The sample's round trip against the slot; returns a blobtest.TestReport.
+
+    Blob trigger: the sample goes to the slot's own trigger storage (``deployment.trigger_account_url``)
+    with ``credential`` (no key). HTTP trigger: POST to the slot's URL with its function key (read from
+    ARM, never printed). Service Bus: not testable in Azure yet (OptionError: use no-test).
+    """
+    from ..blobtest import round_trip
+
+    trigger = project.trigger
+    if trigger.type == "blob":
+        return round_trip(project, account_url=deployment.trigger_account_url, credential=credential,
+                          timeout=timeout, progress=progress)
+    if trigger.type == "http":
+        key = None
+        if trigger.auth_level != "anonymous":
+            clients = Clients(credential, deployment.subscription_id, settings or PipelineSettings())
+            try:
+                with arm_call(f"read the function keys of {deployment.app_name}"):
+                    web = clients.web.web_apps
+                    keys = web.list_host_keys_slot(deployment.resource_group, deployment.app_name, deployment.slot) \
+                        if deployment.slot else web.list_host_keys(deployment.resource_group, deployment.app_name)
+                key = keys.master_key if trigger.auth_level == "admin" else \
+                    (keys.function_keys or {}).get("default") or keys.master_key
+            finally:
+                clients.close()
+        return round_trip(project, url=f"{deployment.slot_url}/api/{trigger.route}", function_key=key,
+                          timeout=timeout, progress=progress)
+    raise OptionError("a Service Bus trigger cannot be round-tripped in Azure yet (no test queue is provisioned)",
+                      field="no-test", hint="pass --no-test (the image's self-test still ran) or --no-swap")
+
+
+def swap(deployment: SlotDeployment, *, credential: TokenCredential, progress: Progress = _quiet,
+         settings: PipelineSettings | None = None, timeout: float = 900.0) -> SlotDeployment:
+    """Swap the slot into production and check production now runs the image. Call only after the test passed.
+
+    Action step: pass the SlotDeployment from :func:`deploy_to_slot` (the same process) or rebuild one
+    from its ``summary()`` fields.
+    """
+    if deployment.slot is None:
+        raise OptionError("this deployment has no slot to swap", field="slot-name")
+    clients = Clients(credential, deployment.subscription_id, settings or PipelineSettings())
+    run = Run(clients, progress=progress, timeout=timeout)
+    try:
+        web = clients.web.web_apps
+        what = f"swap {deployment.app_name} slot {deployment.slot} into production"
+        run.step(what, "update", lambda: run.wait(web.begin_swap_slot_with_production(
+            deployment.resource_group, deployment.app_name,
+            CsmSlotEntity(target_slot=deployment.slot, preserve_vnet=True)), what))
+        with arm_call(f"read the container of {deployment.app_name}"):
+            config = web.get_configuration(deployment.resource_group, deployment.app_name)
+        expected = f"DOCKER|{deployment.image}"
+        if (config.linux_fx_version or "") != expected:
+            deployment.state = ServiceState.FAILED
+            raise DeployError(f"after the swap production runs {config.linux_fx_version!r}, not {expected!r}",
+                              hint="look at the app's activity log; deploy again to retry")
+        deployment.swapped = True
+        deployment.state = ServiceState.HEALTHY
+        progress(f"    production now runs {deployment.image}")
+        return replace(deployment)
+    finally:
+        clients.close()
+
+
+@dataclass
+class DeployResult:
+    deployment: SlotDeployment | None
+    plan: Plan
+    report: Any = None  # the blobtest.TestReport, when the test ran
+
+    @property
+    def passed(self) -> bool:
+        return self.report is None or bool(self.report.passed)
+
+
+BlobTest = Callable[[Project, SlotDeployment], Any]
+
+
+def deploy(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
+           progress: Progress = _quiet, settings: PipelineSettings | None = None, dry_run: bool = False,
+           blob_test: BlobTest | None = None, sleep: Callable[[float], None] | None = None,
+           clock: Callable[[], float] | None = None) -> DeployResult:
+    """The whole Azure target: deploy to the slot, test it, swap when the test passed (see the module docstring).
+
+    ``blob_test(project, deployment) -> TestReport`` replaces :func:`test_slot` (tests inject one). A failed
+    test returns the result with ``passed`` False and production unchanged; the caller reports it.
+    """
+    if dry_run:
+        return DeployResult(None, plan(project, image, options, credential=credential, progress=progress,
+                                       settings=settings))
+    if options.hosting_plan == "flex":
+        from . import flex
+
+        deployment = flex.deploy_flex(project, options, credential=credential, progress=progress,
+                                      settings=settings, sleep=sleep, clock=clock)
+        report = None
+        if options.run_test and deployment.changed:
+            report = (blob_test or _default_test(credential, options, settings, progress))(project, deployment)
+        return DeployResult(deployment, deployment.plan, report)
+    deployment = deploy_to_slot(project, image, options, credential=credential, progress=progress,
+                                settings=settings, sleep=sleep, clock=clock)
+    if not deployment.changed:
+        return DeployResult(deployment, deployment.plan)
+    report = None
+    if options.run_test:
+        progress(f"==> test the sample on {deployment.slot_url}")
+        report = (blob_test or _default_test(credential, options, settings, progress))(project, deployment)
+        if not report.passed:
+            progress(f"    the test failed: production stays on its previous image ({deployment.app_url})")
+            return DeployResult(deployment, deployment.plan, report)
+    if options.no_swap:
+        progress(f"    --no-swap: {deployment.slot_url} runs {image}; production is unchanged")
+        return DeployResult(deployment, deployment.plan, report)
+    progress(f"==> swap {deployment.slot} into production")
+    deployment = swap(deployment, credential=credential, progress=progress, settings=settings,
+                      timeout=options.timeout)
+    deployment.plan.changes.append(Change(f"swap {deployment.slot} -> production", "update"))
+    return DeployResult(deployment, deployment.plan, report)
+
+
+def _default_test(credential: TokenCredential, options: DeployOptions, settings: PipelineSettings | None,
+                  progress: Progress) -> BlobTest:
+    def run(project: Project, deployment: SlotDeployment) -> Any:
+        return test_slot(project, deployment, credential=credential, timeout=options.test_timeout,
+                         progress=progress, settings=settings)
+
+    return run

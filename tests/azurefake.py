@@ -1,0 +1,389 @@
+"""A small model of Azure Resource Manager state behind a real azure-core RequestsTransport.
+
+Only the socket is replaced: a requests adapter mounted on the transport's session answers every
+request from :class:`FakeArm` and records it. Everything between the SDK and HTTP (serialisation,
+pipeline policies, retries, LRO polling) is the real azure-core / azure-mgmt code.
+
+The model: PUT stores a resource (with what ARM adds: id, name, provisioningState, an identity's
+principalId, a site's state and host name), PATCH merges, GET returns it or 404, DELETE removes it
+and its children, list paths return the children, POST list actions answer stored data, and long
+operations answer 202 + Location that completes on the next poll. Sites list the functions of an
+image when the test says which image provides them (``arm.image_functions``).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import requests
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+from requests.structures import CaseInsensitiveDict
+
+SUB = "11111111-2222-3333-4444-555555555555"
+REGISTRY_ID = f"/subscriptions/{SUB}/resourceGroups/shared-rg/providers/Microsoft.ContainerRegistry/registries/myreg"
+STORAGE_KEY = "c2VjcmV0LXN0b3JhZ2Uta2V5LW5ldmVyLXByaW50ZWQ="  # what listKeys answers: must never be printed
+ASYNC_TYPES = ("microsoft.storage/storageaccounts", "microsoft.web/serverfarms")
+READ_POSTS = ("/list", "/listkeys")
+
+
+@dataclass
+class Req:
+    method: str
+    path: str  # URL path, as sent (case kept)
+    query: dict[str, str]
+    body: Any
+    host: str
+
+    @property
+    def mutating(self) -> bool:
+        if self.method in ("PUT", "PATCH", "DELETE"):
+            return True
+        return self.method == "POST" and not self.path.lower().endswith(READ_POSTS)
+
+    def short(self) -> tuple[str, str]:
+        """(method, path without /subscriptions/<sub>) for readable sequence assertions."""
+        return self.method, self.path.replace(f"/subscriptions/{SUB}", "")
+
+
+def _fake_jwt(claims: dict[str, Any]) -> str:
+    def enc(d: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+
+    return f"{enc({'alg': 'none'})}.{enc(claims)}.c2lnbmF0dXJl"
+
+
+DEPLOYER_OID = "99999999-0000-0000-0000-000000000001"
+TOKEN = _fake_jwt({"oid": DEPLOYER_OID, "idtyp": "app", "appid": "a", "tid": "t", "secret": "tok-SECRET-4711"})
+
+
+class FakeCredential:
+    """The test's stand-in for Azure AD: a token with claims (it is a secret: never printed)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls = 0
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return AccessToken(TOKEN, int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        from azure.core.credentials import AccessTokenInfo
+
+        if self.error is not None:
+            raise self.error
+        return AccessTokenInfo(TOKEN, int(time.time()) + 3600)
+
+
+def _merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = copy.deepcopy(v)
+    return dst
+
+
+def _type_of(path: str) -> str:
+    """'microsoft.web/sites' for .../providers/Microsoft.Web/sites/x (the last provider segment pair)."""
+    parts = path.strip("/").split("/")
+    low = [p.lower() for p in parts]
+    if "providers" not in low:
+        return "microsoft.resources/resourcegroups" if len(parts) == 4 else ""
+    i = len(low) - 1 - low[::-1].index("providers")
+    rest = parts[i + 1:]
+    kind = [rest[0]] + [rest[j] for j in range(1, len(rest), 2)]
+    return "/".join(kind).lower()
+
+
+class FakeArm:
+    def __init__(self) -> None:
+        self.store: dict[str, dict[str, Any]] = {}
+        self.requests: list[Req] = []
+        self.sleeps: list[float] = []
+        self.faults: list[tuple[str, str, int, dict[str, str]]] = []  # method, path part, status, headers
+        self.operations: dict[str, tuple[int, Any]] = {}
+        self.image_functions: dict[str, list[str]] = {}
+        self.aad_forms: list[dict[str, list[str]]] = []
+        self.add(f"/subscriptions/{SUB}/resourceGroups/shared-rg", {"location": "westeurope"})
+        self.add(REGISTRY_ID, {"location": "westeurope",
+                               "properties": {"loginServer": "myreg.azurecr.io", "adminUserEnabled": True}})
+
+    # ---------------------------------------------------------------- test helpers
+
+    def transport(self) -> RequestsTransport:
+        session = requests.Session()
+        session.mount("https://", _Adapter(self))
+        arm = self
+
+        class Transport(RequestsTransport):
+            def sleep(self, duration: float) -> None:  # retries and LRO polls: recorded, never slept
+                arm.sleeps.append(duration)
+
+            def close(self) -> None:  # shared by every client of a test: the test ends it
+                pass
+
+            def __exit__(self, *args: Any) -> None:
+                pass
+
+        return Transport(session=session)
+
+    def add(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        resource = self._enrich(path, copy.deepcopy(body))
+        self.store[path.lower()] = resource
+        return resource
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        return self.store.get(path.lower())
+
+    def fail(self, method: str, path_part: str, status: int, times: int = 1, **headers: str) -> None:
+        self.faults += [(method, path_part.lower(), status, headers)] * times
+
+    def mutating(self) -> list[Req]:
+        return [r for r in self.requests if r.mutating and r.host == "management.azure.com"]
+
+    def arm_requests(self) -> list[Req]:
+        return [r for r in self.requests if r.host == "management.azure.com"]
+
+    # ---------------------------------------------------------------- the model
+
+    def _enrich(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        parts = path.strip("/").split("/")
+        body["id"] = path
+        body["name"] = parts[-1]
+        kind = _type_of(path)
+        body.setdefault("type", kind)
+        props = body.setdefault("properties", {})
+        if kind in ("microsoft.resources/resourcegroups", "microsoft.storage/storageaccounts",
+                    "microsoft.web/serverfarms", "microsoft.web/sites", "microsoft.web/sites/slots"):
+            props["provisioningState"] = "Succeeded"
+        identity = body.get("identity")
+        if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type")):
+            identity.setdefault("principalId", str(uuid.uuid4()))
+            identity.setdefault("tenantId", "t")
+        if kind in ("microsoft.web/sites", "microsoft.web/sites/slots"):
+            props.setdefault("state", "Running")
+            host = parts[7] + (f"-{parts[9]}" if kind.endswith("slots") else "")
+            props.setdefault("defaultHostName", f"{host}.azurewebsites.net")
+        if kind == "microsoft.storage/storageaccounts":
+            props.setdefault("primaryEndpoints", {"blob": f"https://{parts[-1]}.blob.core.windows.net/"})
+        if kind == "microsoft.authorization/roleassignments":
+            props["scope"] = path.lower().split("/providers/microsoft.authorization/")[0]
+        return body
+
+    def _children(self, path: str, kind: str | None = None) -> list[dict[str, Any]]:
+        prefix = path.lower().rstrip("/") + "/"
+        depth = prefix.count("/")
+        out = []
+        for key, value in self.store.items():
+            if key.startswith(prefix) and (kind is None or value.get("type") == kind):
+                if kind is None and key.count("/") != depth:
+                    continue
+                out.append(value)
+        return out
+
+    def _site_of(self, path: str) -> str:
+        m = re.match(r"(.*/providers/microsoft\.web/sites/[^/]+(?:/slots/[^/]+)?)", path.lower())
+        assert m, path
+        return m.group(1)
+
+    def _functions(self, site: str) -> list[dict[str, Any]]:
+        config = self.store.get(f"{site}/config/web", {}).get("properties", {})
+        image = config.get("linuxFxVersion", "")
+        names = self.image_functions.get(image.split("|", 1)[-1], [])
+        app = site.split("/sites/")[1].split("/")[0]
+        return [{"id": f"{site}/functions/{n}", "name": f"{app}/{n}", "properties": {"name": n}} for n in names]
+
+    def _swap(self, site: str, slot: str) -> None:
+        slot_path = f"{site}/slots/{slot.lower()}"
+        sticky = set(self.store.get(f"{site}/config/slotconfignames", {}).get("properties", {})
+                     .get("appSettingNames") or [])
+        a = self.store.setdefault(f"{site}/config/web", {"properties": {}})["properties"]
+        b = self.store.setdefault(f"{slot_path}/config/web", {"properties": {}})["properties"]
+        a["linuxFxVersion"], b["linuxFxVersion"] = b.get("linuxFxVersion"), a.get("linuxFxVersion")
+        sa = self.store.setdefault(f"{site}/config/appsettings", {"properties": {}})["properties"]
+        sb = self.store.setdefault(f"{slot_path}/config/appsettings", {"properties": {}})["properties"]
+        for name in set(sa) | set(sb):
+            if name in sticky:
+                continue
+            va, vb = sa.pop(name, None), sb.pop(name, None)
+            if vb is not None:
+                sa[name] = vb
+            if va is not None:
+                sb[name] = va
+
+    def handle(self, method: str, url: str, body: bytes | None) -> tuple[int, dict[str, str], Any]:
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        data: Any = None
+        if body:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = parse_qs(body.decode()) if parts.hostname == "login.microsoftonline.com" else body
+        self.requests.append(Req(method, path, query, data, parts.hostname or ""))
+        if parts.hostname == "login.microsoftonline.com":
+            return self._aad(method, path, data)
+        for i, (m, part, status, headers) in enumerate(self.faults):
+            if m == method and part in path.lower():
+                del self.faults[i]
+                return status, headers, {"error": {"code": "Injected", "message": f"injected {status}"}}
+        low = path.lower()
+        if low.startswith("/fake-operations/"):
+            status, final = self.operations[low.rsplit("/", 1)[-1]]
+            return 200, {}, final
+        if method == "GET":
+            return self._get(low, query)
+        if method == "PUT":
+            return self._put(path, data or {})
+        if method == "PATCH":
+            if low.endswith("/config/web") and self._site_of(low) in self.store:
+                self.store.setdefault(low, {"id": path, "properties": {}})  # a site always has its config
+            current = self.store.get(low)
+            if current is None:
+                return 404, {}, {"error": {"code": "ResourceNotFound", "message": f"{path} not found"}}
+            _merge(current, data or {})
+            return 200, {}, current
+        if method == "DELETE":
+            existed = low in self.store
+            for key in [k for k in self.store if k == low or k.startswith(low + "/")]:
+                del self.store[key]
+            return (200 if existed else 204), {}, None
+        if method == "POST":
+            return self._post(low, data or {})
+        return 405, {}, None
+
+    def _get(self, low: str, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        if low in self.store:
+            return 200, {}, self.store[low]
+        if low.endswith("/providers/microsoft.containerregistry/registries"):
+            return 200, {}, {"value": [v for v in self.store.values()
+                                       if v.get("type") == "microsoft.containerregistry/registries"]}
+        if low.endswith("/resources"):
+            rg = low[: -len("/resources")]
+            found = [v for k, v in self.store.items() if k.startswith(rg + "/providers/")
+                     and v.get("type") in ("microsoft.storage/storageaccounts", "microsoft.web/serverfarms",
+                                           "microsoft.web/sites", "microsoft.eventgrid/systemtopics")]
+            m = re.match(r"tagName eq '([^']*)' and tagValue eq '([^']*)'", query.get("$filter", ""))
+            if m:
+                found = [v for v in found if (v.get("tags") or {}).get(m[1]) == m[2]]
+            return 200, {}, {"value": [{k: v[k] for k in ("id", "name", "type", "tags", "location") if k in v}
+                                       for v in found]}
+        if low.endswith("/providers/microsoft.authorization/roleassignments"):
+            scope = low[: -len("/providers/microsoft.authorization/roleassignments")]
+            m = re.match(r"principalId eq '([^']*)'", query.get("$filter", ""))
+            found = [v for k, v in self.store.items() if v.get("type") == "microsoft.authorization/roleassignments"
+                     and k.startswith(scope)
+                     and (not m or v["properties"].get("principalId") == m[1])]
+            return 200, {}, {"value": found}
+        if low.endswith("/functions"):
+            return 200, {}, {"value": self._functions(self._site_of(low))}
+        if low.endswith("/slots"):
+            return 200, {}, {"value": self._children(low)}
+        if re.search(r"/config/(web|slotconfignames)$", low) and self._site_of(low) in self.store:
+            return 200, {}, {"id": low, "properties": {}}
+        return 404, {}, {"error": {"code": "ResourceNotFound", "message": f"{low} was not found"}}
+
+    def _put(self, path: str, data: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        low = path.lower()
+        kind = _type_of(path)
+        existed = low in self.store
+        body = copy.deepcopy(data)
+        if kind in ("microsoft.web/sites", "microsoft.web/sites/slots"):
+            site_config = body.get("properties", {}).pop("siteConfig", None)
+            if existed:
+                body = _merge(copy.deepcopy(self.store[low]), body)
+            if site_config:
+                config = self.store.setdefault(f"{low}/config/web", {"id": f"{low}/config/web", "properties": {}})
+                _merge(config["properties"], site_config)
+        resource = self._enrich(path, body)
+        self.store[low] = resource
+        if kind in ASYNC_TYPES and not existed:
+            op = uuid.uuid4().hex
+            self.operations[op] = (200, resource)
+            return 202, {"Location": f"https://management.azure.com/fake-operations/{op}"}, None
+        created = not existed and not kind.startswith("microsoft.web/")  # App Service answers 200 to a create
+        return (201 if created else 200), {}, resource
+
+    def _post(self, low: str, data: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        if low.endswith("/config/appsettings/list"):
+            stored = self.store.get(low[: -len("/list")])
+            return 200, {}, stored or {"id": low[: -len("/list")], "properties": {}}
+        if low.endswith("/listkeys") and "/storageaccounts/" in low:
+            return 200, {}, {"keys": [{"keyName": "key1", "value": STORAGE_KEY, "permissions": "FULL"}]}
+        if low.endswith("/slotsswap"):
+            site = self._site_of(low)
+            if site not in self.store:
+                return 404, {}, {"error": {"code": "ResourceNotFound", "message": "no site"}}
+            self._swap(site, data["targetSlot"])
+            op = uuid.uuid4().hex
+            self.operations[op] = (200, None)
+            return 202, {"Location": f"https://management.azure.com/fake-operations/{op}"}, None
+        if low.endswith("/host/default/listkeys"):
+            return 200, {}, {"masterKey": "master-SECRET", "functionKeys": {"default": "fnkey-SECRET"}}
+        return 404, {}, {"error": {"code": "NotModelled", "message": low}}
+
+    def _aad(self, method: str, path: str, form: Any) -> tuple[int, dict[str, str], Any]:
+        tenant = path.strip("/").split("/")[0]
+        if "openid-configuration" in path:
+            base = f"https://login.microsoftonline.com/{tenant}"
+            return 200, {}, {"token_endpoint": f"{base}/oauth2/v2.0/token", "issuer": f"{base}/v2.0",
+                             "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                             "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode"}
+        if "discovery/instance" in path:
+            return 200, {}, {"tenant_discovery_endpoint": f"https://login.microsoftonline.com/{tenant}/v2.0/"
+                                                          ".well-known/openid-configuration", "metadata": []}
+        if path.endswith("/token"):
+            self.aad_forms.append(form)
+            return 200, {}, {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}
+        return 404, {}, {"error": "not_found"}
+
+
+class _Adapter(requests.adapters.BaseAdapter):
+    def __init__(self, arm: FakeArm) -> None:
+        super().__init__()
+        self.arm = arm
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None, verify: Any = True,
+             cert: Any = None, proxies: Any = None) -> requests.Response:
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        if hasattr(body, "read"):
+            body = body.read()
+        status, headers, payload = self.arm.handle(request.method or "GET", request.url or "", body)
+        content = b"" if payload is None else json.dumps(payload).encode()
+        resp = requests.Response()
+        resp.status_code = status
+        resp.headers = CaseInsensitiveDict({"Content-Type": "application/json", **headers})
+        resp._content = content
+        resp.raw = io.BytesIO(content)
+        resp.url = request.url or ""
+        resp.request = request
+        resp.reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 404: "Not Found"}.get(status, "")
+        resp.encoding = "utf-8"
+        return resp
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Sequence:
+    """Helpers to read a recorded request list."""
+
+    requests: list[Req] = field(default_factory=list)
+
+    def shorts(self) -> list[tuple[str, str]]:
+        return [r.short() for r in self.requests]
