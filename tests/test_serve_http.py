@@ -74,25 +74,31 @@ def test_get_passes_query_as_json_to_plain_run(hosts) -> None:
     assert resp.json() == EXPECTED
 
 
-@pytest.mark.parametrize(
-    ("style", "body", "ctype", "status", "message"),
-    [
-        ("plain", b'{"data": [[1, 2,', "application/json", 400, "not valid JSON"),
-        ("plain", b"\xff\xfe\x00", "application/json", 400, "UTF-8"),
-        ("schema", b'{"data": [[1, 2,', "application/json", 400, "not valid JSON"),
-        ("schema", b"", "application/json", 400, "empty"),
-        ("schema", b'[[1, 2]]', "application/json", 400, "JSON object"),
-        ("schema", b'{"rows": [[1, 2]]}', "application/json", 400, "'data'"),
-        ("schema", b'{"data": "not numbers"}', "application/json", 400, "input schema"),
-        ("schema", b'{"data": [[1]]}', "text/csv", 415, "application/json"),
-    ],
-    ids=["plain-truncated-json", "plain-not-utf8", "schema-truncated-json", "schema-empty", "schema-not-object",
-         "schema-missing-param", "schema-type-mismatch", "schema-wrong-content-type"],
-)
+# (id, style, body, content type, status, the start of the message): also rows of docs/bad-inputs.md.
+BAD_BODIES = [
+    ("plain-truncated-json", "plain", b'{"data": [[1, 2,', "application/json", 400,
+     "The body is not valid JSON: Expecting value"),
+    ("plain-not-utf8", "plain", b"\xff\xfe\x00", "application/json", 400, "Input cannot be decoded as UTF-8"),
+    ("schema-truncated-json", "schema", b'{"data": [[1, 2,', "application/json", 400,
+     "The body is not valid JSON: Expecting value"),
+    ("schema-empty", "schema", b"", "application/json", 400, "The body is empty; send the input as JSON"),
+    ("schema-not-object", "schema", b'[[1, 2]]', "application/json", 400,
+     "The body must be a JSON object whose keys are run()'s parameters: data"),
+    ("schema-missing-param", "schema", b'{"rows": [[1, 2]]}', "application/json", 400,
+     "A value is not provided for the 'data' parameter."),
+    ("schema-type-mismatch", "schema", b'{"data": "not numbers"}', "application/json", 400,
+     "The input does not match run()'s input schema"),
+    ("schema-wrong-content-type", "schema", b'{"data": [[1]]}', "text/csv", 415,
+     "Expected Content-Type application/json for this model, got text/csv"),
+]
+
+
+@pytest.mark.parametrize(("style", "body", "ctype", "status", "message"), [c[1:] for c in BAD_BODIES],
+                         ids=[c[0] for c in BAD_BODIES])
 def test_bad_request_bodies_get_4xx_with_a_message(hosts, style, body, ctype, status, message) -> None:
     resp = httpx.post(f"{hosts[style].url}/api/score", content=body, headers={"content-type": ctype}, timeout=10)
     assert resp.status_code == status, resp.text
-    assert message in resp.json()["message"]
+    assert resp.json()["message"].startswith(message), resp.json()["message"]
 
 
 def test_exception_in_run_is_500_with_error_id_and_no_traceback(hosts) -> None:

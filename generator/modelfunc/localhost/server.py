@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import socket
 import time
@@ -235,6 +236,10 @@ class HostServer:
         # Without it every keep-alive reply waits ~40 ms for the client's delayed ACK (Nagle).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if not 0 <= self.port <= 65535:
+            sock.close()
+            raise HostError(f"cannot listen on {self.host}:{self.port}: a port is a number from 0 to 65535",
+                            hint="pass another --port (0 picks a free one)")
         try:
             sock.bind((self.host, self.port))
         except OSError as e:
@@ -257,8 +262,10 @@ class HostServer:
             while not server.started and not serve.done():
                 await asyncio.sleep(0.05)
             if server.started:
-                if ready_file:
-                    Path(ready_file).write_text(json.dumps({"url": base_url, "state": self.state}))
+                if ready_file:  # whole or not at all: a watcher may read it the moment it appears
+                    tmp = Path(f"{ready_file}.{os.getpid()}.tmp")
+                    tmp.write_text(json.dumps({"url": base_url, "state": self.state}))
+                    tmp.replace(ready_file)
                 print(f"Host running at {base_url} (state {self.state}); Ctrl+C stops it", flush=True)
             await serve
 
