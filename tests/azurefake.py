@@ -34,6 +34,7 @@ REGISTRY_ID = f"/subscriptions/{SUB}/resourceGroups/shared-rg/providers/Microsof
 STORAGE_KEY = "c2VjcmV0LXN0b3JhZ2Uta2V5LW5ldmVyLXByaW50ZWQ="  # what listKeys answers: must never be printed
 ASYNC_TYPES = ("microsoft.storage/storageaccounts", "microsoft.web/serverfarms")
 READ_POSTS = ("/list", "/listkeys")
+BLOBS_KEY = "blobs-extension-key-SECRET-1414"  # the system key in an Event Grid webhook URL: never printed
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Req:
     query: dict[str, str]
     body: Any
     host: str
+    authorization: str = ""  # the Authorization header as sent (tests check its scheme, never print it)
 
     @property
     def mutating(self) -> bool:
@@ -117,6 +119,8 @@ class FakeArm:
         self.operations: dict[str, tuple[int, Any]] = {}
         self.image_functions: dict[str, list[str]] = {}
         self.aad_forms: list[dict[str, list[str]]] = []
+        self.published: dict[str, bytes] = {}  # app name -> the zip deployed to it
+        self.zip_functions: list[str] = []  # what a zip-deployed app lists once published
         self.add(f"/subscriptions/{SUB}/resourceGroups/shared-rg", {"location": "westeurope"})
         self.add(REGISTRY_ID, {"location": "westeurope",
                                "properties": {"loginServer": "myreg.azurecr.io", "adminUserEnabled": True}})
@@ -126,6 +130,7 @@ class FakeArm:
     def transport(self) -> RequestsTransport:
         session = requests.Session()
         session.mount("https://", _Adapter(self))
+        session.mount("http://", _Adapter(self))  # e.g. the managed identity endpoint: nothing leaves the test
         arm = self
 
         class Transport(RequestsTransport):
@@ -150,6 +155,9 @@ class FakeArm:
 
     def fail(self, method: str, path_part: str, status: int, times: int = 1, **headers: str) -> None:
         self.faults += [(method, path_part.lower(), status, headers)] * times
+
+    def hosts(self) -> set[str]:
+        return {r.host for r in self.requests}
 
     def mutating(self) -> list[Req]:
         return [r for r in self.requests if r.mutating and r.host == "management.azure.com"]
@@ -179,6 +187,11 @@ class FakeArm:
             props.setdefault("defaultHostName", f"{host}.azurewebsites.net")
         if kind == "microsoft.storage/storageaccounts":
             props.setdefault("primaryEndpoints", {"blob": f"https://{parts[-1]}.blob.core.windows.net/"})
+        if kind.startswith("microsoft.eventgrid/"):
+            props["provisioningState"] = "Succeeded"
+            dest = props.get("destination", {}).get("properties", {})
+            if "endpointUrl" in dest:  # ARM never returns the URL (it holds a key), only its base
+                dest["endpointBaseUrl"] = dest.pop("endpointUrl").split("?")[0]
         if kind == "microsoft.authorization/roleassignments":
             props["scope"] = path.lower().split("/providers/microsoft.authorization/")[0]
         return body
@@ -204,6 +217,8 @@ class FakeArm:
         image = config.get("linuxFxVersion", "")
         names = self.image_functions.get(image.split("|", 1)[-1], [])
         app = site.split("/sites/")[1].split("/")[0]
+        if app in self.published and "/slots/" not in site:
+            names = self.zip_functions
         return [{"id": f"{site}/functions/{n}", "name": f"{app}/{n}", "properties": {"name": n}} for n in names]
 
     def _swap(self, site: str, slot: str) -> None:
@@ -224,7 +239,8 @@ class FakeArm:
             if va is not None:
                 sb[name] = va
 
-    def handle(self, method: str, url: str, body: bytes | None) -> tuple[int, dict[str, str], Any]:
+    def handle(self, method: str, url: str, body: bytes | None,
+               headers: Any = None) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(url)
         path = unquote(parts.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -234,9 +250,12 @@ class FakeArm:
                 data = json.loads(body)
             except ValueError:
                 data = parse_qs(body.decode()) if parts.hostname == "login.microsoftonline.com" else body
-        self.requests.append(Req(method, path, query, data, parts.hostname or ""))
+        self.requests.append(Req(method, path, query, data, parts.hostname or "",
+                                 (headers or {}).get("Authorization", "")))
         if parts.hostname == "login.microsoftonline.com":
             return self._aad(method, path, data)
+        if (parts.hostname or "").endswith(".scm.azurewebsites.net"):
+            return self._scm(method, path, parts.hostname.split(".")[0], data)
         for i, (m, part, status, headers) in enumerate(self.faults):
             if m == method and part in path.lower():
                 del self.faults[i]
@@ -333,8 +352,16 @@ class FakeArm:
             self.operations[op] = (200, None)
             return 202, {"Location": f"https://management.azure.com/fake-operations/{op}"}, None
         if low.endswith("/host/default/listkeys"):
-            return 200, {}, {"masterKey": "master-SECRET", "functionKeys": {"default": "fnkey-SECRET"}}
+            return 200, {}, {"masterKey": "master-SECRET", "functionKeys": {"default": "fnkey-SECRET"},
+                             "systemKeys": {"blobs_extension": BLOBS_KEY}}
         return 404, {}, {"error": {"code": "NotModelled", "message": low}}
+
+    def _scm(self, method: str, path: str, app: str, data: Any) -> tuple[int, dict[str, str], Any]:
+        """OneDeploy on the app's scm endpoint: the zip is kept; the app then lists what the test says it has."""
+        if method == "POST" and path == "/api/publish":
+            self.published[app] = data
+            return 202, {}, None
+        return 404, {}, None
 
     def _aad(self, method: str, path: str, form: Any) -> tuple[int, dict[str, str], Any]:
         tenant = path.strip("/").split("/")[0]
@@ -362,7 +389,7 @@ class _Adapter(requests.adapters.BaseAdapter):
         body = request.body.encode() if isinstance(request.body, str) else request.body
         if hasattr(body, "read"):
             body = body.read()
-        status, headers, payload = self.arm.handle(request.method or "GET", request.url or "", body)
+        status, headers, payload = self.arm.handle(request.method or "GET", request.url or "", body, request.headers)
         content = b"" if payload is None else json.dumps(payload).encode()
         resp = requests.Response()
         resp.status_code = status

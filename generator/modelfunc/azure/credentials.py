@@ -56,8 +56,9 @@ def github_id_token(*, audience: str = AUDIENCE, env: Mapping[str, str] | None =
         raise CredentialError("this job cannot request a GitHub OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN "
                               "are not set)", hint="give the job `permissions: id-token: write`")
     try:
-        resp = httpx.get(url, params={"audience": audience}, headers={"Authorization": f"bearer {bearer}"},
-                         timeout=timeout)
+        # The URL already has a query (api-version): the audience is added to it, not put in its place.
+        resp = httpx.get(httpx.URL(url).copy_merge_params({"audience": audience}),
+                         headers={"Authorization": f"bearer {bearer}"}, timeout=timeout)
     except httpx.HTTPError as e:
         raise CredentialError(f"the GitHub OIDC token request failed: {type(e).__name__}",
                               hint="retry the job; GitHub's token service was not reachable") from None
