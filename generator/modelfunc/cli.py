@@ -225,3 +225,106 @@ def up(repo: Path, target: str, out: Path | None, timeout: float, install_requir
     _, report = local.up(load_project(repo), out, timeout=timeout, install=install_requirements,
                          progress=_echo_progress)
     _finish(report, report_file)
+
+
+# ---------------------------------------------------------------------------- deploy / destroy (Azure)
+
+
+def _azure_credential(tenant_id: str | None, client_id: str | None):  # noqa: ANN202
+    from .azure import credentials
+
+    return credentials.get_credential(tenant_id=tenant_id, client_id=client_id)
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config", "config_file", help="Config file, relative to REPO.  [default: modelfunc.yaml]")
+@click.option("--image", help="The image by digest, as `modelfunc package` printed it: REGISTRY/REPOSITORY@sha256:...")
+@click.option("--app-name", help="Function app name.  [default: the project's name]")
+@click.option("--resource-group", help="Resource group.  [default: <app-name>-rg]")
+@click.option("--location", help="Azure location for what is created, e.g. westeurope.  [default: the group's]")
+@click.option("--registry", help="Container registry (login server or resource id).  [default: the image's]")
+@click.option("--slot-name", default="staging", show_default=True, help="The slot the image is tested on.")
+@click.option("--hosting-plan", type=click.Choice(["premium-container", "flex"]), default="premium-container",
+              show_default=True, help="Elastic Premium running the image, or Flex Consumption (zip deploy).")
+@click.option("--sku", default="EP1", show_default=True, help="Plan SKU for premium-container (EP1-EP3, P1v3...).")
+@click.option("--storage-prefix", help="Storage account names' prefix (3-20 a-z0-9).  [default: from the app name]")
+@click.option("--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", show_envvar=True, help="Azure subscription id.")
+@click.option("--tenant-id", envvar="AZURE_TENANT_ID", show_envvar=True, help="Azure AD tenant (OIDC sign-in).")
+@click.option("--client-id", envvar="AZURE_CLIENT_ID", show_envvar=True, help="App registration (OIDC sign-in).")
+@click.option("--no-swap", is_flag=True, help="Leave the tested image on the slot; production is not changed.")
+@click.option("--no-test", is_flag=True, help="Swap without the sample's round trip (the image's self-test ran).")
+@click.option("--dry-run", is_flag=True, help="Read only: print what would be created, updated or left unchanged.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds for each long operation and readiness.")
+@click.option("--test-timeout", default=120.0, show_default=True, help="Seconds to wait for the sample's output.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the test report as JSON here.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the deployment (URLs, state, plan; secrets masked) as JSON here.")
+def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str | None, resource_group: str | None,
+           location: str | None, registry: str | None, slot_name: str, hosting_plan: str, sku: str,
+           storage_prefix: str | None, subscription_id: str | None, tenant_id: str | None, client_id: str | None,
+           no_swap: bool, no_test: bool, dry_run: bool, timeout: float, test_timeout: float,
+           report_file: Path | None, json_file: Path | None) -> None:
+    """Deploy to Azure Functions: provision, run the image on a slot, test the sample there, swap.
+
+    The Redis connection string (when cache.redis is configured) is read from MODELFUNC_REDIS_CONNECTION_STRING.
+    """
+    from . import azure
+    from .azure.clients import default_settings
+    from .config import load_project
+    from .errors import OptionError
+
+    project = load_project(repo, config_file=config_file)
+    if hosting_plan == "premium-container" and not image:
+        raise OptionError("is required for the premium-container plan", field="image",
+                          hint="the REGISTRY/REPOSITORY@sha256:... that `modelfunc package --image ...` printed")
+    options = azure.DeployOptions(
+        subscription_id=subscription_id or "", app_name=app_name, resource_group=resource_group, location=location,
+        registry=registry, slot_name=slot_name, hosting_plan=hosting_plan, sku=sku, storage_prefix=storage_prefix,  # type: ignore[arg-type]
+        no_swap=no_swap, run_test=not no_test, timeout=timeout, test_timeout=test_timeout,
+        redis_connection_string=os.environ.get("MODELFUNC_REDIS_CONNECTION_STRING") or None)
+    from .azure.options import resolve_names
+
+    resolve_names(project, options)  # every option checked before signing in
+    credential = _azure_credential(tenant_id, client_id)
+    result = azure.deploy(project, image or "", options, credential=credential, progress=_echo_progress,
+                          settings=default_settings(), dry_run=dry_run)
+    if dry_run:
+        click.echo(result.plan.render())
+        _write_json(json_file, {"plan": result.plan.to_dict()})
+        return
+    deployment = result.deployment
+    assert deployment is not None
+    _write_json(json_file, {**deployment.summary(), "plan": result.plan.to_dict()})
+    click.echo(f"{deployment.app_name}: {deployment.state.value}; production {deployment.app_url}"
+               + (f", slot {deployment.slot_url}" if deployment.slot else ""), err=True)
+    if result.report is not None:
+        _finish(result.report, report_file)
+    click.echo(deployment.app_url)
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--app-name", help="Function app name.  [default: the name of the project in REPO]")
+@click.option("--resource-group", help="Resource group.  [default: <app-name>-rg]")
+@click.option("--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", show_envvar=True, help="Azure subscription id.")
+@click.option("--tenant-id", envvar="AZURE_TENANT_ID", show_envvar=True, help="Azure AD tenant (OIDC sign-in).")
+@click.option("--client-id", envvar="AZURE_CLIENT_ID", show_envvar=True, help="App registration (OIDC sign-in).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds for each long operation.")
+def destroy(repo: Path, app_name: str | None, resource_group: str | None, subscription_id: str | None,
+            tenant_id: str | None, client_id: str | None, dry_run: bool, timeout: float) -> None:
+    """Remove what `modelfunc deploy` created for the app (found by its modelfunc-app tag); fine when already gone."""
+    from . import azure
+    from .azure.clients import default_settings
+    from .config import load_project
+    from .errors import OptionError
+
+    name = app_name or load_project(repo).name
+    if not subscription_id:
+        raise OptionError("is required", field="subscription-id", hint="or set AZURE_SUBSCRIPTION_ID")
+    plan = azure.destroy(name, resource_group, subscription_id=subscription_id,
+                         credential=_azure_credential(tenant_id, client_id), progress=_echo_progress,
+                         settings=default_settings(), dry_run=dry_run, timeout=timeout)
+    click.echo(plan.render())
