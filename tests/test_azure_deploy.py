@@ -159,6 +159,19 @@ def test_first_deploy_sends_exactly_this_sequence(arm: FakeArm, project) -> None
         arm.get(f"{RG}/providers/Microsoft.Storage/storageAccounts/{a}")["tags"] for a in ("diabhost", "diabtrig")))
 
 
+def test_deploy_test_and_swap_as_separate_steps(arm: FakeArm, project) -> None:  # noqa: ANN001
+    """What the action does across steps: deploy_to_slot, hand the summary on (JSON), swap in a later step."""
+    from modelfunc.azure import SlotDeployment, deploy_to_slot, swap
+
+    deployment = deploy_to_slot(project, IMAGE_A, options(), credential=FakeCredential(), settings=settings(arm),
+                                sleep=lambda s: None)
+    assert deployment.state is ServiceState.HEALTHY and not any(r.path.endswith("slotsswap") for r in arm.requests)
+    carried = SlotDeployment.from_summary(json.loads(json.dumps(deployment.summary())))
+    assert carried.summary() == deployment.summary()
+    swapped = swap(carried, credential=FakeCredential(), settings=settings(arm))
+    assert swapped.swapped and arm.get(f"{SITE}/config/web")["properties"]["linuxFxVersion"] == f"DOCKER|{IMAGE_A}"
+
+
 def test_second_deploy_with_nothing_changed_sends_no_mutating_request(arm: FakeArm, project) -> None:  # noqa: ANN001
     run_deploy(arm, project)
     arm.requests.clear()

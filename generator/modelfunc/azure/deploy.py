@@ -92,8 +92,17 @@ class SlotDeployment:
     plan: Plan = field(default_factory=Plan)
     swapped: bool = False
 
+    @classmethod
+    def from_summary(cls, data: dict[str, Any]) -> SlotDeployment:
+        """Rebuild from :meth:`summary` (plus ``subscription_id``): how a later action step gets the deployment."""
+        return cls(data["subscription_id"], data["resource_group"], data["app_name"], data.get("slot"), data["image"],
+                   data["app_url"], data["slot_url"], ServiceState(data["state"]), bool(data["changed"]),
+                   tuple(data.get("functions") or ()), data.get("trigger_account_url"),
+                   swapped=bool(data.get("swapped")))
+
     def summary(self) -> dict[str, Any]:
-        return {"app_name": self.app_name, "resource_group": self.resource_group, "slot": self.slot,
+        return {"subscription_id": self.subscription_id, "app_name": self.app_name,
+                "resource_group": self.resource_group, "slot": self.slot,
                 "image": self.image, "app_url": self.app_url, "slot_url": self.slot_url, "state": self.state.value,
                 "changed": self.changed, "functions": list(self.functions), "swapped": self.swapped,
                 "trigger_account_url": self.trigger_account_url}
