@@ -20,8 +20,9 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	bash dev/system-deps.sh
 	touch $@
 
-node_modules/.bin/azurite: package.json | .system-deps
-	npm install --no-audit --no-fund --no-package-lock --loglevel=error
+# Exactly the versions package-lock.json records (Azurite, and the expression evaluator the action tests use).
+node_modules/.bin/azurite: package.json package-lock.json | .system-deps
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 setup: .system-deps $(VENV)/.installed-test node_modules/.bin/azurite
@@ -36,7 +37,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check generator tests benchmarks examples template
+	$(BIN)/ruff check generator tests benchmarks examples template scripts
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline --no-progress action.yml .github/workflows
 
 bench: setup $(VENV)/.installed-bench
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \

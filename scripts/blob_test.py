@@ -1,7 +1,8 @@
 """The round-trip test of a running app as an action step (`modelfunc blob-test`).
 
 Inputs (``INPUT_*``): model-repo, config, connection-string (blob; masked), url and function-key (http;
-the key masked), host-url (Service Bus, through the local host), blob-test-timeout, report-path.
+the key masked), host-url (Service Bus, through the local host), blob-test-timeout, report-path; or, for
+target azure, deployment (the deploy step's hand-off) with tenant-id and client-id (OIDC).
 Outputs: test-result (pass|fail), report-path.
 """
 
@@ -29,17 +30,27 @@ def main(argv: list[str] | None = None) -> int:
         from modelfunc.blobtest import round_trip
         from modelfunc.config import load_project
 
-        def progress(message: str) -> None:
-            print(message, file=sys.stderr, flush=True)
+        progress = github.echo
 
         report_path = Path(github.get_input("report-path") or github.default_report_path())
         project = load_project(Path(github.get_input("model-repo", ".")),
                                config_file=github.get_input("config") or None)
+        deployment_file = github.get_input("deployment")
         with github.group(f"test the sample of {project.name}"):
-            report = round_trip(project, connection_string=connection_string or None,
-                                url=github.get_input("url") or None, function_key=function_key or None,
-                                host_url=github.get_input("host-url") or None,
-                                timeout=github.get_float("blob-test-timeout", 60.0), progress=progress)
+            if deployment_file:  # target azure: the slot the deploy step ran the image on, by identity
+                from modelfunc.azure import credentials, handoff
+                from modelfunc.azure.deploy import test_slot
+
+                deployment = handoff.load(Path(deployment_file))
+                credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
+                                                        client_id=github.get_input("client-id") or None)
+                report = test_slot(project, deployment, credential=credential, progress=progress,
+                                   timeout=github.get_float("blob-test-timeout", 120.0))
+            else:
+                report = round_trip(project, connection_string=connection_string or None,
+                                    url=github.get_input("url") or None, function_key=function_key or None,
+                                    host_url=github.get_input("host-url") or None,
+                                    timeout=github.get_float("blob-test-timeout", 60.0), progress=progress)
         github.publish_test(report, report_path)
         return 0
     except ModelfuncError as e:

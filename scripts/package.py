@@ -1,7 +1,9 @@
 """`modelfunc package` as an action step: render the app, build, self-test and push the image.
 
 Inputs (``INPUT_*``): model-repo, config, image (``[REGISTRY/]REPOSITORY``), tag, base-image, build
-(default true), pull (default true), registry-username, registry-password (masked at once).
+(default true), pull (default true), registry-username, registry-password (masked at once). With target
+azure: registry (an ACR; the image defaults to ``<login server>/<app>``), tenant-id and client-id — the push
+signs in with the identity (ACR token exchange, the token masked at once) unless a password is given.
 Outputs: image (``REPOSITORY@sha256:…`` once pushed, else ``REPOSITORY:TAG``; empty without a build), digest.
 """
 
@@ -22,22 +24,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         password = github.get_input("registry-password")
         github.mask(password)  # before anything else can print it
+        username = github.get_input("registry-username")
 
         from modelfunc import image
         from modelfunc.config import load_project
 
-        def progress(message: str) -> None:
-            print(message, file=sys.stderr, flush=True)
+        progress = github.echo
 
         project = load_project(Path(github.get_input("model-repo", ".")),
                                config_file=github.get_input("config") or None)
+        repository = github.get_input("image") or None
+        registry = github.get_input("registry")
+        if github.get_input("target") == "azure":  # push to the ACR with the signed-in identity: no password
+            from modelfunc.azure import credentials
+            from modelfunc.azure import registry as acr
+
+            server = acr.login_server(registry)
+            repository = repository or f"{server}/{project.name}"
+            if not password:
+                username, password = acr.docker_credentials(server, credentials.get_credential(
+                    tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None))
+                github.mask(password)
         with github.group(f"package {project.name}"):
             try:
                 result = image.package(
                     project, None, build_image=github.get_bool("build", True),
                     base_image=github.get_input("base-image") or None,
-                    repository=github.get_input("image") or None, tag=github.get_input("tag") or None,
-                    username=github.get_input("registry-username") or None, password=password or None,
+                    repository=repository, tag=github.get_input("tag") or None,
+                    username=username or None, password=password or None,
                     pull=github.get_bool("pull", True), progress=progress)
             except image.SelfTestFailed as e:
                 packaged = getattr(e, "packaged", None)
@@ -49,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         github.set_output("digest", summary.get("digest", ""))
         github.add_summary(github.summary_for_image(summary))
         if result.reference:
-            print(result.reference, flush=True)
+            github.echo(result.reference, file=sys.stdout)
         return 0
     except ModelfuncError as e:
         return github.fail(e)

@@ -214,16 +214,18 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for start-up and for the output.")
 @click.option("--install-requirements", is_flag=True,
               help="pip-install the app's requirements into this Python first (the local host runs score.py here).")
+@click.option("--connection-string", envvar=CONNECTION_ENV, show_envvar=True,
+              help="Blob trigger: the storage account to use.  [default: an Azurite started for the run]")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the test report as JSON here.")
 def up(repo: Path, target: str, out: Path | None, timeout: float, install_requirements: bool,
-       report_file: Path | None) -> None:
+       connection_string: str | None, report_file: Path | None) -> None:
     """The whole pipeline: package, run on the local default (Azurite + local host), test the sample."""
     from . import local
     from .config import load_project
 
     _, report = local.up(load_project(repo), out, timeout=timeout, install=install_requirements,
-                         progress=_echo_progress)
+                         connection_string=connection_string, progress=_echo_progress)
     _finish(report, report_file)
 
 

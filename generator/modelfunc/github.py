@@ -161,6 +161,21 @@ def mask(secret: str | None) -> str:
     return text
 
 
+_SECRET_PARTS = ("accountkey", "sharedaccesskey", "sharedaccesssignature", "password", "accesskey")
+
+
+def mask_connection_string(value: str | None) -> str:
+    """Mask a connection string, and each secret part of it on its own (a key may be printed without the rest)."""
+    if not value:
+        return ""
+    parts = [value]
+    for item in value.split(";"):
+        key, sep, secret = item.partition("=")
+        if sep and key.strip().lower() in _SECRET_PARTS and secret.strip():
+            parts.append(secret.strip())
+    return "".join(mask(part) for part in parts)
+
+
 @contextlib.contextmanager
 def group(title: str) -> Iterator[None]:
     """A collapsible group in the log (``::group::`` … ``::endgroup::``)."""
@@ -171,6 +186,29 @@ def group(title: str) -> Iterator[None]:
     finally:
         if in_actions():
             _print("::endgroup::")
+
+
+def _looks_like_a_command(line: str) -> bool:
+    line = line.lstrip()  # the runner trims leading white space before it looks for a command
+    return line.startswith(("::", "##["))
+
+
+def echo(message: str, *, file: Any = None) -> str:
+    """Print text that may hold user data (paths, names, values) to stderr, never as a workflow command.
+
+    The runner takes any line that starts with ``::`` (or the older ``##[``) as a command, so a path or an input
+    with a newline in it could otherwise raise an annotation, register a mask or end a group. In Actions such
+    text is printed between ``::stop-commands::TOKEN`` and ``::TOKEN::`` (with a token that is not in it);
+    returns what was printed.
+    """
+    text = message
+    if in_actions() and any(_looks_like_a_command(line) for line in message.splitlines()):
+        token = uuid.uuid4().hex
+        while token in message:
+            token = uuid.uuid4().hex
+        text = f"::stop-commands::{token}\n{message}\n::{token}::"
+    print(text, file=file or sys.stderr, flush=True)
+    return text
 
 
 @contextlib.contextmanager
@@ -186,7 +224,7 @@ def phases() -> Iterator[Callable[[str], None]]:
             _print(_command("group", message[4:]))
             state["open"] = True
         else:
-            print(message, file=sys.stderr, flush=True)
+            echo(message)
 
     try:
         yield progress
@@ -288,6 +326,21 @@ def summary_for_image(summary: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def summary_for_deployment(summary: Mapping[str, Any], plan: str = "") -> str:
+    """``SlotDeployment.summary()`` (and the plan it carried out) as Markdown: where the image runs, its state."""
+    out = ["### modelfunc deploy", "", "| | |", "|---|---|"]
+    for label, key in (("app", "app_name"), ("resource group", "resource_group"), ("slot", "slot"),
+                       ("image", "image"), ("state", "state"), ("slot URL", "slot_url"), ("app URL", "app_url")):
+        value = summary.get(key)
+        if value not in (None, ""):
+            out.append(f"| {label} | {_cell(value) if key != 'image' else f'<code>{_text(value)}</code>'} |")
+    functions = summary.get("functions") or []
+    out.append(f"| functions | {_text(', '.join(functions)) if functions else '—'} |")
+    if plan.strip():
+        out += ["", "<details><summary>changes</summary>", "", "```", plan.strip(), "```", "", "</details>"]
+    return "\n".join(out) + "\n"
+
+
 def fail(e: Exception, *, title: str = "modelfunc") -> int:
     """Report a ModelfuncError: a titled annotation at its file/line, the summary, and its exit code."""
     file = getattr(e, "file", None)
@@ -299,7 +352,7 @@ def fail(e: Exception, *, title: str = "modelfunc") -> int:
     if hint:
         full += f"\nhint: {hint}"
     heading = f"{title}: {type(e).__name__}"
-    print(f"error: {e}", file=sys.stderr, flush=True)
+    echo(f"error: {e}")
     error(full, title=heading, file=file, line=line)
     where = f" in `{_relative_to_workspace(file)}`" + (f" line {line}" if line else "") if file else ""
     body = html.escape(full).replace("|", "&#124;").replace("\n", "<br>")
@@ -318,7 +371,7 @@ def publish_test(report: Any, report_path: Path) -> None:
     from .blobtest import write_report
     from .errors import SampleTestFailed
 
-    print(report.render(), flush=True)
+    echo(report.render(), file=sys.stdout)
     write_report(report, report_path)
     set_output("test-result", "pass" if report.passed else "fail")
     set_output("report-path", str(report_path))
