@@ -1,0 +1,205 @@
+"""target azure in the action: the step wiring (harness + fp), the ACR sign-in, and the deploy hand-off.
+
+No Azure is reachable here. The four azure steps (package, deploy, blob-test, swap) therefore cannot run:
+pytest-subprocess fakes each one, answering as its script would (the outputs it writes, its exit status),
+and the harness runs the real action.yml around them — expressions, ``if:`` conditions, env, outputs.
+The tests assert exactly what each step is started with and which steps run. What the scripts call is
+tested by contract in test_azure_*.py; the ACR token exchange below runs against a real local HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from azure.core.credentials import AccessToken
+from modelfunc.azure import handoff, registry
+from modelfunc.azure.deploy import ServiceState, SlotDeployment
+from modelfunc.errors import CredentialError, OptionError
+from test_action_harness import Act
+
+SUB = "11111111-2222-3333-4444-555555555555"
+IMAGE = "myreg.azurecr.io/diabetes-http@sha256:" + "ab" * 32
+AZURE_INPUTS = {"target": "azure", "model_repo": "model", "subscription_id": SUB,
+                "tenant_id": "22222222-0000-0000-0000-000000000000",
+                "client_id": "33333333-0000-0000-0000-000000000000", "app_name": "diabetes-http",
+                "resource_group": "scorers-rg", "location": "westeurope", "registry": "myreg"}
+
+
+@pytest.fixture
+def act(tmp_path: Path, fp) -> Act:  # noqa: ANN001
+    return Act(tmp_path, fp)
+
+
+def _answer(outputs: dict[str, str], returncode: int = 0, record: list | None = None):  # noqa: ANN202
+    """A fake step: writes ``outputs`` to its $GITHUB_OUTPUT as the script would, exits ``returncode``."""
+    def callback(process) -> None:  # noqa: ANN001
+        env = process.kwargs["env"]
+        with open(env["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
+            for name, value in outputs.items():
+                f.write(f"{name}={value}\n")
+        if record is not None:
+            record.append({k: v for k, v in env.items() if k.startswith("INPUT_")})
+        process.returncode = returncode
+    return callback
+
+
+def _azure(act: Act, *, test_rc: int = 0, changed: str = "true") -> dict[str, list]:
+    seen: dict[str, list] = {name: [] for name in ("package", "deploy", "test", "swap")}
+    deployment = str(act.temp / "modelfunc-deployment.json")
+    fakes = {
+        "package": ({"image": IMAGE, "digest": IMAGE.split("@")[1]}, 0),
+        "deploy": ({"app-url": "https://diabetes-http.azurewebsites.net", "deployment": deployment,
+                    "slot-url": "https://diabetes-http-staging.azurewebsites.net", "state": "Healthy",
+                    "changed": changed}, 0),
+        "test": ({"test-result": "pass" if test_rc == 0 else "fail", "report-path": "/r.json"}, test_rc),
+        "swap": ({"app-url": "https://diabetes-http.azurewebsites.net", "swapped": "true"}, 0),
+    }
+    for step_id, (outputs, rc) in fakes.items():
+        act.fp.register(act.runner.command(step_id), callback=_answer(outputs, rc, seen[step_id]))
+    return seen
+
+
+def test_target_azure_runs_package_deploy_test_swap_in_order_with_their_inputs(act: Act) -> None:
+    act.repo("diabetes-http")
+    seen = _azure(act)
+    run = act.run(**AZURE_INPUTS)
+    assert run.conclusion == "success", run.log.text()
+    ran = [s.id for s in run.steps if s.outcome != "skipped"]
+    assert ran == ["python", "pip-key", "pip-cache", "install", "package", "deploy", "test", "swap"]
+    assert run.step("up").outcome == "skipped" and run.step("azurite").outcome == "skipped"
+    assert list(act.fp.calls) == [act.runner.command(s) for s in ("pip-key", "install", "package", "deploy",
+                                                                   "test", "swap")]
+    [package], [deploy], [test], [swap] = seen["package"], seen["deploy"], seen["test"], seen["swap"]
+    assert package == {"INPUT_MODEL_REPO": "model", "INPUT_CONFIG": "modelfunc.yaml", "INPUT_TARGET": "azure",
+                       "INPUT_REGISTRY": "myreg", "INPUT_TENANT_ID": AZURE_INPUTS["tenant_id"],
+                       "INPUT_CLIENT_ID": AZURE_INPUTS["client_id"], "INPUT_TAG": "0" * 40}
+    assert deploy["INPUT_IMAGE"] == IMAGE  # the package step's output, by digest
+    assert deploy["INPUT_SUBSCRIPTION_ID"] == SUB and deploy["INPUT_SLOT_NAME"] == "staging"
+    assert deploy["INPUT_HOSTING_PLAN"] == "premium-container" and deploy["INPUT_SKU"] == "EP1"
+    assert test["INPUT_DEPLOYMENT"] == swap["INPUT_DEPLOYMENT"] == str(act.temp / "modelfunc-deployment.json")
+    assert "INPUT_CONNECTION_STRING" not in test  # the slot's storage is reached by identity
+    assert run.outputs == {"image": IMAGE, "app-url": "https://diabetes-http.azurewebsites.net",
+                           "slot-url": "https://diabetes-http-staging.azurewebsites.net", "test-result": "pass",
+                           "report-path": "/r.json"}
+
+
+def test_a_failed_test_on_the_slot_never_swaps(act: Act) -> None:
+    act.repo("diabetes-http")
+    seen = _azure(act, test_rc=1)
+    run = act.run(**AZURE_INPUTS)
+    assert run.conclusion == "failure"
+    assert run.step("test").outcome == "failure" and run.step("swap").outcome == "skipped"
+    assert seen["swap"] == [] and act.runner.command("swap") not in act.fp.calls
+    assert run.outputs["test-result"] == "fail"
+    assert run.outputs["app-url"] == "https://diabetes-http.azurewebsites.net"  # production, as it was
+
+
+def test_an_unchanged_deploy_skips_the_test_and_swap_false_keeps_the_slot(act: Act) -> None:
+    act.repo("diabetes-http")
+    seen = _azure(act, changed="false")
+    run = act.run(**AZURE_INPUTS, swap="false")
+    assert run.conclusion == "success"
+    assert run.step("test").outcome == "skipped" and run.step("swap").outcome == "skipped"
+    assert seen["test"] == [] and seen["swap"] == []
+    assert run.outputs["test-result"] == ""
+
+
+def test_flex_deploys_without_an_image_or_a_swap(act: Act) -> None:
+    act.repo("diabetes-http")
+    seen = _azure(act)
+    run = act.run(**AZURE_INPUTS, hosting_plan="flex")
+    assert run.conclusion == "success"
+    assert run.step("package").outcome == "skipped" and run.step("swap").outcome == "skipped"
+    assert seen["deploy"][0]["INPUT_IMAGE"] == "" and seen["deploy"][0]["INPUT_HOSTING_PLAN"] == "flex"
+    assert run.outputs["image"] == ""
+
+
+def test_run_blob_test_false_reports_skipped(act: Act) -> None:
+    act.repo("diabetes-http")
+    seen = _azure(act)
+    run = act.run(**AZURE_INPUTS, run_blob_test="false")
+    assert run.conclusion == "success" and seen["test"] == [] and len(seen["swap"]) == 1
+    assert run.outputs["test-result"] == "skipped"
+
+
+# --------------------------------------------------------------------- ACR sign-in, without a password
+
+
+class _Token:
+    def get_token(self, *scopes: str, **_: object) -> AccessToken:
+        assert scopes == ("https://management.azure.com/.default",)
+        return AccessToken("aad-token-for-the-test", 2**31)
+
+
+@pytest.fixture
+def acr():  # noqa: ANN201
+    """A real HTTP server answering ACR's /oauth2/exchange; records each form it receives."""
+    state = {"status": 200, "forms": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            state["forms"].append((self.path, self.headers["Content-Type"], parse_qs(body)))
+            answer = json.dumps({"refresh_token": "acr-refresh-SECRET"} if state["status"] == 200 else {}).encode()
+            self.send_response(state["status"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["server"] = f"127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_registry_login_exchanges_the_identitys_token(acr) -> None:  # noqa: ANN001
+    user, password = registry.docker_credentials(acr["server"], _Token(), scheme="http")
+    assert (user, password) == (registry.TOKEN_USER, "acr-refresh-SECRET")
+    [(path, content_type, form)] = acr["forms"]
+    assert path == "/oauth2/exchange" and content_type == "application/x-www-form-urlencoded"
+    assert form == {"grant_type": ["access_token"], "service": [acr["server"]],
+                    "access_token": ["aad-token-for-the-test"]}
+
+
+def test_a_refused_exchange_says_to_grant_acrpush(acr) -> None:  # noqa: ANN001
+    acr["status"] = 401
+    with pytest.raises(CredentialError, match="refused") as e:
+        registry.docker_credentials(acr["server"], _Token(), scheme="http", retry_backoff_factor=0)
+    assert "AcrPush" in (e.value.hint or "")
+
+
+def test_registry_names_become_login_servers() -> None:
+    assert registry.login_server("MyReg") == "myreg.azurecr.io"
+    assert registry.login_server("myreg.azurecr.io") == "myreg.azurecr.io"
+    assert registry.login_server("https://myreg.azurecr.io/") == "myreg.azurecr.io"
+    with pytest.raises(OptionError) as e:
+        registry.login_server(" ")
+    assert e.value.field == "registry"
+
+
+# ------------------------------------------------------------------------------- the step hand-off
+
+
+def test_the_deployment_travels_between_steps_as_json(tmp_path: Path) -> None:
+    deployment = SlotDeployment(SUB, "rg", "app", "staging", IMAGE, "https://app.azurewebsites.net",
+                                "https://app-staging.azurewebsites.net", ServiceState.HEALTHY, True, ("score",),
+                                "https://appstag.blob.core.windows.net")
+    path = handoff.save(deployment, tmp_path / "d" / "deployment.json")
+    back = handoff.load(path)
+    assert back.summary() == deployment.summary() and back.state is ServiceState.HEALTHY
+    (tmp_path / "bad.json").write_text('{"app_name": "x"}')
+    with pytest.raises(OptionError, match="not a deployment the deploy step wrote") as e:
+        handoff.load(tmp_path / "bad.json")
+    assert e.value.field == "deployment"
