@@ -6,8 +6,8 @@ a 10 ms ``time.sleep`` added to ``run()`` (a model whose ``run()`` takes ≥ 10 
 
 a) in-process, through ``modelfunc_runtime.EntryScript.invoke`` (what every trigger calls): per model,
    N calls uncached, N cache misses (each input new) and N cache hits (an input already stored), p50/p99;
-b) end to end over HTTP at concurrency 1 (`modelfunc serve`, keep-alive client): the slow model uncached,
-   its cache misses and its cache hits;
+b) end to end over HTTP at concurrency 1 (`modelfunc serve`, wrk, one connection): the slow model uncached
+   and its cache misses (a new body for every request), and its cache hits (the sample body repeated);
 c) under load (wrk, 16 connections for --duration s after a warm-up, the sample body repeated): the slow
    model on `modelfunc serve` with the cache (every request after the first a hit), without it, and on
    ``azmlinfsrv`` — requests/s and p99, each answer checked against expected.json first;
@@ -38,6 +38,8 @@ import httpx
 from _common import Unmeasured, closing_lines, progress, start_run
 from serve_bench import (
     HTTP_CONFIG,
+    WRK_SCRIPT,
+    Wrk,
     check_answer,
     cpu_busy,
     percentile,
@@ -132,34 +134,46 @@ def measure_in_process(repo: Path, redis_url: str, calls: int, salt: int) -> dic
 # ---------------------------------------------------------------------------------------------- over HTTP
 
 
-def measure_http_c1(children, work: Path, redis_url: str, calls: int, salt: int) -> dict[str, Any]:  # noqa: ANN001
+UNIQUE_BODIES = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, '{{"data": [[{salt}, ' .. counter .. ', 3, 4, 5, 6, 7, 8, 9, 10]]}}')
+end
+"""
+
+
+def measure_http_c1(children, work: Path, redis_url: str, seconds: float, salt: int, notes: list[str]  # noqa: ANN001
+                    ) -> dict[str, Any]:
+    """wrk at concurrency 1 on the slow model: uncached (every body new), misses (every body new to the
+    cache), hits (the sample body again and again)."""
     env = {"RedisConnectionString": redis_url}
     out: dict[str, Any] = {}
     for name, cache in (("uncached", False), ("cached", True)):
         repo = make_repo(work, f"http-{name}", slow=True, cache=cache)
+        body_file = repo / "samples" / "input.json"
+        same = pick_loadgen("auto", body_file, work, notes)
+        if not isinstance(same, Wrk):
+            raise Unmeasured("wrk is needed for the concurrency-1 runs (Debian: apt-get install wrk)")
+        unique = Wrk(same.exe, body_file, work)
+        unique.script = work / f"unique-{name}.lua"
+        unique.script.write_text(WRK_SCRIPT.format(body=body_file) + UNIQUE_BODIES.format(salt=salt + len(out)),
+                                 encoding="utf-8")
         proc, base = serve_modelfunc(children, repo, f"modelfunc-c1-{name}", env_extra=env)
         try:
-            with httpx.Client(base_url=base, timeout=30) as client:
-                for body in inputs(20, salt + 7):  # warm-up: connections, init, the first hits
-                    client.post("/api/score", content=body, headers={"content-type": "application/json"})
-
-                def run(bodies: list[bytes], expect: str | None) -> list[float]:
-                    times = []
-                    for body in bodies:
-                        t0 = time.perf_counter()
-                        resp = client.post("/api/score", content=body, headers={"content-type": "application/json"})
-                        times.append((time.perf_counter() - t0) * 1000)
-                        if resp.status_code != 200 or resp.headers.get("x-modelfunc-cache") != expect:
-                            raise Unmeasured(f"HTTP {resp.status_code}, cache {resp.headers.get('x-modelfunc-cache')}"
-                                             f" (expected {expect})")
-                    return times
-
-                fresh = inputs(calls, salt)
-                if cache:
-                    out["miss"] = stats(run(fresh, "miss"))
-                    out["hit"] = stats(run(fresh, "hit"))
-                else:
-                    out["uncached"] = stats(run(fresh, None))
+            url = f"{base}/api/score"
+            same.run(url, concurrency=1, duration=1)  # warm-up (and the sample stored when cached)
+            runs = {"uncached": unique} if not cache else {"miss": unique, "hit": same}
+            for key, loadgen in runs.items():
+                r = loadgen.run(url, concurrency=1, duration=seconds)
+                if not r.clean:
+                    raise Unmeasured(f"{name} {key}: {r.errors} errors")
+                out[key] = {"n": r.requests, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "rps": r.rps}
+            if cache:
+                stats = httpx.get(f"{base}/admin/host/status", timeout=5).json()["cache"]
+                out["cache_stats"] = stats
+                if stats["hits"] < out["hit"]["n"] or stats["misses"] < out["miss"]["n"]:
+                    raise Unmeasured(f"the cache did not see the expected hits and misses: {stats}")
         finally:
             children.stop(proc)
     return out
@@ -223,12 +237,18 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.append({"name": "hit vs the same over HTTP (p50, c=1)", "value": hspeed,
                 "display": fmt(hspeed, ".1f") + "x" if hspeed else "n/a", "target": f">= {GOAL_HIT_SPEEDUP:g}x",
                 "result": "NOT MEASURED" if hspeed is None else "met" if hspeed >= GOAL_HIT_SPEEDUP else "NOT MET"})
+    hover = http["miss"]["p50_ms"] - http["uncached"]["p50_ms"] if "miss" in http and "uncached" in http else None
     overhead = fast["miss"]["p50_ms"] - fast["uncached"]["p50_ms"] if fast else None
     out.append({"name": "a miss adds (p50, in-process, fast run())", "value": overhead,
                 "display": fmt(overhead, ".3f") + " ms" if overhead is not None else "n/a",
                 "target": f"<= {GOAL_MISS_OVERHEAD_MS:g} ms",
                 "result": "NOT MEASURED" if overhead is None else
                 "met" if overhead <= GOAL_MISS_OVERHEAD_MS else "NOT MET"})
+    out.append({"name": "a miss adds (p50, over HTTP, c=1, 10 ms run())", "value": hover,
+                "display": fmt(hover, ".3f") + " ms" if hover is not None else "n/a",
+                "target": f"<= {GOAL_MISS_OVERHEAD_MS:g} ms",
+                "result": "NOT MEASURED" if hover is None else
+                "met" if hover <= GOAL_MISS_OVERHEAD_MS else "NOT MET"})
     return out
 
 
@@ -250,7 +270,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append("")
     http = results.get("http_c1") or {}
     if {"uncached", "miss", "hit"} <= set(http):
-        lines.append(f"over HTTP, concurrency 1, run() + {RUN_SLEEP_S * 1000:.0f} ms, n={http['hit']['n']}")
+        lines.append(f"over HTTP, wrk at concurrency 1 for {results['config']['c1_duration_s']:g} s each, "
+                     f"run() + {RUN_SLEEP_S * 1000:.0f} ms")
         lines.append(f"{'':{w0}}{'uncached':>{w}}{'cache miss':>{w}}{'cache hit':>{w}}")
         for stat in ("p50_ms", "p99_ms"):
             lines.append(f"{stat.replace('_ms', ' (ms)'):{w0}}" + "".join(
@@ -278,8 +299,9 @@ def render(results: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--calls", type=int, default=300, help="timed calls per case (in-process and HTTP c=1)")
+    p.add_argument("--calls", type=int, default=300, help="timed in-process calls per case")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of each load run")
+    p.add_argument("--c1-duration", type=float, default=5.0, help="seconds of each concurrency-1 wrk run")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load per server")
     p.add_argument("--concurrency", type=int, default=16, help="connections of the load runs")
     p.add_argument("--skip-load", action="store_true", help="leave the load runs out")
@@ -294,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     unmeasured: list[str] = []
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "config": {"calls": args.calls, "duration_s": args.duration, "concurrency": args.concurrency,
+        "config": {"calls": args.calls, "duration_s": args.duration,
+                   "c1_duration_s": args.c1_duration, "concurrency": args.concurrency,
                    "run_sleep_ms": RUN_SLEEP_S * 1000, "example": str(EXAMPLE)},
         "notes": notes, "unmeasured": unmeasured,
     }
@@ -320,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 unmeasured.append(f"in-process {key}: {e}")
         progress("==> over HTTP at concurrency 1")
         try:
-            results["http_c1"] = measure_http_c1(children, work, url, args.calls, salt + 2000)
+            results["http_c1"] = measure_http_c1(children, work, url, args.c1_duration, salt + 2000, notes)
         except Unmeasured as e:
             unmeasured.append(f"HTTP c=1: {e}")
         if not args.skip_load:

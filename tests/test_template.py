@@ -282,10 +282,12 @@ def test_generated_repo_runs_green_end_to_end(baked, tmp_path, trigger: str) -> 
     expected = json.loads((root / "samples/expected.json").read_text())
     assert data["actual"] == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert ("==> start Azurite" in result.stderr) == (trigger == "blob")
-    # The Redis choice reached the app: the setting is rendered and the runtime says it does not cache yet.
+    # The Redis choice reached the app: the setting is rendered (empty locally, so the runtime says it scores
+    # uncached) and redis is in the app's requirements.
     settings = json.loads((tmp_path / "build/app/local.settings.json").read_text())
     assert settings["Values"]["RedisConnectionString"] == ""
-    assert "cache: RedisConnectionString (ttl 3600 s) is configured" in result.stderr
+    assert "cache: app setting RedisConnectionString is not set: predictions are not cached" in result.stderr
+    assert "redis>=5" in (tmp_path / "build/app/requirements.txt").read_text().splitlines()
 
 
 def test_the_template_model_is_what_its_train_py_makes_and_expected_json_is_what_score_py_returns(

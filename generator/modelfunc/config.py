@@ -165,8 +165,8 @@ class RedisCache(_Strict):
 
 
 class Cache(_Strict):
-    """``cache: {redis: {...}}``: an optional cache of predictions. The app gets the setting; the runtime does
-    not cache yet and says so in its log."""
+    """``cache: {redis: {...}}``: an optional cache of predictions. The app gets the setting, and the runtime
+    keeps successful answers in that Redis (modelfunc_runtime.PredictionCache)."""
 
     redis: RedisCache | None = None
 
