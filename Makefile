@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXAMPLE ?= examples/diabetes-blob
 
-.PHONY: setup demo test bench bench-image lint clean
+.PHONY: setup demo test bench bench-image bench-cache lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: setup $(VENV)/.installed-bench
 bench-image: setup
 	mkdir -p build
 	$(BIN)/python benchmarks/image_bench.py --json build/image-bench.json
+
+## The Redis prediction cache: hit/miss vs uncached, and the local host beside azmlinfsrv on a 10 ms run().
+bench-cache: setup $(VENV)/.installed-bench
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk is needed (apt-get install wrk)"
+	mkdir -p build
+	$(BIN)/python benchmarks/cache_bench.py --json build/cache-bench.json
 
 clean:
 	rm -rf $(VENV) node_modules build .system-deps
