@@ -8,53 +8,45 @@ Outputs: test-result (pass|fail), report-path.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from modelfunc import github
-from modelfunc.errors import ModelfuncError
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        print("usage: blob_test.py  (no arguments: inputs come from INPUT_* variables)", file=sys.stderr)
-        return 2
-    try:
-        # Secrets first: masked before anything else can print them.
-        connection_string = github.get_input("connection-string")
-        function_key = github.get_input("function-key")
-        github.mask(connection_string)
-        github.mask(function_key)
+@github.script
+def main() -> int:
+    # Secrets first: masked before anything else can print them.
+    connection_string = github.get_input("connection-string")
+    function_key = github.get_input("function-key")
+    github.mask(connection_string)
+    github.mask(function_key)
 
-        from modelfunc.blobtest import round_trip
-        from modelfunc.config import load_project
+    from modelfunc.blobtest import round_trip
+    from modelfunc.config import load_project
 
-        progress = github.echo
+    progress = github.echo
 
-        report_path = Path(github.get_input("report-path") or github.default_report_path())
-        project = load_project(Path(github.get_input("model-repo", ".")),
-                               config_file=github.get_input("config") or None)
-        deployment_file = github.get_input("deployment")
-        with github.group(f"test the sample of {project.name}"):
-            if deployment_file:  # target azure: the slot the deploy step ran the image on, by identity
-                from modelfunc.azure import credentials, handoff
-                from modelfunc.azure.deploy import test_slot
+    report_path = Path(github.get_input("report-path") or github.default_report_path())
+    project = load_project(Path(github.get_input("model-repo", ".")),
+                           config_file=github.get_input("config") or None)
+    deployment_file = github.get_input("deployment")
+    with github.group(f"test the sample of {project.name}"):
+        if deployment_file:  # target azure: the slot the deploy step ran the image on, by identity
+            from modelfunc.azure import credentials, handoff
+            from modelfunc.azure.deploy import test_slot
 
-                deployment = handoff.load(Path(deployment_file))
-                credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
-                                                        client_id=github.get_input("client-id") or None)
-                report = test_slot(project, deployment, credential=credential, progress=progress,
-                                   timeout=github.get_float("blob-test-timeout", 120.0))
-            else:
-                report = round_trip(project, connection_string=connection_string or None,
-                                    url=github.get_input("url") or None, function_key=function_key or None,
-                                    host_url=github.get_input("host-url") or None,
-                                    timeout=github.get_float("blob-test-timeout", 60.0), progress=progress)
-        github.publish_test(report, report_path)
-        return 0
-    except ModelfuncError as e:
-        return github.fail(e)
+            deployment = handoff.load(Path(deployment_file))
+            credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
+                                                    client_id=github.get_input("client-id") or None)
+            report = test_slot(project, deployment, credential=credential, progress=progress,
+                               timeout=github.get_float("blob-test-timeout", 120.0))
+        else:
+            report = round_trip(project, connection_string=connection_string or None,
+                                url=github.get_input("url") or None, function_key=function_key or None,
+                                host_url=github.get_input("host-url") or None,
+                                timeout=github.get_float("blob-test-timeout", 60.0), progress=progress)
+    github.publish_test(report, report_path)
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,54 +10,46 @@ of the JSON hand-off the blob-test and swap steps read).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from modelfunc import github
-from modelfunc.errors import ModelfuncError
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        print("usage: deploy.py  (no arguments: inputs come from INPUT_* variables)", file=sys.stderr)
-        return 2
-    try:
-        from modelfunc.azure import credentials, handoff
-        from modelfunc.azure.deploy import deploy_to_slot
-        from modelfunc.azure.flex import deploy_flex
-        from modelfunc.azure.options import DeployOptions
-        from modelfunc.config import load_project
+@github.script
+def main() -> int:
+    from modelfunc.azure import credentials, handoff
+    from modelfunc.azure.deploy import deploy_to_slot
+    from modelfunc.azure.flex import deploy_flex
+    from modelfunc.azure.options import DeployOptions
+    from modelfunc.config import load_project
 
-        project = load_project(Path(github.get_input("model-repo", ".")),
-                               config_file=github.get_input("config") or None)
-        options = DeployOptions(
-            subscription_id=github.get_input("subscription-id") or os.environ.get("AZURE_SUBSCRIPTION_ID", ""),
-            app_name=github.get_input("app-name") or None, resource_group=github.get_input("resource-group") or None,
-            location=github.get_input("location") or None, registry=github.get_input("registry") or None,
-            slot_name=github.get_input("slot-name", "staging"),
-            hosting_plan=github.get_input("hosting-plan", "premium-container"),  # type: ignore[arg-type]
-            sku=github.get_input("sku", "EP1"), storage_prefix=github.get_input("storage-prefix") or None,
-            timeout=github.get_float("deploy-timeout", 900.0),
-            test_timeout=github.get_float("blob-test-timeout", 120.0))
-        credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
-                                                client_id=github.get_input("client-id") or None)
-        with github.phases() as progress:
-            if options.hosting_plan == "flex":  # no slots, no image: the rendered app is zip-deployed
-                deployment = deploy_flex(project, options, credential=credential, progress=progress)
-            else:
-                deployment = deploy_to_slot(project, github.get_input("image", required=True), options,
-                                            credential=credential, progress=progress)
-        path = handoff.save(deployment, github.default_report_path().with_name("modelfunc-deployment.json"))
-        github.set_output("app-url", deployment.app_url)
-        github.set_output("slot-url", deployment.slot_url)
-        github.set_output("state", deployment.state.value)
-        github.set_output("changed", "true" if deployment.changed else "false")
-        github.set_output("deployment", str(path))
-        github.add_summary(github.summary_for_deployment(deployment.summary(), deployment.plan.render()))
-        return 0
-    except ModelfuncError as e:
-        return github.fail(e)
+    project = load_project(Path(github.get_input("model-repo", ".")),
+                           config_file=github.get_input("config") or None)
+    options = DeployOptions(
+        subscription_id=github.get_input("subscription-id") or os.environ.get("AZURE_SUBSCRIPTION_ID", ""),
+        app_name=github.get_input("app-name") or None, resource_group=github.get_input("resource-group") or None,
+        location=github.get_input("location") or None, registry=github.get_input("registry") or None,
+        slot_name=github.get_input("slot-name", "staging"),
+        hosting_plan=github.get_input("hosting-plan", "premium-container"),  # type: ignore[arg-type]
+        sku=github.get_input("sku", "EP1"), storage_prefix=github.get_input("storage-prefix") or None,
+        timeout=github.get_float("deploy-timeout", 900.0),
+        test_timeout=github.get_float("blob-test-timeout", 120.0))
+    credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
+                                            client_id=github.get_input("client-id") or None)
+    with github.phases() as progress:
+        if options.hosting_plan == "flex":  # no slots, no image: the rendered app is zip-deployed
+            deployment = deploy_flex(project, options, credential=credential, progress=progress)
+        else:
+            deployment = deploy_to_slot(project, github.get_input("image", required=True), options,
+                                        credential=credential, progress=progress)
+    path = handoff.save(deployment, github.default_report_path().with_name("modelfunc-deployment.json"))
+    github.set_output("app-url", deployment.app_url)
+    github.set_output("slot-url", deployment.slot_url)
+    github.set_output("state", deployment.state.value)
+    github.set_output("changed", "true" if deployment.changed else "false")
+    github.set_output("deployment", str(path))
+    github.add_summary(github.summary_for_deployment(deployment.summary(), deployment.plan.render()))
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,60 +13,53 @@ import sys
 from pathlib import Path
 
 from modelfunc import github
-from modelfunc.errors import ModelfuncError
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        print("usage: package.py  (no arguments: inputs come from INPUT_* variables)", file=sys.stderr)
-        return 2
-    try:
-        password = github.get_input("registry-password")
-        github.mask(password)  # before anything else can print it
-        username = github.get_input("registry-username")
+@github.script
+def main() -> int:
+    password = github.get_input("registry-password")
+    github.mask(password)  # before anything else can print it
+    username = github.get_input("registry-username")
 
-        from modelfunc import image
-        from modelfunc.config import load_project
+    from modelfunc import image
+    from modelfunc.config import load_project
 
-        progress = github.echo
+    progress = github.echo
 
-        project = load_project(Path(github.get_input("model-repo", ".")),
-                               config_file=github.get_input("config") or None)
-        repository = github.get_input("image") or None
-        registry = github.get_input("registry")
-        if github.get_input("target") == "azure":  # push to the ACR with the signed-in identity: no password
-            from modelfunc.azure import credentials
-            from modelfunc.azure import registry as acr
+    project = load_project(Path(github.get_input("model-repo", ".")),
+                           config_file=github.get_input("config") or None)
+    repository = github.get_input("image") or None
+    registry = github.get_input("registry")
+    if github.get_input("target") == "azure":  # push to the ACR with the signed-in identity: no password
+        from modelfunc.azure import credentials
+        from modelfunc.azure import registry as acr
 
-            server = acr.login_server(registry)
-            repository = repository or f"{server}/{project.name}"
-            if not password:
-                username, password = acr.docker_credentials(server, credentials.get_credential(
-                    tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None))
-                github.mask(password)
-        with github.group(f"package {project.name}"):
-            try:
-                result = image.package(
-                    project, None, build_image=github.get_bool("build", True),
-                    base_image=github.get_input("base-image") or None,
-                    repository=repository, tag=github.get_input("tag") or None,
-                    username=username or None, password=password or None,
-                    pull=github.get_bool("pull", True), progress=progress)
-            except image.SelfTestFailed as e:
-                packaged = getattr(e, "packaged", None)
-                if packaged is not None:
-                    github.add_summary(github.summary_for_image(packaged.summary()))
-                raise
-        summary = result.summary()
-        github.set_output("image", result.reference or "")
-        github.set_output("digest", summary.get("digest", ""))
-        github.add_summary(github.summary_for_image(summary))
-        if result.reference:
-            github.echo(result.reference, file=sys.stdout)
-        return 0
-    except ModelfuncError as e:
-        return github.fail(e)
+        server = acr.login_server(registry)
+        repository = repository or f"{server}/{project.name}"
+        if not password:
+            username, password = acr.docker_credentials(server, credentials.get_credential(
+                tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None))
+            github.mask(password)
+    with github.group(f"package {project.name}"):
+        try:
+            result = image.package(
+                project, None, build_image=github.get_bool("build", True),
+                base_image=github.get_input("base-image") or None,
+                repository=repository, tag=github.get_input("tag") or None,
+                username=username or None, password=password or None,
+                pull=github.get_bool("pull", True), progress=progress)
+        except image.SelfTestFailed as e:
+            packaged = getattr(e, "packaged", None)
+            if packaged is not None:
+                github.add_summary(github.summary_for_image(packaged.summary()))
+            raise
+    summary = result.summary()
+    github.set_output("image", result.reference or "")
+    github.set_output("digest", summary.get("digest", ""))
+    github.add_summary(github.summary_for_image(summary))
+    if result.reference:
+        github.echo(result.reference, file=sys.stdout)
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,40 +6,32 @@ Outputs: app-url, swapped (true | false: nothing to swap when production already
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from modelfunc import github
-from modelfunc.errors import ModelfuncError
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        print("usage: swap.py  (no arguments: inputs come from INPUT_* variables)", file=sys.stderr)
-        return 2
-    try:
-        from modelfunc.azure import credentials, handoff
-        from modelfunc.azure.deploy import swap
+@github.script
+def main() -> int:
+    from modelfunc.azure import credentials, handoff
+    from modelfunc.azure.deploy import swap
 
-        deployment = handoff.load(Path(github.get_input("deployment", required=True)))
-        if not deployment.changed or deployment.slot is None:
-            github.set_output("app-url", deployment.app_url)
-            github.set_output("swapped", "false")
-            return 0
-        credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
-                                                client_id=github.get_input("client-id") or None)
-        with github.phases() as progress:
-            progress(f"==> swap {deployment.slot} into production")
-            deployment = swap(deployment, credential=credential, progress=progress,
-                              timeout=github.get_float("deploy-timeout", 900.0))
+    deployment = handoff.load(Path(github.get_input("deployment", required=True)))
+    if not deployment.changed or deployment.slot is None:
         github.set_output("app-url", deployment.app_url)
-        github.set_output("swapped", "true")
-        github.add_summary(f"### modelfunc: `{deployment.slot}` swapped into production\n\n"
-                           f"{deployment.app_url} runs `{deployment.image}`\n")
+        github.set_output("swapped", "false")
         return 0
-    except ModelfuncError as e:
-        return github.fail(e)
+    credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
+                                            client_id=github.get_input("client-id") or None)
+    with github.phases() as progress:
+        progress(f"==> swap {deployment.slot} into production")
+        deployment = swap(deployment, credential=credential, progress=progress,
+                          timeout=github.get_float("deploy-timeout", 900.0))
+    github.set_output("app-url", deployment.app_url)
+    github.set_output("swapped", "true")
+    github.add_summary(f"### modelfunc: `{deployment.slot}` swapped into production\n\n"
+                       f"{deployment.app_url} runs `{deployment.image}`\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, ModelfuncError
 
 # --------------------------------------------------------------------------------------------- basics
 
@@ -358,6 +358,26 @@ def fail(e: Exception, *, title: str = "modelfunc") -> int:
     body = html.escape(full).replace("|", "&#124;").replace("\n", "<br>")
     add_summary(f"### ❌ {_text(heading)}\n\n{body}{where}\n")
     return int(getattr(e, "exit_code", 1))
+
+
+def script(body: Callable[[], int | None]) -> Callable[[list[str] | None], int]:
+    """Make an action step's ``main(argv) -> int`` from ``body``: it takes no arguments (inputs arrive as
+    ``INPUT_*``), and a ModelfuncError becomes :func:`fail` (annotation, summary, exit code)."""
+    name = Path(getattr(sys.modules.get(body.__module__), "__file__", None) or body.__module__).name
+
+    def main(argv: list[str] | None = None) -> int:
+        argv = sys.argv[1:] if argv is None else argv
+        if argv:
+            print(f"usage: {name}  (no arguments: inputs come from INPUT_* variables, see action.yml)",
+                  file=sys.stderr)
+            return 2
+        try:
+            return body() or 0
+        except ModelfuncError as e:
+            return fail(e)
+
+    main.__doc__ = body.__doc__
+    return main
 
 
 def default_report_path() -> Path:
