@@ -218,21 +218,21 @@ def test_generated_workflow_deploys_with_oidc_and_one_modelfunc_step(baked, trig
     assert job["permissions"] == {"id-token": "write", "contents": "read"}
     steps = job["steps"]
     assert not any("run" in step for step in steps)  # nothing a template-injection could reach
-    login = next(s for s in steps if s["uses"].startswith("azure/login@"))
-    assert login["with"] == {"client-id": "${{ vars.AZURE_CLIENT_ID }}", "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
-                             "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}"}
+    assert not any(s["uses"].startswith("azure/login@") for s in steps)  # the action signs in with OIDC itself
     ours = [s for s in steps if s["uses"] == "modelfunc/modelfunc@v1"]
     assert len(ours) == 1
+    assert {k: v for k, v in ours[0]["with"].items() if k.endswith("-id")} == {
+        "client-id": "${{ vars.AZURE_CLIENT_ID }}", "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
+        "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}"}
     assert ours[0]["with"]["app-name"] == "${{ vars.AZURE_FUNCTIONAPP_NAME || env.AZURE_FUNCTIONAPP_NAME }}"
     assert ours[0]["with"]["run-blob-test"] == "${{ !inputs.skip-blob-test }}"
     assert flow["env"]["AZURE_FUNCTIONAPP_NAME"] == SLUG
     # Every other action is pinned by full commit SHA with its version in a comment.
     lines = [ln for ln in (root / ".github/workflows/deploy.yml").read_text().splitlines() if "uses:" in ln]
     third_party = [ln for ln in lines if "modelfunc/modelfunc" not in ln]
-    assert len(third_party) == 2
+    assert len(third_party) == 1
     pins = {m["action"]: m["sha"] for m in (SHA_PINNED.match(ln) for ln in third_party) if m}
-    assert pins == {"actions/checkout": "08c6903cd8c0fde910a37f88322edcfb5dd907a8",
-                    "azure/login": "a457da9ea143d694b1b9c7c869ebb04ebe844ef5"}
+    assert pins == {"actions/checkout": "08c6903cd8c0fde910a37f88322edcfb5dd907a8"}
 
 
 def test_every_other_answer_reaches_the_files(tmp_path) -> None:
