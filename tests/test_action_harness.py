@@ -199,7 +199,7 @@ def test_hostile_path_and_inputs_run_nothing_the_user_did_not_write(tmp_path: Pa
     for step in run.steps:
         for payload in PAYLOADS:
             assert payload not in step.script
-    assert set(run.outputs) == {"image", "app-url", "test-result", "report-path"}
+    assert set(run.outputs) == {"image", "app-url", "slot-url", "test-result", "report-path"}
 
 
 def test_an_injection_in_a_checked_input_is_a_clear_error_and_runs_nothing(tmp_path: Path, fp) -> None:  # noqa: ANN001
