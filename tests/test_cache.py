@@ -173,7 +173,11 @@ def test_redis_stopped_and_restarted_mid_run_fails_no_request(example, serve, re
         redis_server.stop()  # Redis goes away while requests are being served
         time.sleep(3.0)
         redis_server.start()  # ...and comes back on the same port
-        time.sleep(4.0)
+        # Requests keep coming until the runtime's next retry (1 s, 2 s, 4 s, ... after the outage) finds it.
+        deadline = time.monotonic() + 40
+        while "is reachable again" not in host.output() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1.0)
         stop.set()
 
     assert failures == []
