@@ -18,6 +18,7 @@ from modelfunc import github
 @github.script
 def main() -> int:
     from modelfunc.azure import credentials, handoff
+    from modelfunc.azure.clients import default_settings
     from modelfunc.azure.deploy import deploy_to_slot
     from modelfunc.azure.flex import deploy_flex
     from modelfunc.azure.options import DeployOptions
@@ -38,10 +39,11 @@ def main() -> int:
                                             client_id=github.get_input("client-id") or None)
     with github.phases() as progress:
         if options.hosting_plan == "flex":  # no slots, no image: the rendered app is zip-deployed
-            deployment = deploy_flex(project, options, credential=credential, progress=progress)
+            deployment = deploy_flex(project, options, credential=credential, progress=progress,
+                                     settings=default_settings())
         else:
             deployment = deploy_to_slot(project, github.get_input("image", required=True), options,
-                                        credential=credential, progress=progress)
+                                        credential=credential, progress=progress, settings=default_settings())
     path = handoff.save(deployment, github.default_report_path().with_name("modelfunc-deployment.json"))
     github.set_output("app-url", deployment.app_url)
     github.set_output("slot-url", deployment.slot_url)

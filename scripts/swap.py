@@ -14,6 +14,7 @@ from modelfunc import github
 @github.script
 def main() -> int:
     from modelfunc.azure import credentials, handoff
+    from modelfunc.azure.clients import default_settings
     from modelfunc.azure.deploy import swap
 
     deployment = handoff.load(Path(github.get_input("deployment", required=True)))
@@ -25,7 +26,7 @@ def main() -> int:
                                             client_id=github.get_input("client-id") or None)
     with github.phases() as progress:
         progress(f"==> swap {deployment.slot} into production")
-        deployment = swap(deployment, credential=credential, progress=progress,
+        deployment = swap(deployment, credential=credential, progress=progress, settings=default_settings(),
                           timeout=github.get_float("deploy-timeout", 900.0))
     github.set_output("app-url", deployment.app_url)
     github.set_output("swapped", "true")

@@ -20,6 +20,7 @@ from azure.core.credentials import AccessToken
 from modelfunc.azure import handoff, registry
 from modelfunc.azure.deploy import ServiceState, SlotDeployment
 from modelfunc.errors import CredentialError, OptionError
+from test_action import Step, load_script
 from test_action_harness import Act
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -203,3 +204,67 @@ def test_the_deployment_travels_between_steps_as_json(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="not a deployment the deploy step wrote") as e:
         handoff.load(tmp_path / "bad.json")
     assert e.value.field == "deployment"
+
+
+# ------------------------------------------------- the real step scripts, chained, against the ARM model
+
+
+@pytest.fixture
+def step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Step:
+    return Step(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def arm(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """The in-test model of ARM (azurefake) behind the clients every script builds, and a stand-in credential."""
+    from azurefake import FakeArm, FakeCredential
+    from modelfunc.azure import PipelineSettings
+
+    fake = FakeArm()
+    monkeypatch.setattr("modelfunc.azure.clients.default_settings",
+                        lambda: PipelineSettings(transport=fake.transport(), polling_interval=0,
+                                                 retry_backoff_factor=0))
+    monkeypatch.setattr("modelfunc.azure.credentials.get_credential", lambda **_: FakeCredential())
+    return fake
+
+
+def test_deploy_then_swap_scripts_hand_the_deployment_over(arm, example, step: Step, capfd) -> None:  # noqa: ANN001
+    """What the fakes above answer is what the real scripts write: deploy.py's outputs feed swap.py."""
+    from azurefake import SUB as ARM_SUB
+
+    image = "myreg.azurecr.io/diabetes@sha256:" + "c" * 64
+    arm.image_functions[image] = ["score_blob"]
+    repo = example("diabetes-blob")
+    step.inputs(model_repo=str(repo), image=image, subscription_id=ARM_SUB, app_name="diab-app",
+                location="westeurope", storage_prefix="diab")
+    assert load_script("deploy").main([]) == 0, capfd.readouterr()
+    out = step.outputs()
+    assert out["changed"] == "true" and out["state"] == "Healthy"
+    assert out["app-url"] == "https://diab-app.azurewebsites.net"
+    assert out["slot-url"] == "https://diab-app-staging.azurewebsites.net"
+    assert json.loads(Path(out["deployment"]).read_text())["image"] == image
+    summary = step.summary_text()
+    assert "### modelfunc deploy" in summary and "| state | Healthy |" in summary and "| app | diab-app |" in summary
+    assert f"| image | <code>{image}</code> |" in summary and "| functions | score_blob |" in summary
+    assert not any(r.path.endswith("slotsswap") for r in arm.mutating())  # deploy never swaps
+
+    step.output.write_text("")
+    step.inputs(deployment=out["deployment"])
+    assert load_script("swap").main([]) == 0, capfd.readouterr()
+    assert step.outputs() == {"app-url": "https://diab-app.azurewebsites.net", "swapped": "true"}
+    assert [r.short()[1].rsplit("/", 1)[-1] for r in arm.mutating() if r.path.endswith("slotsswap")] == ["slotsswap"]
+
+    # The next push with the same image: nothing changes, and swap.py has nothing to do.
+    before = len(arm.mutating())
+    step.output.write_text("")
+    step.inputs(deployment="")
+    assert load_script("deploy").main([]) == 0
+    again = step.outputs()
+    assert again["changed"] == "false"
+    step.output.write_text("")
+    step.inputs(deployment=again["deployment"])
+    assert load_script("swap").main([]) == 0
+    assert step.outputs()["swapped"] == "false"
+    assert len(arm.mutating()) == before
+    logged = capfd.readouterr()
+    assert "AccountKey" not in logged.out + logged.err + step.summary_text()

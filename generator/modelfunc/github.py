@@ -333,7 +333,7 @@ def summary_for_deployment(summary: Mapping[str, Any], plan: str = "") -> str:
                        ("image", "image"), ("state", "state"), ("slot URL", "slot_url"), ("app URL", "app_url")):
         value = summary.get(key)
         if value not in (None, ""):
-            out.append(f"| {label} | {_cell(value) if key != 'image' else f'<code>{_text(value)}</code>'} |")
+            out.append(f"| {label} | {f'<code>{_text(value)}</code>' if key == 'image' else _text(value)} |")
     functions = summary.get("functions") or []
     out.append(f"| functions | {_text(', '.join(functions)) if functions else '—'} |")
     if plan.strip():
