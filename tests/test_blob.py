@@ -3,6 +3,7 @@ and `modelfunc blob-test`."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -12,7 +13,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 from azure.core.exceptions import ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient
 from conftest import run_modelfunc
 
@@ -201,3 +204,63 @@ def test_malformed_json_blob_gets_an_error_record_not_a_crash(blob_repo, serve, 
     assert record["status"] == 400
     assert "not valid JSON" in record["response"]["message"]
     assert not exists(storage, dst, "truncated_out.json")
+
+
+class _RefuseWrites(requests.adapters.HTTPAdapter):
+    """In front of the real Azurite: answer the first ``n`` uploads as Azure Storage does before a new data role
+    applies (403 AuthorizationPermissionMismatch); everything else goes through to Azurite."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.refused = n, 0
+
+    def send(self, request, **kwargs):  # noqa: ANN001, ANN201
+        if request.method == "PUT" and "/in-" in request.url and self.refused < self.n:
+            self.refused += 1
+            resp = requests.Response()
+            resp.status_code, resp.reason, resp.url, resp.request = 403, "Forbidden", request.url, request
+            resp.headers["x-ms-error-code"] = "AuthorizationPermissionMismatch"
+            resp.headers["Content-Type"] = "application/xml"
+            resp._content = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthorizationPermissionMismatch'
+                             b"</Code><Message>This request is not authorized to perform this operation using this "
+                             b"permission.</Message></Error>")
+            resp.raw = io.BytesIO(resp._content)
+            return resp
+        return super().send(request, **kwargs)
+
+
+def _refusing_transport(n: int) -> tuple[RequestsTransport, _RefuseWrites]:
+    adapter = _RefuseWrites(n)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    return RequestsTransport(session=session, session_owner=False), adapter
+
+
+def test_the_test_waits_while_a_new_data_role_applies(blob_repo, serve, azurite, monkeypatch) -> None:  # noqa: ANN001
+    from modelfunc import blobtest
+    from modelfunc.config import load_project
+
+    monkeypatch.setattr(blobtest, "ROLE_RETRY_FIRST", 0.2)
+    serve(blob_repo, connection_string=azurite.connection_string)
+    transport, adapter = _refusing_transport(2)
+    notes: list[str] = []
+    report = blobtest.run_blob_test(load_project(blob_repo), azurite.connection_string, timeout=30,
+                                    transport=transport, progress=notes.append)
+    assert report.passed, report.render()
+    assert adapter.refused == 2
+    assert sum("AuthorizationPermissionMismatch" in n and "trying again" in n for n in notes) == 2
+
+
+def test_a_role_that_never_applies_ends_with_the_role_to_grant(blob_repo, azurite, monkeypatch) -> None:  # noqa: ANN001
+    from modelfunc import blobtest
+    from modelfunc.config import load_project
+    from modelfunc.errors import StorageError
+
+    monkeypatch.setattr(blobtest, "ROLE_RETRY_FIRST", 0.2)
+    transport, adapter = _refusing_transport(1000)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="refused the test's upload") as e:
+        blobtest.run_blob_test(load_project(blob_repo), azurite.connection_string, timeout=5, transport=transport,
+                               role_wait=1.0)
+    assert time.monotonic() - started < 5
+    assert "Storage Blob Data Contributor" in (e.value.hint or "") and adapter.refused >= 2

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
 from .blobpath import BlobPath
@@ -146,15 +146,49 @@ def _storage_error(service: BlobServiceClient, e: Exception) -> StorageError:
     )
 
 
+# A role assignment made by the deploy (Storage Blob Data Contributor for the identity running the test) can take
+# minutes to apply in Azure; until then the upload is refused with one of these codes.
+PERMISSION_PENDING = frozenset({"AuthorizationPermissionMismatch", "AuthorizationFailure"})
+ROLE_RETRY_FIRST = 5.0  # seconds before the first retry; doubled up to 30 s
+
+
+def _upload(blob: Any, data: bytes, *, service: BlobServiceClient, role_wait: float,
+            progress: Progress | None) -> None:
+    """Upload the sample; while the account refuses the identity's permission, wait up to ``role_wait`` s."""
+    deadline = time.monotonic() + role_wait
+    delay = ROLE_RETRY_FIRST
+    while True:
+        try:
+            blob.upload_blob(data, overwrite=False)
+            return
+        except HttpResponseError as e:
+            if e.status_code != 403 or e.error_code not in PERMISSION_PENDING:
+                raise
+            if time.monotonic() + delay > deadline:
+                raise StorageError(f"{describe(service)} refused the test's upload ({e.error_code}) for "
+                                   f"{role_wait:.0f} s", hint="the identity running the test needs Storage Blob "
+                                   "Data Contributor on this account (a new role assignment can take a few minutes "
+                                   "to apply: run again)") from None
+            if progress:
+                progress(f"  {e.error_code}: the account does not let this identity write yet (a new role "
+                         f"assignment can take minutes to apply); trying again in {delay:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 def run_blob_test(project: Project, connection_string: str | None, *, timeout: float = 60.0, keep: bool = False,
                   progress: Progress | None = None, account_url: str | None = None,
-                  credential: Any = None) -> TestReport:
+                  credential: Any = None, role_wait: float = 300.0, transport: Any = None) -> TestReport:
     """The blob round trip on the account of ``connection_string``, or of ``account_url`` signed in with
-    ``credential`` (a TokenCredential: identity instead of a key, as against an app in Azure)."""
+    ``credential`` (a TokenCredential: identity instead of a key, as against an app in Azure).
+
+    An upload refused for a missing data permission is tried again for up to ``role_wait`` seconds: right after
+    the deploy granted it, the role may not apply yet. ``transport`` is passed to the storage client."""
     trigger = project.trigger
     assert trigger.type == "blob"
     src, dst, err = (BlobPath.parse(p) for p in (trigger.input_path, trigger.output_path, trigger.error_path))
-    service = blob_service_for(account_url, credential) if account_url else blob_service(connection_string or "")
+    service = blob_service_for(account_url, credential, transport=transport) if account_url else \
+        blob_service(connection_string or "", transport=transport)
     unique = f"modelfunc-test-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     values = {p: ("x" if p != "blobname" else unique) for p in src.placeholders}
     in_name, out_name, err_name = src.format(values), dst.format(values), err.format(values)
@@ -166,7 +200,7 @@ def run_blob_test(project: Project, connection_string: str | None, *, timeout: f
     err_blob = service.get_blob_client(err.container, err_name)
     in_blob = service.get_blob_client(src.container, in_name)
     try:
-        in_blob.upload_blob(project.sample_input.read_bytes(), overwrite=False)
+        _upload(in_blob, project.sample_input.read_bytes(), service=service, role_wait=role_wait, progress=progress)
     except ResourceNotFoundError:
         raise StorageError(f"container {src.container!r} does not exist in {describe(service)}",
                            hint="is the app running? it creates the container when it starts") from None
