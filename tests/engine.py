@@ -158,3 +158,17 @@ class Registry:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+    def forget_images(self) -> list[str]:
+        """Untag what the tests tagged for this registry in the engine (its port is never used again, so the
+        tags would only pile up run after run); the base image and shared layers stay. Returns the tags."""
+        import docker
+
+        client = docker.from_env(timeout=60)
+        removed = []
+        for image in client.images.list():
+            for tag in image.tags:
+                if tag.startswith(f"{self.host}/"):
+                    client.images.remove(tag)
+                    removed.append(tag)
+        return removed

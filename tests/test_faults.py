@@ -124,6 +124,7 @@ def test_registry_stopped_during_push_is_a_clear_error_and_nothing_is_deployed(e
         assert registry.manifest_digest("faults/model", "v1") is None
     finally:
         registry.stop()
+        registry.forget_images()
 
 
 # ------------------------------------------------------------------ the host restarted mid-stream

@@ -34,6 +34,7 @@ def registry(tmp_path_factory, docker_engine):  # noqa: ANN001, ANN201
     reg = Registry(tmp_path_factory.mktemp("registry")).start()
     yield reg
     reg.stop()
+    reg.forget_images()
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,7 @@ def auth_registry(tmp_path_factory, docker_engine):  # noqa: ANN001, ANN201
     reg = Registry(tmp_path_factory.mktemp("auth-registry"), user="modelfunc", password=PASSWORD).start()
     yield reg
     reg.stop()
+    reg.forget_images()
 
 
 def package(repo: Path, out: Path, *args: str, env: dict[str, str] | None = None):  # noqa: ANN201
