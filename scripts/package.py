@@ -35,7 +35,7 @@ def main() -> int:
         from modelfunc.azure import registry as acr
 
         server = acr.login_server(registry)
-        repository = repository or f"{server}/{project.name}"
+        repository = repository or f"{server}/{project.name.lower()}"
         if not password:
             username, password = acr.docker_credentials(server, credentials.get_credential(
                 tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None))

@@ -59,6 +59,11 @@ BAD_CLI = [
      "Error: Invalid value for '--timeout': 'soon' is not a valid float."),
     ("package-config-file-missing", "diabetes-http", ["package", "{repo}", "--config", "other.yaml", "--no-build"], 2,
      "error: {repo}/other.yaml: not found"),
+    ("package-tag-invalid", "diabetes-http", ["package", "{repo}", "--tag", "bad:tag", "--no-build"], 2,
+     "error: --tag: 'bad:tag' is not an image tag"),
+    ("package-image-upper-case", "diabetes-http", ["package", "{repo}", "--image", "myreg.azurecr.io/Diabetes",
+                                                   "--no-build"], 2,
+     "error: --image: 'myreg.azurecr.io/Diabetes' is not an image repository"),
 ]
 
 # (id, blob bytes, status in the error record, the start of its message): the blob's error record.

@@ -31,7 +31,7 @@ from typing import Any
 from . import __version__
 from .appgen import APP_MODEL_DIR, FIXED_MTIME
 from .config import Project, load_expected
-from .errors import EnvironmentSpecError, ModelfuncError
+from .errors import EnvironmentSpecError, ModelfuncError, OptionError
 from .runtime.modelfunc_runtime import SELFTEST_MARK
 
 Progress = Callable[[str], None]
@@ -577,6 +577,23 @@ class Packaged:
         return data
 
 
+# Docker's reference grammar: a tag, and repository path components (lower case) after an optional registry host.
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY_RE = re.compile(rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*$")
+
+
+def check_reference(repository: str | None, tag: str | None) -> None:
+    """Refuse an image name Docker would refuse, before anything is rendered or built."""
+    if repository is not None and not REPOSITORY_RE.match(repository):
+        raise OptionError(f"{repository!r} is not an image repository", field="--image",
+                          hint="[REGISTRY[:PORT]/]PATH with lower-case letters, digits and . _ - between them, "
+                               "e.g. myreg.azurecr.io/diabetes-scorer")
+    if tag is not None and not TAG_RE.match(tag):
+        raise OptionError(f"{tag!r} is not an image tag", field="--tag",
+                          hint="up to 128 letters, digits, _ . - (not starting with . or -), e.g. v1 or a commit id")
+
+
 def package(project: Project, out: Path | None = None, *, build_image: bool = True, base_image: str | None = None,
             repository: str | None = None, tag: str | None = None, username: str | None = None,
             password: str | None = None, cache_dir: Path | None = None, refresh: bool = False,
@@ -587,6 +604,7 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
     """
     from .appgen import render
 
+    check_reference(repository, tag)
     contexts: list[Context] = []
     clients: list[Any] = []
 
