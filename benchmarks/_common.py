@@ -103,3 +103,15 @@ class Children:
             finally:
                 log.close()
         self.procs.clear()
+
+
+def publish(results: dict[str, Any], text: str, json_path: Path | None) -> None:
+    """Print the rendered table; with ``--json``, also write the results there."""
+    import json
+
+    print()
+    print(text)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"\nwrote {json_path}")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Unmeasured, closing_lines, progress, start_run
+from _common import Unmeasured, closing_lines, progress, publish, start_run
 from serve_bench import (
     HTTP_CONFIG,
     WRK_SCRIPT,
@@ -360,12 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         if redis is not None:
             redis.stop()
         results["goals"] = goals(results)
-        print()
-        print(render(results))
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-            print(f"\nwrote {args.json}")
+        publish(results, render(results), args.json)
         shutil.rmtree(work, ignore_errors=True)
     return 1 if unmeasured else 0
 

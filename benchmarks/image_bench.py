@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Children, Unmeasured, closing_lines, progress, start_run
+from _common import Children, Unmeasured, closing_lines, progress, publish, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-http"
@@ -733,12 +733,7 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
         children.stop_all()
         results["goals"] = goals(results)
-        print()
-        print(render(results))
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-            print(f"\nwrote {args.json}")
+        publish(results, render(results), args.json)
         if args.keep or (unmeasured and not interrupted):
             print(f"logs and contexts: {work}", file=sys.stderr)
         else:
