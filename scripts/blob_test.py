@@ -32,15 +32,18 @@ def main() -> int:
     deployment_file = github.get_input("deployment")
     with github.group(f"test the sample of {project.name}"):
         if deployment_file:  # target azure: the slot the deploy step ran the image on, by identity
-            from modelfunc.azure import credentials, handoff
+            from modelfunc.azure import clouds, credentials, handoff
             from modelfunc.azure.clients import default_settings
             from modelfunc.azure.deploy import test_slot
 
             deployment = handoff.load(Path(deployment_file))
+            cloud = clouds.for_options(github.get_input("cloud") or None,
+                                       github.get_input("arm-endpoint") or None)
             credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
-                                                    client_id=github.get_input("client-id") or None)
+                                                    client_id=github.get_input("client-id") or None, cloud=cloud)
             report = test_slot(project, deployment, credential=credential, progress=progress,
-                               settings=default_settings(), timeout=github.get_float("blob-test-timeout", 120.0))
+                               settings=clouds.with_cloud(default_settings(), cloud),
+                               timeout=github.get_float("blob-test-timeout", 120.0))
         else:
             report = round_trip(project, connection_string=connection_string or None,
                                 url=github.get_input("url") or None, function_key=function_key or None,

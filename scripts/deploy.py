@@ -17,7 +17,7 @@ from modelfunc import github
 
 @github.script
 def main() -> int:
-    from modelfunc.azure import credentials, handoff
+    from modelfunc.azure import clouds, credentials, handoff
     from modelfunc.azure.clients import default_settings
     from modelfunc.azure.deploy import deploy_to_slot
     from modelfunc.azure.flex import deploy_flex
@@ -35,15 +35,17 @@ def main() -> int:
         sku=github.get_input("sku", "EP1"), storage_prefix=github.get_input("storage-prefix") or None,
         timeout=github.get_float("deploy-timeout", 900.0),
         test_timeout=github.get_float("blob-test-timeout", 120.0))
+    cloud = clouds.for_options(github.get_input("cloud") or None, github.get_input("arm-endpoint") or None)
+    settings = clouds.with_cloud(default_settings(), cloud)
     credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
-                                            client_id=github.get_input("client-id") or None)
+                                            client_id=github.get_input("client-id") or None, cloud=cloud)
     with github.phases() as progress:
         if options.hosting_plan == "flex":  # no slots, no image: the rendered app is zip-deployed
             deployment = deploy_flex(project, options, credential=credential, progress=progress,
-                                     settings=default_settings())
+                                     settings=settings)
         else:
             deployment = deploy_to_slot(project, github.get_input("image", required=True), options,
-                                        credential=credential, progress=progress, settings=default_settings())
+                                        credential=credential, progress=progress, settings=settings)
     path = handoff.save(deployment, github.default_report_path().with_name("modelfunc-deployment.json"))
     github.set_output("app-url", deployment.app_url)
     github.set_output("slot-url", deployment.slot_url)

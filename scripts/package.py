@@ -31,14 +31,16 @@ def main() -> int:
     repository = github.get_input("image") or None
     registry = github.get_input("registry")
     if github.get_input("target") == "azure":  # push to the ACR with the signed-in identity: no password
-        from modelfunc.azure import credentials
+        from modelfunc.azure import clouds, credentials
         from modelfunc.azure import registry as acr
 
-        server = acr.login_server(registry)
+        cloud = clouds.for_options(github.get_input("cloud") or None, github.get_input("arm-endpoint") or None)
+        server = acr.login_server(registry, clouds.suffixes_for(cloud).acr_suffix)
         repository = repository or f"{server}/{project.name.lower()}"
         if not password:
             username, password = acr.docker_credentials(server, credentials.get_credential(
-                tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None))
+                tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None,
+                cloud=cloud), scope=clouds.suffixes_for(cloud).arm_scope)
             github.mask(password)
     with github.group(f"package {project.name}"):
         try:

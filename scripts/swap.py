@@ -13,7 +13,7 @@ from modelfunc import github
 
 @github.script
 def main() -> int:
-    from modelfunc.azure import credentials, handoff
+    from modelfunc.azure import clouds, credentials, handoff
     from modelfunc.azure.clients import default_settings
     from modelfunc.azure.deploy import swap
 
@@ -22,11 +22,13 @@ def main() -> int:
         github.set_output("app-url", deployment.app_url)
         github.set_output("swapped", "false")
         return 0
+    cloud = clouds.for_options(github.get_input("cloud") or None, github.get_input("arm-endpoint") or None)
     credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,
-                                            client_id=github.get_input("client-id") or None)
+                                            client_id=github.get_input("client-id") or None, cloud=cloud)
     with github.phases() as progress:
         progress(f"==> swap {deployment.slot} into production")
-        deployment = swap(deployment, credential=credential, progress=progress, settings=default_settings(),
+        deployment = swap(deployment, credential=credential, progress=progress,
+                          settings=clouds.with_cloud(default_settings(), cloud),
                           timeout=github.get_float("deploy-timeout", 900.0))
     github.set_output("app-url", deployment.app_url)
     github.set_output("swapped", "true")

@@ -78,7 +78,10 @@ def test_target_azure_runs_package_deploy_test_swap_in_order_with_their_inputs(a
     [package], [deploy], [test], [swap] = seen["package"], seen["deploy"], seen["test"], seen["swap"]
     assert package == {"INPUT_MODEL_REPO": "model", "INPUT_CONFIG": "modelfunc.yaml", "INPUT_TARGET": "azure",
                        "INPUT_REGISTRY": "myreg", "INPUT_TENANT_ID": AZURE_INPUTS["tenant_id"],
-                       "INPUT_CLIENT_ID": AZURE_INPUTS["client_id"], "INPUT_TAG": "0" * 40}
+                       "INPUT_CLIENT_ID": AZURE_INPUTS["client_id"], "INPUT_TAG": "0" * 40,
+                       "INPUT_CLOUD": "AzureCloud", "INPUT_ARM_ENDPOINT": ""}
+    assert all(step["INPUT_CLOUD"] == "AzureCloud" and step["INPUT_ARM_ENDPOINT"] == ""
+               for step in (deploy, test, swap))  # every Azure step signs in to the same cloud
     assert deploy["INPUT_IMAGE"] == IMAGE  # the package step's output, by digest
     assert deploy["INPUT_SUBSCRIPTION_ID"] == SUB and deploy["INPUT_SLOT_NAME"] == "staging"
     assert deploy["INPUT_HOSTING_PLAN"] == "premium-container" and deploy["INPUT_SKU"] == "EP1"

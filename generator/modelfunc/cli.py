@@ -232,10 +232,37 @@ def up(repo: Path, target: str, out: Path | None, timeout: float, install_requir
 # ---------------------------------------------------------------------------- deploy / destroy (Azure)
 
 
-def _azure_credential(tenant_id: str | None, client_id: str | None):  # noqa: ANN202
+def _azure_credential(tenant_id: str | None, client_id: str | None, cloud=None):  # noqa: ANN001, ANN202
     from .azure import credentials
 
-    return credentials.get_credential(tenant_id=tenant_id, client_id=client_id)
+    return credentials.get_credential(tenant_id=tenant_id, client_id=client_id, cloud=cloud)
+
+
+# modelfunc.azure.clouds.NAMES, ENV_CLOUD and ENV_ARM_ENDPOINT (kept here so that --help imports no Azure SDK)
+_CLOUD_NAMES = ("AzureCloud", "AzureChinaCloud", "AzureUSGovernment")
+
+
+def _cloud_options(fn):  # noqa: ANN001, ANN202
+    """--cloud and --arm-endpoint (deploy and destroy)."""
+    fn = click.option("--arm-endpoint", envvar="MODELFUNC_ARM_ENDPOINT", show_envvar=True, metavar="URL",
+                      help="Azure Resource Manager endpoint of an Azure Stack Hub or private cloud (its "
+                           "/metadata/endpoints says where to sign in).")(fn)
+    return click.option("--cloud", "cloud_name", type=click.Choice(_CLOUD_NAMES), default=_CLOUD_NAMES[0],
+                        show_default=True, envvar="MODELFUNC_CLOUD", show_envvar=True, help="The Azure cloud.")(fn)
+
+
+def _azure_settings(cloud_name: str, arm_endpoint: str | None):  # noqa: ANN202
+    """(PipelineSettings, Cloud or None). The public cloud needs no look-up: the SDK's defaults are used."""
+    from .azure import clients, clouds
+
+    cloud = clouds.for_options(cloud_name, arm_endpoint)
+    return clouds.with_cloud(clients.default_settings(), cloud), cloud
+
+
+def _credential_for(tenant_id: str | None, client_id: str | None, cloud):  # noqa: ANN001, ANN202
+    # Without a cloud the call keeps its two-argument form (tests replace _azure_credential with one).
+    return _azure_credential(tenant_id, client_id, cloud) if cloud is not None else \
+        _azure_credential(tenant_id, client_id)
 
 
 @main.command()
@@ -263,17 +290,17 @@ def _azure_credential(tenant_id: str | None, client_id: str | None):  # noqa: AN
               help="Also write the test report as JSON here.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the deployment (URLs, state, plan; secrets masked) as JSON here.")
+@_cloud_options
 def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str | None, resource_group: str | None,
            location: str | None, registry: str | None, slot_name: str, hosting_plan: str, sku: str,
            storage_prefix: str | None, subscription_id: str | None, tenant_id: str | None, client_id: str | None,
            no_swap: bool, no_test: bool, dry_run: bool, timeout: float, test_timeout: float,
-           report_file: Path | None, json_file: Path | None) -> None:
+           report_file: Path | None, json_file: Path | None, cloud_name: str, arm_endpoint: str | None) -> None:
     """Deploy to Azure Functions: provision, run the image on a slot, test the sample there, swap.
 
     The Redis connection string (when cache.redis is configured) is read from MODELFUNC_REDIS_CONNECTION_STRING.
     """
     from . import azure
-    from .azure.clients import default_settings
     from .config import load_project
     from .errors import OptionError
 
@@ -289,9 +316,10 @@ def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str
     from .azure.options import resolve_names
 
     resolve_names(project, options)  # every option checked before signing in
-    credential = _azure_credential(tenant_id, client_id)
+    settings, cloud = _azure_settings(cloud_name, arm_endpoint)
+    credential = _credential_for(tenant_id, client_id, cloud)
     result = azure.deploy(project, image or "", options, credential=credential, progress=_echo_progress,
-                          settings=default_settings(), dry_run=dry_run)
+                          settings=settings, dry_run=dry_run)
     if dry_run:
         click.echo(result.plan.render())
         _write_json(json_file, {"plan": result.plan.to_dict()})
@@ -315,18 +343,20 @@ def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str
 @click.option("--client-id", envvar="AZURE_CLIENT_ID", show_envvar=True, help="App registration (OIDC sign-in).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds for each long operation.")
+@_cloud_options
 def destroy(repo: Path, app_name: str | None, resource_group: str | None, subscription_id: str | None,
-            tenant_id: str | None, client_id: str | None, dry_run: bool, timeout: float) -> None:
+            tenant_id: str | None, client_id: str | None, dry_run: bool, timeout: float, cloud_name: str,
+            arm_endpoint: str | None) -> None:
     """Remove what `modelfunc deploy` created for the app (found by its modelfunc-app tag); fine when already gone."""
     from . import azure
-    from .azure.clients import default_settings
     from .config import load_project
     from .errors import OptionError
 
     name = app_name or load_project(repo).name
     if not subscription_id:
         raise OptionError("is required", field="subscription-id", hint="or set AZURE_SUBSCRIPTION_ID")
+    settings, cloud = _azure_settings(cloud_name, arm_endpoint)
     plan = azure.destroy(name, resource_group, subscription_id=subscription_id,
-                         credential=_azure_credential(tenant_id, client_id), progress=_echo_progress,
-                         settings=default_settings(), dry_run=dry_run, timeout=timeout)
+                         credential=_credential_for(tenant_id, client_id, cloud), progress=_echo_progress,
+                         settings=settings, dry_run=dry_run, timeout=timeout)
     click.echo(plan.render())

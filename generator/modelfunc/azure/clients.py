@@ -1,8 +1,9 @@
 """The Azure SDK management clients modelfunc uses, built once with the same pipeline settings.
 
-Every client gets the same ``transport`` (tests inject one), retry settings (azure-core's RetryPolicy
-retries 408/429/500/502/503/504 with exponential backoff and honours ``Retry-After``) and LRO polling
-interval. :func:`arm_call` turns SDK errors into modelfunc errors that say what failed.
+Every client gets the same ``transport`` (tests inject one), the same cloud (its ARM endpoint and token
+scope; none set: the SDK's public-cloud defaults; see :mod:`modelfunc.azure.clouds`), retry settings
+(azure-core's RetryPolicy retries 408/429/500/502/503/504 with exponential backoff and honours
+``Retry-After``) and LRO polling interval. :func:`arm_call` turns SDK errors into modelfunc errors that say what failed.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from azure.core.exceptions import (
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.eventgrid import EventGridManagementClient
+from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.storage import StorageManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
 from ..errors import CredentialError, DeployError
+from .clouds import Cloud, suffixes_for
 from .credentials import SETUP_HINT
 
 
@@ -40,12 +43,16 @@ class PipelineSettings:
     retry_backoff_max: float = 60.0
     polling_interval: float = 10.0
     transport: Any = None  # an azure.core.pipeline.transport.HttpTransport; None: the default (requests)
+    cloud: Cloud | None = None  # None: the SDK's defaults (the public cloud); see modelfunc.azure.clouds
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"retry_total": self.retry_total, "retry_backoff_factor": self.retry_backoff_factor,
                                "retry_backoff_max": self.retry_backoff_max, "polling_interval": self.polling_interval}
         if self.transport is not None:
             out["transport"] = self.transport
+        if self.cloud is not None:
+            out["base_url"] = self.cloud.arm_endpoint
+            out["credential_scopes"] = [self.cloud.arm_scope]
         return out
 
 
@@ -60,6 +67,11 @@ class Clients:
     subscription_id: str
     settings: PipelineSettings = field(default_factory=PipelineSettings)
     _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cloud(self) -> Cloud:
+        """The cloud these clients talk to: the settings' one, else the public cloud (no network call)."""
+        return suffixes_for(self.settings)
 
     def _get(self, name: str, cls: type, subscription_id: str | None = None) -> Any:
         sub = subscription_id or self.subscription_id
@@ -89,6 +101,10 @@ class Clients:
     @property
     def eventgrid(self) -> EventGridManagementClient:
         return self._get("eventgrid", EventGridManagementClient)
+
+    @property
+    def msi(self) -> ManagedServiceIdentityClient:
+        return self._get("msi", ManagedServiceIdentityClient)
 
     def close(self) -> None:
         for client in self._cache.values():

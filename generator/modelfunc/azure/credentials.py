@@ -9,6 +9,9 @@ Elsewhere: :class:`EnvironmentCredential` when a service principal is in the env
 :class:`AzureCliCredential` when ``az`` is installed, else :class:`DefaultAzureCredential` (managed
 identity, workload identity, ...). :func:`check` asks for an ARM token once and turns a failure into
 a :class:`CredentialError` naming what to set up. Tokens are never logged or printed.
+
+In another cloud than the public one, ``get_credential(cloud=...)`` signs in at that cloud's authority and
+callers pass ``cloud.arm_scope`` to :func:`check` (see :mod:`modelfunc.azure.clouds`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from azure.core import AzureClouds
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import (
@@ -31,11 +35,15 @@ from azure.identity import (
     DefaultAzureCredential,
     EnvironmentCredential,
 )
+from azure.mgmt.core.tools import get_arm_endpoints
 
 from ..errors import CredentialError
 
+if TYPE_CHECKING:
+    from .clouds import Cloud
+
 AUDIENCE = "api://AzureADTokenExchange"
-ARM_SCOPE = "https://management.azure.com/.default"
+ARM_SCOPE = get_arm_endpoints(AzureClouds.AZURE_PUBLIC_CLOUD)["credential_scopes"][0]  # the public cloud's
 
 SETUP_HINT = (
     "set up one of: in GitHub Actions, `permissions: id-token: write` plus AZURE_CLIENT_ID and AZURE_TENANT_ID "
@@ -75,9 +83,17 @@ def github_id_token(*, audience: str = AUDIENCE, env: Mapping[str, str] | None =
 
 
 def get_credential(*, tenant_id: str | None = None, client_id: str | None = None,
-                   env: Mapping[str, str] | None = None, **kwargs: Any) -> TokenCredential:
-    """The credential for this environment (see the module docstring). ``kwargs`` (e.g. ``transport``) go to it."""
+                   env: Mapping[str, str] | None = None, cloud: Cloud | None = None, **kwargs: Any) -> TokenCredential:
+    """The credential for this environment (see the module docstring). ``kwargs`` (e.g. ``transport``) go to it.
+
+    ``cloud`` (see :mod:`modelfunc.azure.clouds`): sign in at its authority; for a cloud azure-identity does not
+    know (Azure Stack, a private cloud) without instance discovery, which would ask the public cloud. ``az``
+    (AzureCliCredential) signs in to the cloud it is set to: ``az cloud register`` / ``az cloud set`` it."""
     env = os.environ if env is None else env
+    if cloud is not None:
+        kwargs.setdefault("authority", cloud.authority_host)
+        if not cloud.known:
+            kwargs.setdefault("disable_instance_discovery", True)
     tenant = tenant_id or env.get("AZURE_TENANT_ID")
     client = client_id or env.get("AZURE_CLIENT_ID")
     if in_github_oidc(env):
@@ -92,7 +108,9 @@ def get_credential(*, tenant_id: str | None = None, client_id: str | None = None
             env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH")):
         return EnvironmentCredential(**kwargs)
     if shutil.which("az"):
-        return AzureCliCredential(tenant_id=tenant, **{k: v for k, v in kwargs.items() if k != "transport"})
+        return AzureCliCredential(tenant_id=tenant, **{k: v for k, v in kwargs.items()
+                                                       if k not in ("transport", "authority",
+                                                                    "disable_instance_discovery")})
     return DefaultAzureCredential(exclude_interactive_browser_credential=True, **kwargs)
 
 
@@ -126,9 +144,21 @@ def check(credential: TokenCredential, scope: str = ARM_SCOPE) -> Principal:
     except Exception as e:  # noqa: BLE001 - any credential may raise anything; the user needs the hint
         raise CredentialError(f"Azure sign-in failed ({type(e).__name__}: {_first_line(e)})", hint=SETUP_HINT) from None
     claims = _claims(token)
-    kind = "ServicePrincipal" if claims.get("idtyp") == "app" or "appid" in claims and "upn" not in claims \
-        else "User"
-    return Principal(claims.get("oid"), kind, claims.get("tid"))
+    return Principal(claims.get("oid"), principal_type(claims), claims.get("tid"))
+
+
+def principal_type(claims: Mapping[str, Any]) -> str:
+    """``ServicePrincipal`` or ``User``, as a role assignment's ``principalType`` wants it.
+
+    From the access token claims reference (https://learn.microsoft.com/entra/identity-platform/
+    access-token-claims-reference): ``idtyp`` says ``app`` or ``user`` when present; otherwise only a token
+    issued to a user carries ``scp`` (delegated scopes), an app-only token never does. A guest user has no
+    ``upn`` but is still a user.
+    """
+    idtyp = str(claims.get("idtyp") or "").lower()
+    if idtyp in ("app", "user"):
+        return "ServicePrincipal" if idtyp == "app" else "User"
+    return "User" if "scp" in claims else "ServicePrincipal"
 
 
 def _first_line(e: BaseException) -> str:

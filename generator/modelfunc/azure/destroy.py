@@ -1,8 +1,9 @@
 """Remove what modelfunc created for an app — found by its tag ``modelfunc-app: <app>`` — and nothing else.
 
-Order: the role assignments of the app's (and its slots') identities, Event Grid system topics, the
-function app (its slots go with it), the plan, the storage accounts; then the resource group when
-modelfunc created it (tagged) and it is empty. Anything already gone counts as removed.
+Order: Event Grid system topics, the function app (its slots go with it, after the role assignments of
+any system-assigned identities they have), the app's user-assigned identity (after its role assignments),
+the plan, the storage accounts; then the resource group when modelfunc created it (tagged) and it is
+empty. Anything already gone counts as removed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from .clients import Clients, PipelineSettings, arm_call
 from .engine import Plan, Progress, Run, _quiet
 from .options import APP_RE, RG_RE, TAG
 
-_ORDER = ("microsoft.eventgrid/systemtopics", "microsoft.web/sites", "microsoft.web/serverfarms",
+IDENTITY_TYPE = "microsoft.managedidentity/userassignedidentities"
+_ORDER = ("microsoft.eventgrid/systemtopics", "microsoft.web/sites", IDENTITY_TYPE, "microsoft.web/serverfarms",
           "microsoft.storage/storageaccounts")
 
 
@@ -51,7 +53,7 @@ def destroy(app_name: str, resource_group: str | None = None, *, subscription_id
     clients = Clients(credential, subscription_id, settings or PipelineSettings())
     run = Run(clients, dry_run=dry_run, progress=progress, timeout=timeout, sleep=time.sleep)
     try:
-        credentials.check(credential)
+        credentials.check(credential, clients.cloud.arm_scope)
         with arm_call(f"read resource group {rg}"):
             try:
                 group = clients.resource.resource_groups.get(rg)
@@ -71,6 +73,17 @@ def destroy(app_name: str, resource_group: str | None = None, *, subscription_id
                 _remove_role_assignments(run, clients, rg, resource.name)
                 run.step(f"function app {resource.name} (and its slots)", "delete",
                          _gone(lambda r=resource: web.delete(rg, r.name)))
+            elif kind == IDENTITY_TYPE:
+                identities = clients.msi.user_assigned_identities
+                with arm_call(f"read identity {resource.name}"):
+                    try:
+                        principal_id = identities.get(rg, resource.name).principal_id
+                    except ResourceNotFoundError:
+                        principal_id = None
+                if principal_id:
+                    _remove_assignments_of(run, clients, f"identity {resource.name}", principal_id)
+                run.step(f"identity {resource.name}", "delete",
+                         _gone(lambda r=resource, ids=identities: ids.delete(rg, r.name)))
             elif kind == "microsoft.web/serverfarms":
                 run.step(f"plan {resource.name}", "delete",
                          _gone(lambda r=resource: clients.web.app_service_plans.delete(rg, r.name)))
@@ -113,11 +126,15 @@ def _remove_role_assignments(run: Run, clients: Clients, rg: str, app: str) -> N
         for slot in web.list_slots(rg, app):
             if slot.identity and slot.identity.principal_id:
                 principals.append((slot.name or "", slot.identity.principal_id))
-    auth = clients.authorization()
     for who, principal_id in principals:
-        with arm_call(f"list the role assignments of {who}"):
-            assignments = list(auth.role_assignments.list_for_subscription(filter=f"principalId eq '{principal_id}'"))
-        for assignment in assignments:
-            scope = (assignment.scope or "").rstrip("/").rsplit("/", 1)[-1]
-            run.step(f"role assignment of {who} on {scope}", "delete",
-                     _gone(lambda a=assignment: auth.role_assignments.delete_by_id(a.id)))
+        _remove_assignments_of(run, clients, who, principal_id)
+
+
+def _remove_assignments_of(run: Run, clients: Clients, who: str, principal_id: str) -> None:
+    auth = clients.authorization()
+    with arm_call(f"list the role assignments of {who}"):
+        assignments = list(auth.role_assignments.list_for_subscription(filter=f"principalId eq '{principal_id}'"))
+    for assignment in assignments:
+        scope = (assignment.scope or "").rstrip("/").rsplit("/", 1)[-1]
+        run.step(f"role assignment of {who} on {scope}", "delete",
+                 _gone(lambda a=assignment: auth.role_assignments.delete_by_id(a.id)))

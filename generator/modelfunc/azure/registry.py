@@ -22,21 +22,29 @@ from .credentials import ARM_SCOPE, SETUP_HINT
 TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # ACR's user name for a token login
 
 
-def login_server(registry: str) -> str:
-    """``myreg`` → ``myreg.azurecr.io``; a login server (``myreg.azurecr.io``) is kept as it is."""
+def login_server(registry: str, suffix: str | None = None) -> str:
+    """``myreg`` → ``myreg.azurecr.io`` (``suffix``: the cloud's registry suffix, default the public cloud's);
+    a login server (``myreg.azurecr.io``) is kept as it is."""
     registry = (registry or "").strip().lower().removeprefix("https://").rstrip("/")
     if not registry:
         raise OptionError("no container registry given", field="registry",
                           hint="the Azure Container Registry's name (myreg) or login server (myreg.azurecr.io)")
-    return registry if "." in registry or ":" in registry else f"{registry}.azurecr.io"
+    if "." in registry or ":" in registry:
+        return registry
+    from .clouds import public
+
+    return f"{registry}.{(suffix or public().acr_suffix).lstrip('.')}"
 
 
 def docker_credentials(registry: str, credential: TokenCredential, *, transport: Any = None,
-                       retry_backoff_factor: float = 0.8, scheme: str = "https") -> tuple[str, str]:
-    """(user name, password) for ``docker login <registry>`` from ``credential``; see the module docstring."""
+                       retry_backoff_factor: float = 0.8, scheme: str = "https",
+                       scope: str = ARM_SCOPE) -> tuple[str, str]:
+    """(user name, password) for ``docker login <registry>`` from ``credential``; see the module docstring.
+
+    ``scope``: the ARM scope of the cloud the registry is in (``modelfunc.azure.clouds``; default: public)."""
     server = login_server(registry)
     try:
-        aad_token = credential.get_token(ARM_SCOPE).token
+        aad_token = credential.get_token(scope).token
     except ClientAuthenticationError as e:
         raise CredentialError(f"could not sign in to push to {server}: {str(e).splitlines()[0]}",
                               hint=SETUP_HINT) from None

@@ -1,0 +1,151 @@
+"""A pytest fixture: tests/armserver.py (the ARM + Azure AD model over real HTTPS) as a child process.
+
+``arm_server`` makes a throwaway CA and a certificate for 127.0.0.1/localhost signed by it (the
+``cryptography`` package), starts the server, and yields an :class:`ArmServer`: its URL, the environment a
+child process needs to trust it (``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE`` pointing at the CA: TLS is
+verified, never turned off) and readers of the model's end state and recorded requests. The server is
+stopped (SIGTERM) at the end of the test.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SERVER = Path(__file__).resolve().parent / "armserver.py"
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate, server key) PEM files for 127.0.0.1 and localhost."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelfunc test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    ca_file, cert_file, key_file = directory / "ca.pem", directory / "server.pem", directory / "server-key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return ca_file, cert_file, key_file
+
+
+@dataclass
+class ArmServer:
+    url: str  # https://127.0.0.1:<port> (no trailing slash)
+    port: int
+    ca_file: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)  # what a child needs to trust the server
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:  # noqa: S310 - https only
+            return json.loads(response.read() or b"null")
+
+    def store(self) -> dict[str, dict[str, Any]]:
+        return self._call("GET", "/_fake/store")
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        return self.store().get(path.lower())
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_fake/requests")
+
+    def reset(self, *, store: bool = False) -> None:
+        self._call("POST", "/_fake/reset" + ("?store=1" if store else ""), {})
+
+    def image_functions(self, mapping: dict[str, list[str]]) -> None:
+        self._call("POST", "/_fake/image-functions", mapping)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_arm_server(directory: Path, *, image_functions: dict[str, list[str]] | None = None,
+                     timeout: float = 20) -> ArmServer:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_file, cert_file, key_file = make_certificates(directory)
+    ready, log = directory / "armserver.ready", directory / "armserver.log"
+    args = [sys.executable, str(SERVER), "--port", "0", "--ready-file", str(ready), "--cert", str(cert_file),
+            "--key", str(key_file)]
+    for image, names in (image_functions or {}).items():
+        args += ["--image-functions", f"{image}={','.join(names)}"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"armserver exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"armserver not ready in {timeout}s:\n{log.read_text(errors='replace')}")
+        time.sleep(0.02)
+    info = json.loads(ready.read_text(encoding="utf-8"))
+    env = {"REQUESTS_CA_BUNDLE": str(ca_file), "SSL_CERT_FILE": str(ca_file)}
+    return ArmServer(info["url"], info["port"], ca_file, proc, log, env)
+
+
+@pytest.fixture
+def arm_server(tmp_path: Path) -> Iterator[ArmServer]:
+    """The fake cloud over HTTPS in a child process (see the module docstring); stopped after the test."""
+    server = start_arm_server(tmp_path / "armserver")
+    try:
+        yield server
+    finally:
+        server.stop()
