@@ -9,6 +9,11 @@ principalId, a site's state and host name), PATCH merges, GET returns it or 404,
 and its children, list paths return the children, POST list actions answer stored data, and long
 operations answer 202 + Location that completes on the next poll. Sites list the functions of an
 image when the test says which image provides them (``arm.image_functions``).
+
+Facts from Microsoft's references (tests/azure_reference.py) are enforced, not assumed: role definitions are
+listed by name and a role assignment naming an id that is no built-in role answers 400
+RoleDefinitionDoesNotExist; a slot on a plan tier without slots (Basic) is refused; a Flex Consumption site
+refuses ``siteConfig.ftpsState``. App settings sent in a site's create request become its settings.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import requests
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
+from azure_reference import BUILTIN_ROLES, TIERS_WITHOUT_SLOTS
 from requests.structures import CaseInsensitiveDict
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -121,6 +127,7 @@ class FakeArm:
         self.aad_forms: list[dict[str, list[str]]] = []
         self.published: dict[str, bytes] = {}  # app name -> the zip deployed to it
         self.zip_functions: list[str] = []  # what a zip-deployed app lists once published
+        self.restarts: list[str] = []  # sites restarted (POST .../restart)
         self.add(f"/subscriptions/{SUB}/resourceGroups/shared-rg", {"location": "westeurope"})
         self.add(REGISTRY_ID, {"location": "westeurope",
                                "properties": {"loginServer": "myreg.azurecr.io", "adminUserEnabled": True}})
@@ -181,6 +188,15 @@ class FakeArm:
         if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type")):
             identity.setdefault("principalId", str(uuid.uuid4()))
             identity.setdefault("tenantId", "t")
+        if isinstance(identity, dict):
+            for uami_id, entry in (identity.get("userAssignedIdentities") or {}).items():
+                uami = self.store.get(uami_id.lower(), {}).get("properties", {})
+                if isinstance(entry, dict) and uami:
+                    entry.update(principalId=uami["principalId"], clientId=uami["clientId"])
+        if kind == "microsoft.managedidentity/userassignedidentities":
+            props.setdefault("principalId", str(uuid.uuid4()))
+            props.setdefault("clientId", str(uuid.uuid4()))
+            props.setdefault("tenantId", "t")
         if kind in ("microsoft.web/sites", "microsoft.web/sites/slots"):
             props.setdefault("state", "Running")
             host = parts[7] + (f"-{parts[9]}" if kind.endswith("slots") else "")
@@ -295,12 +311,21 @@ class FakeArm:
             rg = low[: -len("/resources")]
             found = [v for k, v in self.store.items() if k.startswith(rg + "/providers/")
                      and v.get("type") in ("microsoft.storage/storageaccounts", "microsoft.web/serverfarms",
-                                           "microsoft.web/sites", "microsoft.eventgrid/systemtopics")]
+                                           "microsoft.web/sites", "microsoft.eventgrid/systemtopics",
+                                           "microsoft.managedidentity/userassignedidentities")]
             m = re.match(r"tagName eq '([^']*)' and tagValue eq '([^']*)'", query.get("$filter", ""))
             if m:
                 found = [v for v in found if (v.get("tags") or {}).get(m[1]) == m[2]]
             return 200, {}, {"value": [{k: v[k] for k in ("id", "name", "type", "tags", "location") if k in v}
                                        for v in found]}
+        if low.endswith("/providers/microsoft.authorization/roledefinitions"):
+            m = re.fullmatch(r"roleName eq '([^']*)'", query.get("$filter", ""))
+            wanted = [m[1]] if m else list(BUILTIN_ROLES)
+            sub = low.split("/")[2] if low.startswith("/subscriptions/") else SUB
+            return 200, {}, {"value": [
+                {"id": f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{BUILTIN_ROLES[n]}",
+                 "name": BUILTIN_ROLES[n], "type": "Microsoft.Authorization/roleDefinitions",
+                 "properties": {"roleName": n, "type": "BuiltInRole"}} for n in wanted if n in BUILTIN_ROLES]}
         if low.endswith("/providers/microsoft.authorization/roleassignments"):
             scope = low[: -len("/providers/microsoft.authorization/roleassignments")]
             m = re.match(r"principalId eq '([^']*)'", query.get("$filter", ""))
@@ -316,18 +341,49 @@ class FakeArm:
             return 200, {}, {"id": low, "properties": {}}
         return 404, {}, {"error": {"code": "ResourceNotFound", "message": f"{low} was not found"}}
 
+    def _refusal(self, path: str, kind: str, data: dict[str, Any]) -> tuple[int, dict[str, str], Any] | None:
+        """What Azure refuses, as its references say (see the module docstring)."""
+        props = data.get("properties") or {}
+        if kind == "microsoft.authorization/roleassignments":
+            role = (props.get("roleDefinitionId") or "").rsplit("/", 1)[-1].lower()
+            if role not in BUILTIN_ROLES.values():
+                return 400, {}, {"error": {"code": "RoleDefinitionDoesNotExist",
+                                           "message": "The specified role definition with ID "
+                                                      f"'{role}' does not exist."}}
+        if kind == "microsoft.web/sites/slots":
+            site = self.store.get(path.lower().split("/slots/")[0], {})
+            plan = self.store.get((site.get("properties", {}).get("serverFarmId") or "").lower(), {})
+            if (plan.get("sku") or {}).get("tier") in TIERS_WITHOUT_SLOTS:
+                return 409, {}, {"error": {"code": "Conflict", "message": "Cannot create more than 0 slots "
+                                           "for this App Service plan tier."}}
+        if kind == "microsoft.web/sites":
+            plan = self.store.get((props.get("serverFarmId") or "").lower(), {})
+            if (plan.get("sku") or {}).get("tier") == "FlexConsumption" and "ftpsState" in (props.get("siteConfig")
+                                                                                          or {}):
+                return 400, {}, {"error": {"code": "BadRequest", "message": "The parameter ftpsState is not "
+                                           "supported for Flex Consumption apps."}}
+        return None
+
     def _put(self, path: str, data: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         low = path.lower()
         kind = _type_of(path)
+        refused = self._refusal(path, kind, data)
+        if refused is not None:
+            return refused
         existed = low in self.store
         body = copy.deepcopy(data)
         if kind in ("microsoft.web/sites", "microsoft.web/sites/slots"):
-            site_config = body.get("properties", {}).pop("siteConfig", None)
+            site_config = body.get("properties", {}).pop("siteConfig", None) or {}
+            app_settings = site_config.pop("appSettings", None)
             if existed:
                 body = _merge(copy.deepcopy(self.store[low]), body)
             if site_config:
                 config = self.store.setdefault(f"{low}/config/web", {"id": f"{low}/config/web", "properties": {}})
                 _merge(config["properties"], site_config)
+            if app_settings is not None:  # a create's settings are the site's settings
+                self.store[f"{low}/config/appsettings"] = {
+                    "id": f"{low}/config/appsettings", "name": "appsettings",
+                    "properties": {pair["name"]: pair["value"] for pair in app_settings}}
         resource = self._enrich(path, body)
         self.store[low] = resource
         if kind in ASYNC_TYPES and not existed:
@@ -351,6 +407,9 @@ class FakeArm:
             op = uuid.uuid4().hex
             self.operations[op] = (200, None)
             return 202, {"Location": f"https://management.azure.com/fake-operations/{op}"}, None
+        if low.endswith("/restart"):
+            self.restarts.append(self._site_of(low))
+            return 200, {}, None
         if low.endswith("/host/default/listkeys"):
             return 200, {}, {"masterKey": "master-SECRET", "functionKeys": {"default": "fnkey-SECRET"},
                              "systemKeys": {"blobs_extension": BLOBS_KEY}}

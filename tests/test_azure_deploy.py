@@ -14,6 +14,13 @@ import uuid
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
+from azure_reference import (
+    BLOB_TRIGGER_CONNECTION_ROLES,
+    BUILTIN_ROLES,
+    HOST_STORAGE_BLOB_TRIGGER_ROLES,
+    HOST_STORAGE_DIAGNOSTICS_ROLES,
+    HOST_STORAGE_ROLES,
+)
 from azurefake import DEPLOYER_OID, REGISTRY_ID, STORAGE_KEY, SUB, TOKEN, FakeArm, FakeCredential
 from modelfunc.azure import DeployOptions, PipelineSettings, ServiceState, deploy, destroy, plan
 from modelfunc.azure.credentials import SETUP_HINT
@@ -24,7 +31,6 @@ from modelfunc.errors import CredentialError, DeployError, OptionError
 
 IMAGE_A = "myreg.azurecr.io/diabetes@sha256:" + "a" * 64
 IMAGE_B = "myreg.azurecr.io/diabetes@sha256:" + "b" * 64
-ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 RG = f"/subscriptions/{SUB}/resourceGroups/diab-rg"
 SITE = f"{RG}/providers/Microsoft.Web/sites/diab-app"
 REDIS_SECRET = "redis.example:6380,password=redis-SECRET-2718,ssl=True"
@@ -78,16 +84,22 @@ def role_list(scope_part: str) -> str:
 # ------------------------------------------------------------------------------------------ first deploy
 
 
+def role_def(scope_part: str) -> str:
+    return rf"GET {re.escape(scope_part)}/providers/Microsoft\.Authorization/roleDefinitions"
+
+
 def test_first_deploy_sends_exactly_this_sequence(arm: FakeArm, project) -> None:  # noqa: ANN001
     result = run_deploy(arm, project)
     rg = "/resourceGroups/diab-rg/providers"
     acct = f"{rg}/Microsoft.Storage/storageAccounts"
     site = f"{rg}/Microsoft.Web/sites/diab-app"
+    uami = f"{rg}/Microsoft.ManagedIdentity/userAssignedIdentities/diab-app-id"
     acr = "/resourceGroups/shared-rg/providers/Microsoft.ContainerRegistry/registries/myreg"
     expected = [
         "GET /resourcegroups/diab-rg",
         "GET /providers/Microsoft.ContainerRegistry/registries",
         "PUT /resourcegroups/diab-rg",
+        f"GET {uami}", f"PUT {uami}",  # the identity first: everything after uses it
         f"GET {acct}/diabhost", f"PUT {acct}/diabhost", "GET /fake-operations/.*",
         f"GET {acct}/diabtrig", f"PUT {acct}/diabtrig", "GET /fake-operations/.*",
         *(f"PUT {acct}/diabtrig/blobServices/default/containers/{c}" for c in ("input", "output", "errors")),
@@ -95,18 +107,17 @@ def test_first_deploy_sends_exactly_this_sequence(arm: FakeArm, project) -> None
         *(f"PUT {acct}/diabstag/blobServices/default/containers/{c}" for c in ("input", "output", "errors")),
         f"GET {rg}/Microsoft.Web/serverfarms/diab-app-plan", f"PUT {rg}/Microsoft.Web/serverfarms/diab-app-plan",
         "GET /fake-operations/.*",
-        f"GET {site}", f"PUT {site}",
-        role_list(acr), role_put(acr),
-        role_list(f"{acct}/diabhost"), role_put(f"{acct}/diabhost"), role_put(f"{acct}/diabhost"),
+        # Its roles, each looked up by name once, before any site exists.
+        role_list(acr), role_def(acr), role_put(acr),
+        role_list(f"{acct}/diabhost"), *[role_def(f"{acct}/diabhost"), role_put(f"{acct}/diabhost")] * 4,
         role_list(f"{acct}/diabtrig"), role_put(f"{acct}/diabtrig"), role_put(f"{acct}/diabtrig"),
-        f"GET {site}/config/slotConfigNames", f"PUT {site}/config/slotConfigNames",
-        f"PUT {site}/config/appsettings",
-        f"GET {site}/slots/staging", f"PUT {site}/slots/staging",
-        role_list(acr), role_put(acr),
-        role_list(f"{acct}/diabhost"), role_put(f"{acct}/diabhost"), role_put(f"{acct}/diabhost"),
         role_list(f"{acct}/diabstag"), role_put(f"{acct}/diabstag"), role_put(f"{acct}/diabstag"),
-        role_list(f"{acct}/diabstag"), role_put(f"{acct}/diabstag"),  # the deploying principal, for the blob test
-        f"PUT {site}/slots/staging/config/appsettings",
+        # the deploying principal, for the blob test
+        role_list(f"{acct}/diabstag"), role_def(f"{acct}/diabstag"), role_put(f"{acct}/diabstag"),
+        f"GET {site}", f"PUT {site}",  # with its settings, the identity and the ACR flags, on the base image
+        f"GET {site}/config/slotConfigNames", f"PUT {site}/config/slotConfigNames",
+        f"GET {site}/slots/staging", f"PUT {site}/slots/staging",
+        f"GET {site}/slots/staging/config/web", f"PATCH {site}/slots/staging/config/web",  # only now the image
         f"GET {site}/slots/staging", f"GET {site}/slots/staging/functions",  # readiness
         f"POST {site}/slotsswap", "GET /fake-operations/.*",
         f"GET {site}/config/web",  # production runs the image now
@@ -116,35 +127,55 @@ def test_first_deploy_sends_exactly_this_sequence(arm: FakeArm, project) -> None
     for got, pattern in zip(sent, expected, strict=True):
         assert re.fullmatch(pattern, got), f"{got!r} does not match {pattern!r}"
     assert result.deployment.state is ServiceState.HEALTHY and result.deployment.swapped
+    # URLs are the host names ARM gave the sites, not built from the names.
+    assert result.deployment.app_url == f"https://{arm.get(SITE)['properties']['defaultHostName']}"
+    assert result.deployment.slot_url == f"https://{arm.get(SITE + '/slots/staging')['properties']['defaultHostName']}"
 
     bodies = {(r.method, r.path): r.body for r in arm.arm_requests()}
     plan_body = bodies[("PUT", f"{RG}/providers/Microsoft.Web/serverfarms/diab-app-plan")]
     assert plan_body["properties"]["reserved"] is True and plan_body["sku"] == {"name": "EP1", "tier": "ElasticPremium"}
+    identity = arm.get(f"{RG}{uami.removeprefix('/resourceGroups/diab-rg')}")["properties"]
     prod = bodies[("PUT", SITE)]
     slot = bodies[("PUT", f"{SITE}/slots/staging")]
     for body in (prod, slot):
         assert body["kind"] == "functionapp,linux,container"
-        assert body["identity"] == {"type": "SystemAssigned"}
-        assert body["properties"]["siteConfig"]["acrUseManagedIdentityCreds"] is True
+        assert body["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {f"{RG}{uami[23:]}": {}}}
+        config = body["properties"]["siteConfig"]
+        assert config["acrUseManagedIdentityCreds"] is True
+        assert config["acrUserManagedIdentityID"] == identity["clientId"]
+        assert config["linuxFxVersion"].startswith("DOCKER|mcr.microsoft.com/azure-functions/")  # not yet the image
         assert body["properties"]["serverFarmId"].endswith("/serverfarms/diab-app-plan")
         assert body["tags"] == {"modelfunc-app": "diab-app"}
-    # The slot runs the image by digest; production starts on the empty host and gets the model only by the swap.
-    assert slot["properties"]["siteConfig"]["linuxFxVersion"] == f"DOCKER|{IMAGE_A}"
-    assert prod["properties"]["siteConfig"]["linuxFxVersion"].startswith("DOCKER|mcr.microsoft.com/azure-functions/")
+        # The settings the host needs at its first start are in the create request itself.
+        sent_settings = {pair["name"]: pair["value"] for pair in config["appSettings"]}
+        assert sent_settings["AzureWebJobsStorage__accountName"] == "diabhost"
+        assert sent_settings["AzureWebJobsStorage__credential"] == "managedidentity"
+        assert sent_settings["AzureWebJobsStorage__clientId"] == identity["clientId"]
+        assert sent_settings["TriggerConnectionString__clientId"] == identity["clientId"]
+    image_patch = bodies[("PATCH", f"{SITE}/slots/staging/config/web")]["properties"]
+    assert image_patch == {"linuxFxVersion": f"DOCKER|{IMAGE_A}", "acrUseManagedIdentityCreds": True,
+                           "acrUserManagedIdentityID": identity["clientId"]}
     assert arm.get(f"{SITE}/config/web")["properties"]["linuxFxVersion"] == f"DOCKER|{IMAGE_A}"
 
-    acr_puts = [r for r in arm.arm_requests() if r.method == "PUT" and r.path.startswith(REGISTRY_ID)]
-    principals = {arm.get(SITE)["identity"]["principalId"], arm.get(f"{SITE}/slots/staging")["identity"]["principalId"]}
-    assert {r.body["properties"]["principalId"] for r in acr_puts} == principals
-    for r in acr_puts:
-        assert r.body["properties"]["roleDefinitionId"] == (
-            f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL}")
-        assert r.body["properties"]["principalType"] == "ServicePrincipal"
-    # Never the registry's admin password: no credential listing on the registry, no DOCKER_REGISTRY_* settings.
+    # Every role is granted to the one identity, by the id Azure defines for its name, before the first site.
+    role_puts = [r for r in arm.arm_requests() if r.method == "PUT" and "/roleAssignments/" in r.path]
+    first_site = next(i for i, r in enumerate(arm.arm_requests()) if r.method == "PUT" and r.path == SITE)
+    assert all(arm.arm_requests().index(r) < first_site for r in role_puts)
+    granted = {(r.path.split("/providers/Microsoft.Authorization/")[0].rsplit("/", 1)[-1],
+                r.body["properties"]["roleDefinitionId"].rsplit("/", 1)[-1]) for r in role_puts
+               if r.body["properties"]["principalId"] == identity["principalId"]}
+    assert all(r.body["properties"]["principalType"] == "ServicePrincipal" for r in role_puts)
+    by_id = {v: k for k, v in BUILTIN_ROLES.items()}
+    granted_names = {(where, by_id[role]) for where, role in granted}
+    assert granted_names == {("myreg", "AcrPull")} | {
+        ("diabhost", r) for r in HOST_STORAGE_BLOB_TRIGGER_ROLES | HOST_STORAGE_ROLES | HOST_STORAGE_DIAGNOSTICS_ROLES
+    } | {(a, r) for a in ("diabtrig", "diabstag") for r in BLOB_TRIGGER_CONNECTION_ROLES}
+    # Never the registry's admin password: no credential listing on the registry, no registry user or password.
     assert not any("listCredentials" in r.path for r in arm.requests)
     for path in (f"{SITE}/config/appsettings", f"{SITE}/slots/staging/config/appsettings"):
         values = arm.get(path)["properties"]
-        assert not any(k.startswith("DOCKER_REGISTRY") for k in values)
+        assert {k for k in values if k.startswith("DOCKER_REGISTRY")} == {"DOCKER_REGISTRY_SERVER_URL"}
+        assert values["DOCKER_REGISTRY_SERVER_URL"] == "https://myreg.azurecr.io"
         assert values["TriggerConnectionString__blobServiceUri"].endswith(".blob.core.windows.net")
     # Each slot listens to its own trigger storage (sticky), so the slot never consumes production's blobs.
     assert arm.get(f"{SITE}/config/appsettings")["properties"]["TriggerConnectionString__blobServiceUri"] == \
@@ -155,6 +186,8 @@ def test_first_deploy_sends_exactly_this_sequence(arm: FakeArm, project) -> None
         "principalId") == DEPLOYER_OID]
     assert len(deployer) == 1
     assert deployer[0].path.startswith(f"{RG}/providers/Microsoft.Storage/storageAccounts/diabstag")
+    assert by_id[deployer[0].body["properties"]["roleDefinitionId"].rsplit("/", 1)[-1]] == \
+        "Storage Blob Data Contributor"
     assert all(tag == {"modelfunc-app": "diab-app"} for tag in (
         arm.get(f"{RG}/providers/Microsoft.Storage/storageAccounts/{a}")["tags"] for a in ("diabhost", "diabtrig")))
 
@@ -190,7 +223,10 @@ def test_changed_image_updates_only_the_container_then_swaps(arm: FakeArm, proje
     site = "/resourceGroups/diab-rg/providers/Microsoft.Web/sites/diab-app"
     assert mutating == [("PATCH", f"{site}/slots/staging/config/web"), ("POST", f"{site}/slotsswap")]
     patch = arm.mutating()[0].body
-    assert patch["properties"] == {"linuxFxVersion": f"DOCKER|{IMAGE_B}", "acrUseManagedIdentityCreds": True}
+    client_id = arm.get(f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/diab-app-id")[
+        "properties"]["clientId"]
+    assert patch["properties"] == {"linuxFxVersion": f"DOCKER|{IMAGE_B}", "acrUseManagedIdentityCreds": True,
+                                   "acrUserManagedIdentityID": client_id}
     assert arm.get(f"{SITE}/config/web")["properties"]["linuxFxVersion"] == f"DOCKER|{IMAGE_B}"
     # The previous image is now on the slot, ready for a swap back.
     assert arm.get(f"{SITE}/slots/staging/config/web")["properties"]["linuxFxVersion"] == f"DOCKER|{IMAGE_A}"
@@ -237,6 +273,21 @@ def test_slot_that_never_lists_its_function_is_unhealthy_and_not_swapped(arm: Fa
     assert "Unhealthy" in str(e.value) and "score_blob" in str(e.value)
     assert e.value.deployment.state is ServiceState.UNHEALTHY  # type: ignore[attr-defined]
     assert not any(r.path.endswith("slotsswap") for r in arm.requests)
+    # Restarted once on the way (a pull refused while AcrPull propagated is not retried by itself), not more.
+    assert arm.restarts == [f"{SITE}/slots/staging".lower()]
+
+
+def test_a_site_from_an_earlier_modelfunc_gets_the_shared_identity_and_keeps_its_own(arm: FakeArm, project) -> None:  # noqa: ANN001
+    run_deploy(arm, project)
+    for path in (SITE, f"{SITE}/slots/staging"):  # as modelfunc 0.1 left them: a system-assigned identity each
+        arm.store[path.lower()]["identity"] = {"type": "SystemAssigned", "principalId": str(uuid.uuid4())}
+    arm.requests.clear()
+    run_deploy(arm, project)
+    patches = {r.path: r.body for r in arm.mutating()
+               if r.method == "PATCH" and r.path in (SITE, SITE + "/slots/staging")}
+    uami = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/diab-app-id"
+    assert patches == {p: {"identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {uami: {}}}}
+                       for p in (SITE, SITE + "/slots/staging")}
 
 
 @pytest.mark.azurite
@@ -432,7 +483,7 @@ def test_destroy_removes_what_was_tagged_and_is_fine_when_gone(arm: FakeArm, pro
     other = f"{RG}/providers/Microsoft.Storage/storageAccounts/usersown"
     arm.add(other, {"location": "westeurope", "tags": {"owner": "someone"}})
     acr_assignments = [k for k in arm.store if k.startswith(REGISTRY_ID.lower() + "/providers/microsoft.authorization")]
-    assert len(acr_assignments) == 2
+    assert len(acr_assignments) == 1  # one identity for production and the slot
     arm.requests.clear()
     result = destroy("diab-app", "diab-rg", subscription_id=SUB, credential=FakeCredential(), settings=settings(arm))
     deletes = [r.short()[1] for r in arm.requests if r.method == "DELETE"]
@@ -442,6 +493,7 @@ def test_destroy_removes_what_was_tagged_and_is_fine_when_gone(arm: FakeArm, pro
     assert arm.get(SITE) is None and arm.get(other) is not None  # the user's own account is not touched
     assert not [k for k in arm.store if k.startswith(REGISTRY_ID.lower() + "/providers/microsoft.authorization")]
     assert arm.get(REGISTRY_ID) is not None
+    assert arm.get(f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/diab-app-id") is None
     # The group existed before? No: modelfunc created it, but it still holds the user's account, so it stays.
     assert arm.get(RG) is not None and any("usersown" in n for n in result.notes)
     arm.requests.clear()

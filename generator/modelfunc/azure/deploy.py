@@ -9,10 +9,15 @@ The library entry points (the CLI and the action's scripts call these):
 * :func:`deploy` — all of the above in order; :func:`modelfunc.azure.destroy.destroy` removes it again.
 
 Read before write: every resource is read first and written only when it differs, so a second deploy with
-nothing changed sends no mutating request. App settings are read, merged and written (a setting added by
-hand survives). Identity everywhere: the app pulls with its managed identity (AcrPull,
-``acrUseManagedIdentityCreds``), reaches the host and trigger storage with it, and the blob test uses the
-deploying credential — no registry password, storage key or connection string is created or stored.
+nothing changed sends no mutating request. App settings go into the create request (the host reads them at
+its first start); later they are read, merged and written (a setting added by hand survives).
+
+Identity everywhere, in this order: one user-assigned identity is created first and given its roles (AcrPull
+on the registry, the storage roles the Functions docs list — see :mod:`.facts`) before any site exists;
+production and the slot are created with that identity and ``acrUseManagedIdentityCreds`` /
+``acrUserManagedIdentityID`` on the empty Functions base image, and only then does the slot get the
+registry image (``linuxFxVersion``). Identities do not move with a swap, so one identity for both slots keeps
+both sides' rights through it. No registry password, storage key or connection string is created or stored.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+from azure.mgmt.msi.models import Identity
 from azure.mgmt.storage.models import BlobContainer, Sku, StorageAccountCreateParameters
 from azure.mgmt.web.models import (
     AppServicePlan,
     CsmSlotEntity,
     ManagedServiceIdentity,
+    NameValuePair,
     Site,
     SiteConfig,
     SiteConfigResource,
@@ -44,19 +51,11 @@ from ..appgen import FUNCTION_NAMES
 from ..blobpath import BlobPath
 from ..config import Project
 from ..errors import DeployError, OptionError
-from . import credentials
+from . import credentials, facts
 from .clients import Clients, PipelineSettings, arm_call
 from .engine import Change, Plan, Progress, Run, _quiet
 from .options import FLEX_SKU, SKUS, DeployOptions, Image, Names, parse_image, resolve_names
 
-# Built-in role definition ids (the same in every Azure cloud).
-ROLES = {
-    "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
-    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0605d2a3f1fa",
-    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
-    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
-}
-STORAGE_SUFFIX = "core.windows.net"  # public Azure; sovereign clouds are not supported yet
 SITE_KIND = "functionapp,linux,container"
 
 
@@ -128,17 +127,22 @@ def _get(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
             return None
 
 
+def _guid(resource_id: str) -> str:
+    """The last segment of a role definition id, lower-cased (ids differ in case between ARM answers)."""
+    return resource_id.rsplit("/", 1)[-1].lower()
+
+
 def _short(resource_id: str) -> str:
     parts = resource_id.strip("/").split("/")
     return "/".join(parts[-2:]) if len(parts) >= 2 else resource_id
 
 
-def _blob_url(account: str) -> str:
-    return f"https://{account}.blob.{STORAGE_SUFFIX}"
+def _blob_url(account: str, storage_suffix: str) -> str:
+    return f"https://{account}.blob.{storage_suffix}"
 
 
-def _queue_url(account: str) -> str:
-    return f"https://{account}.queue.{STORAGE_SUFFIX}"
+def _queue_url(account: str, storage_suffix: str) -> str:
+    return f"https://{account}.queue.{storage_suffix}"
 
 
 def _containers(project: Project) -> list[str]:
@@ -149,30 +153,50 @@ def _containers(project: Project) -> list[str]:
     return list(dict.fromkeys(BlobPath.parse(p).container for p in paths))
 
 
-def desired_settings(project: Project, names: Names, trigger_account: str, options: DeployOptions) -> dict[str, str]:
-    """The app settings modelfunc owns for one slot (identity-based connections; Redis only when given)."""
+UNKNOWN_CLIENT_ID = "(the identity's client id, once created)"
+
+
+def desired_settings(project: Project, names: Names, trigger_account: str, options: DeployOptions, *,
+                     client_id: str | None, storage_suffix: str, registry: str | None = None,
+                     slot: str | None = None) -> dict[str, str]:
+    """The app settings modelfunc owns for one slot (identity-based connections; Redis only when given).
+
+    ``client_id`` is the user-assigned identity's; ``storage_suffix`` the cloud's; ``registry`` the login
+    server the image comes from; ``slot`` None is production.
+    """
+    client = client_id or UNKNOWN_CLIENT_ID
     settings = {
         "FUNCTIONS_EXTENSION_VERSION": "~4",
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
         "AzureWebJobsStorage__accountName": names.host_storage,
+        **facts.identity_connection("AzureWebJobsStorage", client),
     }
+    if registry:
+        settings[facts.REGISTRY_URL_SETTING] = f"https://{registry}"
     trigger = project.trigger
     if trigger.type == "blob":
-        settings[f"{trigger.connection}__blobServiceUri"] = _blob_url(trigger_account)
-        settings[f"{trigger.connection}__queueServiceUri"] = _queue_url(trigger_account)
+        settings[f"{trigger.connection}__blobServiceUri"] = _blob_url(trigger_account, storage_suffix)
+        settings[f"{trigger.connection}__queueServiceUri"] = _queue_url(trigger_account, storage_suffix)
+        settings.update(facts.identity_connection(trigger.connection, client))
+    if names.slot and facts.host_ids_collide(names.app, names.slot):
+        settings[facts.HOST_ID_SETTING] = facts.explicit_host_id(names.app, slot)
     cache = project.config.cache
     if cache is not None and cache.redis is not None and options.redis_connection_string:
         settings[cache.redis.connection] = options.redis_connection_string
     return settings
 
 
-def sticky_settings(project: Project) -> list[str]:
-    """Settings that stay with their slot on a swap: each slot listens to its own trigger storage."""
+def sticky_settings(project: Project, names: Names) -> list[str]:
+    """Settings that stay with their slot on a swap: each slot listens to its own trigger storage, and keeps
+    its own host ID when the derived ones would collide (see :func:`facts.host_ids_collide`)."""
     trigger = project.trigger
-    if trigger.type != "blob":
-        return []
-    return [f"{trigger.connection}__blobServiceUri", f"{trigger.connection}__queueServiceUri"]
+    sticky = []
+    if trigger.type == "blob":
+        sticky += [f"{trigger.connection}__blobServiceUri", f"{trigger.connection}__queueServiceUri"]
+    if names.slot and facts.host_ids_collide(names.app, names.slot):
+        sticky.append(facts.HOST_ID_SETTING)
+    return sticky
 
 
 # ------------------------------------------------------------------------------------------- deployer
@@ -189,6 +213,9 @@ class _Deployer:
     location: str | None = None
     registry_id: str | None = None
     poll_interval: float = 10.0
+    identity_principal_id: str | None = None  # the user-assigned identity's (None until it exists)
+    client_id: str | None = None
+    _role_ids: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def c(self) -> Clients:
@@ -201,7 +228,7 @@ class _Deployer:
     # ---- reads that can fail before anything is written
 
     def preflight(self) -> None:
-        self.principal = credentials.check(self.c.credential)
+        self.principal = credentials.check(self.c.credential, self.c.cloud.arm_scope)
         group = _get(self.c.resource.resource_groups.get, self.rg, what=f"resource group {self.rg}")
         if group is not None:
             self.location = self.names.location or group.location
@@ -223,16 +250,17 @@ class _Deployer:
                                        "Microsoft.ContainerRegistry/registries/<name>")
             return option
         login = (option or self.image.registry).lower()
+        acr_suffix = self.c.cloud.acr_suffix.lower().lstrip(".")
         if "." not in login:
-            login = f"{login}.azurecr.io"
+            login = f"{login}.{acr_suffix}"
         if login != self.image.registry:
             raise OptionError(f"the image is in {self.image.registry}, not in the registry {login}", field="registry",
                               hint="leave --registry out: it defaults to the image's registry")
-        if not login.split(":")[0].endswith((".azurecr.io", ".azurecr.cn", ".azurecr.us")):
+        if not login.split(":")[0].endswith(f".{acr_suffix}"):
             raise OptionError(f"{self.image.registry} is not an Azure Container Registry: the app pulls with its "
                               "managed identity (AcrPull), which only an Azure Container Registry grants",
-                              field="image", hint="push the image to <name>.azurecr.io with `modelfunc package "
-                                                  "--image <name>.azurecr.io/<repository>`")
+                              field="image", hint=f"push the image to <name>.{acr_suffix} with `modelfunc package "
+                                                  f"--image <name>.{acr_suffix}/<repository>`")
         with arm_call("list container registries"):
             for registry in self.c.registry().registries.list():
                 if (registry.login_server or "").lower() == login:
@@ -250,6 +278,21 @@ class _Deployer:
             return
         self.run.step(name, "create", lambda: self.c.resource.resource_groups.create_or_update(
             self.rg, {"location": self.location, "tags": self.names.tags}), detail=self.location or "")
+
+    def identity(self) -> None:
+        """The app's user-assigned identity, created before anything that uses it."""
+        msi = self.c.msi.user_assigned_identities
+        name = f"identity {self.names.identity}"
+        current = _get(msi.get, self.rg, self.names.identity, what=name)
+        if current is None:
+            current = self.run.step(name, "create", lambda: msi.create_or_update(
+                self.rg, self.names.identity, Identity(location=self.location, tags=self.names.tags)),
+                detail="user-assigned; production and the slot both use it")
+        else:
+            self.run.step(name, "unchanged")
+        if current is not None:
+            self.identity_principal_id = current.principal_id
+            self.client_id = current.client_id
 
     def storage_account(self, account: str, containers: list[str]) -> None:
         name = f"storage account {account}"
@@ -314,14 +357,23 @@ class _Deployer:
         else:
             self.run.step(name, "unchanged")
 
-    def _site_envelope(self, linux_fx_version: str) -> Site:
-        return Site(location=self.location, kind=SITE_KIND, tags=self.names.tags, https_only=True,
-                    server_farm_id=self.names.plan_id, identity=ManagedServiceIdentity(type="SystemAssigned"),
-                    site_config=SiteConfig(linux_fx_version=linux_fx_version, acr_use_managed_identity_creds=True,
-                                           ftps_state="Disabled", min_tls_version="1.2"))
+    def _identity(self) -> ManagedServiceIdentity:
+        return ManagedServiceIdentity(type="UserAssigned", user_assigned_identities={self.names.identity_id: {}})
 
-    def site(self, slot: str | None) -> tuple[Any, bool]:
-        """The production site (slot None) or a slot: created when missing; returns (site, created)."""
+    def _site_envelope(self, settings: dict[str, str]) -> Site:
+        # On the empty Functions host image: the registry image comes only after identity and flags are set.
+        base = f"DOCKER|{self.project.default_base_image}"
+        return Site(location=self.location, kind=SITE_KIND, tags=self.names.tags, https_only=True,
+                    server_farm_id=self.names.plan_id, identity=self._identity(),
+                    site_config=SiteConfig(linux_fx_version=base, acr_use_managed_identity_creds=True,
+                                           acr_user_managed_identity_id=self.client_id,
+                                           ftps_state="Disabled", min_tls_version="1.2",
+                                           app_settings=[NameValuePair(name=k, value=v)
+                                                         for k, v in sorted(settings.items())]))
+
+    def site(self, slot: str | None, settings: dict[str, str]) -> tuple[Any, bool]:
+        """The production site (slot None) or a slot: created when missing (with the identity, the ACR flags
+        and ``settings``, on the empty base image); returns (site, created)."""
         web = self.c.web
         name = f"function app {self.names.app}" + (f" slot {slot}" if slot else "")
         if slot:
@@ -329,35 +381,38 @@ class _Deployer:
         else:
             current = _get(web.web_apps.get, self.rg, self.names.app, what=name)
         if current is None:
-            # Production starts on the empty Functions host image: the model reaches it only by a swap.
-            image = self.image.linux_fx_version if slot else f"DOCKER|{self.project.default_base_image}"
-            envelope = self._site_envelope(image)
+            envelope = self._site_envelope(settings)
+            target = f"{self.names.app}" + (f" slot {slot}" if slot else "")
+            self.run.settings_diff(target, {}, settings)  # shown in the plan; sent in the create itself
+            detail = f"{SITE_KIND}, identity {self.names.identity}, {len(settings)} settings, empty base image"
             if slot:
                 created = self.run.step(name, "create", lambda: self.run.wait(
                     web.web_apps.begin_create_or_update_slot(self.rg, self.names.app, slot, envelope), name),
-                    detail=f"{SITE_KIND}, {image}")
+                    detail=detail)
             else:
                 created = self.run.step(name, "create", lambda: self.run.wait(
-                    web.web_apps.begin_create_or_update(self.rg, self.names.app, envelope), name),
-                    detail=f"{SITE_KIND}, system-assigned identity, {image}")
+                    web.web_apps.begin_create_or_update(self.rg, self.names.app, envelope), name), detail=detail)
             return created, True
         if current.kind and "container" not in current.kind.lower():
             raise DeployError(f"{name} exists but is not a container app (kind {current.kind!r})",
                               hint="choose another --app-name, or use --hosting-plan flex for a code app")
-        kind = current.identity.type if current.identity else ""
-        identity = str(getattr(kind, "value", kind) or "").lower()
-        if "systemassigned" not in identity:
-            new_type = "SystemAssigned, UserAssigned" if "userassigned" in identity else "SystemAssigned"
-            patch = {"identity": {"type": new_type}}
+        identity = current.identity
+        kind = str(getattr(identity.type, "value", identity.type) or "") if identity else ""
+        attached = {k.lower() for k in ((identity.user_assigned_identities or {}) if identity else {})}
+        if self.names.identity_id.lower() not in attached:
+            # Keep a system-assigned identity a site already has (something else may rely on it).
+            new_type = "SystemAssigned, UserAssigned" if "systemassigned" in kind.lower() else "UserAssigned"
+            patch = {"identity": {"type": new_type, "userAssignedIdentities": {self.names.identity_id: {}}}}
             fn = (lambda: web.web_apps.update_slot(self.rg, self.names.app, slot, patch)) if slot else \
                 (lambda: web.web_apps.update(self.rg, self.names.app, patch))
-            updated = self.run.step(name, "update", fn, detail="system-assigned identity")
+            updated = self.run.step(name, "update", fn, detail=f"identity {self.names.identity}")
             return updated or current, False
         self.run.step(name, "unchanged")
         return current, False
 
-    def container(self, slot: str | None, *, image: str) -> bool:
-        """The slot's (or production's) site config: the image by digest, pulled with the managed identity."""
+    def container(self, slot: str | None, *, image: str | None) -> bool:
+        """A site's container config: pulled with the user-assigned identity, and (``image`` given) that image
+        by digest. ``image`` None keeps the image (production: it changes only by a swap)."""
         web = self.c.web
         name = f"container of {self.names.app}" + (f" slot {slot}" if slot else "")
         if slot:
@@ -365,34 +420,34 @@ class _Deployer:
         else:
             config = _get(web.web_apps.get_configuration, self.rg, self.names.app, what=name)
         current_image = (config.linux_fx_version if config else None) or ""
-        acr = bool(config.acr_use_managed_identity_creds) if config else False
-        if current_image == image and acr:
-            self.run.step(name, "unchanged", detail=image)
+        problems = []
+        if not (config and config.acr_use_managed_identity_creds):
+            problems.append("acrUseManagedIdentityCreds")
+        if self.client_id is None or (config and config.acr_user_managed_identity_id or "").lower() != \
+                self.client_id.lower():
+            problems.append(f"acrUserManagedIdentityID ({self.names.identity})")
+        if image is not None and current_image != image:
+            problems.append(f"{current_image or '(none)'} -> {image}")
+        if not problems:
+            self.run.step(name, "unchanged", detail=current_image)
             return False
-        patch = SiteConfigResource(linux_fx_version=image, acr_use_managed_identity_creds=True)
-        detail = f"{current_image or '(none)'} -> {image}" if current_image != image else "acrUseManagedIdentityCreds"
+        # The flags first, in the same request as the image: the pull that the image change starts already
+        # uses the identity, which has had AcrPull since before the site existed.
+        patch = SiteConfigResource(acr_use_managed_identity_creds=True, acr_user_managed_identity_id=self.client_id,
+                                   **({"linux_fx_version": image} if image is not None else {}))
         if slot:
             self.run.step(name, "update", lambda: web.web_apps.update_configuration_slot(
-                self.rg, self.names.app, slot, patch), detail=detail)
+                self.rg, self.names.app, slot, patch), detail=", ".join(problems))
         else:
             self.run.step(name, "update", lambda: web.web_apps.update_configuration(self.rg, self.names.app, patch),
-                          detail=detail)
+                          detail=", ".join(problems))
         return True
 
-    def acr_flag(self) -> None:
-        """Production keeps its image, but must pull with its identity after a swap too."""
-        web = self.c.web
-        name = f"container of {self.names.app}"
-        config = _get(web.web_apps.get_configuration, self.rg, self.names.app, what=name)
-        if config is not None and config.acr_use_managed_identity_creds:
-            self.run.step(name, "unchanged", detail=config.linux_fx_version or "")
-            return
-        patch = SiteConfigResource(acr_use_managed_identity_creds=True)
-        self.run.step(name, "update", lambda: web.web_apps.update_configuration(self.rg, self.names.app, patch),
-                      detail="acrUseManagedIdentityCreds")
-
     def roles(self, who: str, principal_id: str | None, principal_type: str, wanted: list[tuple[str, str]]) -> None:
-        """Role assignments (scope, role name) for a principal: listed per scope, created when missing."""
+        """Role assignments (scope, role name) for a principal: listed per scope, created when missing.
+
+        Roles are named, never numbered: each is looked up at its scope (``roleDefinitions?$filter=roleName eq
+        '…'``), as ``az role assignment create --role NAME`` does."""
         auth = self.c.authorization()
         by_scope: dict[str, list[str]] = {}
         for scope, role in wanted:
@@ -404,25 +459,40 @@ class _Deployer:
                     for assignment in auth.role_assignments.list_for_scope(
                             scope, filter=f"principalId eq '{principal_id}'"):
                         if (assignment.scope or "").lower() == scope.lower() or assignment.scope is None:
-                            existing.add((assignment.role_definition_id or "").rsplit("/", 1)[-1].lower())
+                            existing.add(_guid(assignment.role_definition_id or ""))
             for role in roles:
-                role_id = ROLES[role]
                 label = f"role {role} for {who} on {_short(scope)}"
-                if role_id in existing:
+                definition = self._role_definition(scope, role)
+                if definition is not None and _guid(definition) in existing:
                     self.run.step(label, "unchanged")
                     continue
                 if principal_id is None:
                     self.run.step(label, "create", None, detail="once the identity exists")
                     continue
-                self.run.step(label, "create", lambda s=scope, r=role_id: self._assign(s, r, principal_id,
-                                                                                       principal_type))
+                self.run.step(label, "create", lambda s=scope, r=definition: self._assign(s, r, principal_id,
+                                                                                          principal_type))
 
-    def _assign(self, scope: str, role_id: str, principal_id: str, principal_type: str) -> Any:
-        sub = scope.split("/")[2] if scope.lower().startswith("/subscriptions/") else self.names.subscription_id
-        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{principal_id}|{role_id}"))
-        params = RoleAssignmentCreateParameters(
-            role_definition_id=f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_id}",
-            principal_id=principal_id, principal_type=principal_type)
+    def _role_definition(self, scope: str, role: str) -> str | None:
+        """The role definition id of the built-in role named ``role`` (looked up once per subscription)."""
+        sub = scope.split("/")[2].lower() if scope.lower().startswith("/subscriptions/") else ""
+        key = (sub, role)
+        if key not in self._role_ids:
+            if not scope:  # dry run before the registry is known: nothing to look up yet
+                return None
+            with arm_call(f"look up role {role!r}"):
+                found = [d for d in self.c.authorization().role_definitions.list(
+                    scope, filter=f"roleName eq '{role}'") if d.role_name == role]
+            if not found:
+                raise DeployError(f"role {role!r} is not defined at {_short(scope)}",
+                                  hint="it is an Azure built-in role: the signed-in principal needs read access "
+                                       "to role definitions there (Microsoft.Authorization/roleDefinitions/read)")
+            self._role_ids[key] = found[0].id
+        return self._role_ids[key]
+
+    def _assign(self, scope: str, role_definition_id: str, principal_id: str, principal_type: str) -> Any:
+        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{principal_id}|{_guid(role_definition_id)}"))
+        params = RoleAssignmentCreateParameters(role_definition_id=role_definition_id, principal_id=principal_id,
+                                                principal_type=principal_type)
         auth = self.c.authorization()
         for attempt in range(8):
             try:
@@ -439,7 +509,7 @@ class _Deployer:
         return None
 
     def slot_config_names(self) -> None:
-        names = sticky_settings(self.project)
+        names = sticky_settings(self.project, self.names)
         if not names:
             return
         web = self.c.web
@@ -457,22 +527,22 @@ class _Deployer:
         self.run.step(what, "update", lambda: web.web_apps.update_slot_configuration_names(
             self.rg, self.names.app, body), detail=f"sticky: {', '.join(missing)}")
 
-    def app_settings(self, slot: str | None, trigger_account: str, *, exists: bool,
-                     extra: dict[str, str] | None = None) -> dict[str, str]:
-        """Read, merge, write: settings added by hand are kept; only modelfunc's own (and ``extra``) are set.
+    def desired(self, slot: str | None, trigger_account: str) -> dict[str, str]:
+        return desired_settings(self.project, self.names, trigger_account, self.options, client_id=self.client_id,
+                                storage_suffix=self.c.cloud.storage_suffix, registry=self.image.registry, slot=slot)
+
+    def app_settings(self, slot: str | None, desired: dict[str, str]) -> dict[str, str]:
+        """Read, merge, write (an existing site): settings added by hand are kept; only ``desired`` are set.
 
         Returns the merged settings."""
         web = self.c.web
         target = f"{self.names.app}" + (f" slot {slot}" if slot else "")
         what = f"app settings of {target}"
-        desired = {**desired_settings(self.project, self.names, trigger_account, self.options), **(extra or {})}
-        current: dict[str, str] = {}
-        if exists:
-            if slot:
-                found = _get(web.web_apps.list_application_settings_slot, self.rg, self.names.app, slot, what=what)
-            else:
-                found = _get(web.web_apps.list_application_settings, self.rg, self.names.app, what=what)
-            current = dict((found.properties if found else None) or {})
+        if slot:
+            found = _get(web.web_apps.list_application_settings_slot, self.rg, self.names.app, slot, what=what)
+        else:
+            found = _get(web.web_apps.list_application_settings, self.rg, self.names.app, what=what)
+        current = dict((found.properties if found else None) or {})
         merged, changed = self.run.settings_diff(target, current, desired)
         if not changed:
             self.run.step(what, "unchanged")
@@ -493,6 +563,7 @@ class _Deployer:
         started = self.run.clock()
         last = ""
         functions: tuple[str, ...] = ()
+        restarted = False
         self.run.progress(f"==> wait for {where} to run and list function {expected!r}")
         while True:
             elapsed = self.run.clock() - started
@@ -519,6 +590,15 @@ class _Deployer:
                 deployment.state = ServiceState.HEALTHY
                 self.run.progress(f"    {where}: Healthy (functions: {', '.join(functions)})")
                 return deployment
+            if not restarted and elapsed >= self.run.timeout / 3:
+                # A pull refused while the identity's AcrPull was still propagating is not retried by itself.
+                restarted = True
+                self.run.progress(f"    {where} is not healthy after {elapsed:.0f} s: restarting it once")
+                with arm_call(f"restart {where}"):
+                    if slot:
+                        web.web_apps.restart_slot(self.rg, self.names.app, slot)
+                    else:
+                        web.web_apps.restart(self.rg, self.names.app)
             if elapsed > self.run.timeout:
                 deployment.state = ServiceState.UNHEALTHY if state.lower() == "running" else ServiceState.FAILED
                 listed_text = ", ".join(functions) or "none"
@@ -535,8 +615,13 @@ class _Deployer:
             self.run.sleep(self.poll_interval)
 
 
-def _default_host(app: str, slot: str | None) -> str:
-    return f"https://{app}{'-' + slot if slot else ''}.azurewebsites.net"
+PLANNED_URL = "(known once the site exists)"
+
+
+def _host_url(site: Any) -> str:
+    """A site's URL from the host name ARM gives it (Azure shortens long site and slot names: never build it)."""
+    host = getattr(site, "default_host_name", None) if site is not None else None
+    return f"https://{host}" if host else PLANNED_URL
 
 
 def _make_run(credential: TokenCredential, names: Names, *, settings: PipelineSettings | None, dry_run: bool,
@@ -548,55 +633,62 @@ def _make_run(credential: TokenCredential, names: Names, *, settings: PipelineSe
 
 
 def _reconcile(d: _Deployer) -> SlotDeployment:
-    """Provision (or plan) everything for a premium-container app and put the image on the slot."""
+    """Provision (or plan) everything for a premium-container app and put the image on the slot.
+
+    The order matters on a first deploy: the identity and its roles exist before any site that uses them;
+    the sites are created with their settings, the identity and the ACR flags on the empty base image; the
+    slot gets the registry image last.
+    """
     names, run = d.names, d.run
     slot = names.slot
-    assert slot is not None
+    assert slot is not None and names.slot_trigger_storage is not None
     d.preflight()
     d.resource_group()
+    d.identity()
     containers = _containers(d.project)
     d.storage_account(names.host_storage, [])
     d.storage_account(names.trigger_storage, containers)
-    assert names.slot_trigger_storage is not None
     d.storage_account(names.slot_trigger_storage, containers)
     d.plan_resource()
 
-    prod, prod_created = d.site(None)
-    if not prod_created:
-        d.acr_flag()
-    prod_pid = prod.identity.principal_id if prod is not None and prod.identity else None
-    prod_image = ""
-    if not prod_created:
-        config = _get(d.c.web.web_apps.get_configuration, d.rg, names.app, what=f"container of {names.app}")
-        prod_image = (config.linux_fx_version or "") if config else ""
-    storage_roles = ["Storage Blob Data Owner", "Storage Queue Data Contributor"]
-    trigger_roles = storage_roles if d.project.trigger.type == "blob" else []
-    d.roles(f"{names.app}", prod_pid, "ServicePrincipal",
-            [(d.registry_id or "", "AcrPull")]
-            + [(names.storage_id(names.host_storage), r) for r in storage_roles]
-            + [(names.storage_id(names.trigger_storage), r) for r in trigger_roles])
-    d.slot_config_names()
-    prod_settings = d.app_settings(None, names.trigger_storage, exists=not prod_created)
-    # Settings swap with the slot (all but the sticky ones): the slot carries production's own settings
-    # (e.g. one added by hand), so that a swap never takes them out of production.
-    ours = set(desired_settings(d.project, names, names.trigger_storage, d.options)) | set(sticky_settings(d.project))
-    carry = {k: v for k, v in prod_settings.items() if k not in ours}
-
-    slot_site, slot_created = d.site(slot)
-    slot_pid = slot_site.identity.principal_id if slot_site is not None and slot_site.identity else None
-    d.roles(f"{names.app}/{slot}", slot_pid, "ServicePrincipal",
-            [(d.registry_id or "", "AcrPull")]
-            + [(names.storage_id(names.host_storage), r) for r in storage_roles]
-            + [(names.storage_id(names.slot_trigger_storage), r) for r in trigger_roles])
-    if d.project.trigger.type == "blob":
+    trigger_type = d.project.trigger.type
+    trigger_roles = facts.BLOB_TRIGGER_ROLES if trigger_type == "blob" else ()
+    # One identity for both slots: each slot's settings name its own trigger account, and the identity may
+    # use both, so neither side loses access when a swap moves the settings.
+    d.roles(f"identity {names.identity}", d.identity_principal_id, "ServicePrincipal",
+            [(d.registry_id or "", facts.ACR_PULL)]
+            + [(names.storage_id(names.host_storage), r) for r in facts.host_storage_roles(trigger_type)]
+            + [(names.storage_id(account), r) for account in (names.trigger_storage, names.slot_trigger_storage)
+               for r in trigger_roles])
+    if trigger_type == "blob":
         who = d.principal.object_id if d.principal else None
         if who:
             d.roles("the deploying principal (blob test)", who, d.principal.principal_type,
-                    [(names.storage_id(names.slot_trigger_storage), "Storage Blob Data Contributor")])
+                    [(names.storage_id(names.slot_trigger_storage), facts.BLOB_TEST_ROLE)])
         else:
-            run.plan.notes.append("the signed-in principal's object id is unknown: give it Storage Blob Data "
-                                  f"Contributor on {names.slot_trigger_storage} for the blob test")
-    d.app_settings(slot, names.slot_trigger_storage, exists=not slot_created, extra=carry)
+            run.plan.notes.append("the signed-in principal's object id is unknown: give it "
+                                  f"{facts.BLOB_TEST_ROLE} on {names.slot_trigger_storage} for the blob test")
+
+    prod_desired = d.desired(None, names.trigger_storage)
+    prod, prod_created = d.site(None, prod_desired)
+    prod_image = ""
+    if prod_created:
+        prod_settings = prod_desired
+    else:
+        d.container(None, image=None)
+        config = _get(d.c.web.web_apps.get_configuration, d.rg, names.app, what=f"container of {names.app}")
+        prod_image = (config.linux_fx_version or "") if config else ""
+        prod_settings = d.app_settings(None, prod_desired)
+    d.slot_config_names()
+    # Settings swap with the slot (all but the sticky ones): the slot carries production's own settings
+    # (e.g. one added by hand), so that a swap never takes them out of production.
+    ours = set(prod_desired) | set(sticky_settings(d.project, names))
+    carry = {k: v for k, v in prod_settings.items() if k not in ours}
+
+    slot_desired = {**d.desired(slot, names.slot_trigger_storage), **carry}
+    slot_site, slot_created = d.site(slot, slot_desired)
+    if not slot_created:
+        d.app_settings(slot, slot_desired)
 
     image = d.image.linux_fx_version
     changed = prod_image != image
@@ -604,13 +696,14 @@ def _reconcile(d: _Deployer) -> SlotDeployment:
         run.plan.changes.append(Change(f"container of {names.app} slot {slot}", "unchanged",
                                        f"production already runs {image}"))
         run.plan.notes.append(f"production already runs {d.image.reference}: nothing to test or swap")
-    elif not slot_created:
+    else:
         d.container(slot, image=image)
     return SlotDeployment(
         names.subscription_id, names.resource_group, names.app, slot, d.image.reference,
-        _default_host(names.app, None), _default_host(names.app, slot),
+        _host_url(prod), _host_url(slot_site),
         ServiceState.TRANSITIONING if changed else ServiceState.HEALTHY, changed,
-        trigger_account_url=_blob_url(names.slot_trigger_storage) if trigger_roles else None, plan=run.plan)
+        trigger_account_url=_blob_url(names.slot_trigger_storage, d.c.cloud.storage_suffix) if trigger_roles else None,
+        plan=run.plan)
 
 
 def _deployer(project: Project, image: str, options: DeployOptions, credential: TokenCredential, *,

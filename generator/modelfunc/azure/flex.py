@@ -42,6 +42,7 @@ from azure.mgmt.web.models import (
     FunctionsRuntime,
     FunctionsScaleAndConcurrency,
     ManagedServiceIdentity,
+    NameValuePair,
     Site,
     SiteConfig,
     StringDictionary,
@@ -51,16 +52,16 @@ from ..appgen import FUNCTION_NAMES, render
 from ..blobpath import BlobPath
 from ..config import Project
 from ..errors import DeployError
-from . import credentials
+from . import credentials, facts
 from .clients import PipelineSettings, arm_call
 from .deploy import (
     ServiceState,
     SlotDeployment,
     _blob_url,
     _containers,
-    _default_host,
     _Deployer,
     _get,
+    _host_url,
     _make_run,
     _queue_url,
 )
@@ -112,13 +113,25 @@ def build_package(project: Project, work: Path, *, vendor: Vendor = _pip_vendor,
     return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
+def scm_host(site: Any) -> str:
+    """The app's deployment (Kudu) host as ARM names it (``hostNameSslStates`` of type Repository), never built
+    from the app name: Azure shortens long names, and other clouds have other suffixes."""
+    for state in getattr(site, "host_name_ssl_states", None) or []:
+        if str(getattr(state, "host_type", "") or "").lower() == "repository" and state.name:
+            return state.name
+    host = site.default_host_name  # <app>.<suffix>: the deployment host is <app>.scm.<suffix>
+    first, _, rest = host.partition(".")
+    return f"{first}.scm.{rest}"
+
+
 def publish(archive: Path, app_name: str, *, credential: TokenCredential, settings: PipelineSettings,
-            timeout: float) -> None:
-    """OneDeploy: POST the zip to https://<app>.scm.azurewebsites.net/api/publish (azure-core pipeline)."""
+            timeout: float, host: str) -> None:
+    """OneDeploy: POST the zip to https://<scm host>/api/publish (azure-core pipeline)."""
     retry = RetryPolicy(retry_total=settings.retry_total, retry_backoff_factor=settings.retry_backoff_factor,
                         retry_backoff_max=settings.retry_backoff_max)
-    base = f"https://{app_name}.scm.azurewebsites.net"
-    client = PipelineClient(base, policies=[retry, BearerTokenCredentialPolicy(credential, credentials.ARM_SCOPE)],
+    base = f"https://{host}"
+    scope = settings.cloud.arm_scope if settings.cloud is not None else credentials.ARM_SCOPE
+    client = PipelineClient(base, policies=[retry, BearerTokenCredentialPolicy(credential, scope)],
                             **({"transport": settings.transport} if settings.transport is not None else {}))
     request = HttpRequest("POST", f"{base}/api/publish", params={"type": "zip", "RemoteBuild": "false"},
                           headers={"Content-Type": "application/zip"}, content=archive.read_bytes())
@@ -144,6 +157,7 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
                     timeout=options.timeout, sleep=sleep, clock=clock)
     d = _Deployer(run, project, None, options, names, poll_interval=settings.polling_interval)  # type: ignore[arg-type]
     web = d.c.web.web_apps
+    suffix = d.c.cloud.storage_suffix
     try:
         d.preflight()
         d.resource_group()
@@ -151,15 +165,27 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
         d.storage_account(names.trigger_storage, _containers(project))
         d.plan_resource()
         what = f"function app {names.app}"
+        blob = project.trigger.type == "blob"
+        trigger = project.trigger
+        desired = {"AzureWebJobsStorage__accountName": names.host_storage}
+        if blob:
+            desired[f"{trigger.connection}__blobServiceUri"] = _blob_url(names.trigger_storage, suffix)
+            desired[f"{trigger.connection}__queueServiceUri"] = _queue_url(names.trigger_storage, suffix)
+        cache = project.config.cache
+        if cache is not None and cache.redis is not None and options.redis_connection_string:
+            desired[cache.redis.connection] = options.redis_connection_string
         site = _get(web.get, d.rg, names.app, what=what)
         if site is None:
             envelope = Site(
                 location=d.location, kind="functionapp,linux", tags=names.tags, https_only=True,
                 server_farm_id=names.plan_id, identity=ManagedServiceIdentity(type="SystemAssigned"),
-                site_config=SiteConfig(min_tls_version="1.2", ftps_state="Disabled"),
+                # No ftpsState: Flex Consumption refuses it. The settings the host needs at its first start go
+                # in the create (https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to).
+                site_config=SiteConfig(min_tls_version="1.2", app_settings=[
+                    NameValuePair(name=k, value=v) for k, v in sorted(desired.items())]),
                 function_app_config=FunctionAppConfig(
                     deployment=FunctionsDeployment(storage=FunctionsDeploymentStorage(
-                        type="blobContainer", value=f"{_blob_url(names.host_storage)}/{PACKAGE_CONTAINER}",
+                        type="blobContainer", value=f"{_blob_url(names.host_storage, suffix)}/{PACKAGE_CONTAINER}",
                         authentication=FunctionsDeploymentStorageAuthentication(type="SystemAssignedIdentity"))),
                     runtime=FunctionsRuntime(name="python", version=project.config.python_version),
                     scale_and_concurrency=FunctionsScaleAndConcurrency(maximum_instance_count=40,
@@ -175,34 +201,25 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
             run.step(what, "unchanged")
             created = False
         pid = site.identity.principal_id if site is not None and site.identity else None
-        storage_roles = ["Storage Blob Data Owner", "Storage Queue Data Contributor"]
-        blob = project.trigger.type == "blob"
         d.roles(names.app, pid, "ServicePrincipal",
-                [(names.storage_id(names.host_storage), r) for r in storage_roles]
-                + ([(names.storage_id(names.trigger_storage), r) for r in storage_roles] if blob else []))
+                [(names.storage_id(names.host_storage), r) for r in facts.host_storage_roles(trigger.type)]
+                + ([(names.storage_id(names.trigger_storage), r) for r in facts.BLOB_TRIGGER_ROLES] if blob else []))
         if blob and d.principal and d.principal.object_id:
             d.roles("the deploying principal (blob test)", d.principal.object_id, d.principal.principal_type,
-                    [(names.storage_id(names.trigger_storage), "Storage Blob Data Contributor")])
+                    [(names.storage_id(names.trigger_storage), facts.BLOB_TEST_ROLE)])
 
         with tempfile.TemporaryDirectory(prefix="modelfunc-flex-") as tmp:
             progress("==> package the app with its dependencies (zip)")
             archive, digest = build_package(project, Path(tmp), vendor=vendor, progress=progress)
-            current: dict[str, str] = {}
+            current: dict[str, str] = dict(desired) if created else {}
             if not created:
                 found = _get(web.list_application_settings, d.rg, names.app, what=f"app settings of {names.app}")
                 current = dict((found.properties if found else None) or {})
-            desired = {"AzureWebJobsStorage__accountName": names.host_storage}
-            if blob:
-                trigger = project.trigger
-                desired[f"{trigger.connection}__blobServiceUri"] = _blob_url(names.trigger_storage)
-                desired[f"{trigger.connection}__queueServiceUri"] = _queue_url(names.trigger_storage)
-            cache = project.config.cache
-            if cache is not None and cache.redis is not None and options.redis_connection_string:
-                desired[cache.redis.connection] = options.redis_connection_string
             changed_package = current.get(PACKAGE_SETTING) != digest
             if changed_package:
                 run.step(f"package of {names.app}", "update", lambda: publish(
-                    archive, names.app, credential=credential, settings=settings, timeout=options.timeout),
+                    archive, names.app, credential=credential, settings=settings, timeout=options.timeout,
+                    host=scm_host(site)),
                     detail=f"zip deploy, sha256 {digest[:12]}")
             else:
                 run.step(f"package of {names.app}", "unchanged", detail=f"sha256 {digest[:12]}")
@@ -212,24 +229,24 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
                      (lambda: web.update_application_settings(d.rg, names.app, StringDictionary(properties=merged)))
                      if changed else None)
         deployment = SlotDeployment(names.subscription_id, names.resource_group, names.app, None,
-                                    f"sha256:{digest}", _default_host(names.app, None), _default_host(names.app, None),
+                                    f"sha256:{digest}", _host_url(site), _host_url(site),
                                     ServiceState.TRANSITIONING if changed_package else ServiceState.HEALTHY,
-                                    changed_package, trigger_account_url=_blob_url(names.trigger_storage)
+                                    changed_package, trigger_account_url=_blob_url(names.trigger_storage, suffix)
                                     if blob else None, plan=run.plan)
         if dry_run:
             if blob:
-                _event_subscription(d, project)  # planned only (its webhook needs the running app)
+                _event_subscription(d, project, site)  # planned only (its webhook needs the running app)
             return deployment
         if changed_package:
             deployment = d.wait_healthy(None, deployment=deployment)
         if blob:
-            _event_subscription(d, project)
+            _event_subscription(d, project, site)
         return deployment
     finally:
         d.c.close()
 
 
-def _event_subscription(d: _Deployer, project: Project) -> None:
+def _event_subscription(d: _Deployer, project: Project, site: Any) -> None:
     """The Event Grid system topic on the trigger storage and the subscription that calls the blob extension."""
     names, run = d.names, d.run
     eventgrid = d.c.eventgrid
@@ -247,7 +264,7 @@ def _event_subscription(d: _Deployer, project: Project) -> None:
     container = BlobPath.parse(project.trigger.input_path).container  # type: ignore[union-attr]
     sub_name = f"{names.app}-{function}"[:64]
     what = f"event subscription {sub_name}"
-    base_url = f"https://{names.app}.azurewebsites.net/runtime/webhooks/blobs"
+    base_url = f"https://{site.default_host_name if site is not None else names.app}/runtime/webhooks/blobs"
     subject = f"/blobServices/default/containers/{container}/"
     existing = None if topic is None else _get(eventgrid.system_topic_event_subscriptions.get, d.rg, topic_name,
                                                sub_name, what=what)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from ..config import Project
 from ..errors import OptionError
+from .facts import TIERS_WITH_SLOTS
 
 TAG = "modelfunc-app"
 HOSTING_PLANS = ("premium-container", "flex")
@@ -104,8 +105,13 @@ class Names:
         return f"{self.rg_id}/providers/Microsoft.Web/serverfarms/{self.plan}"
 
     @property
-    def site_id(self) -> str:
-        return f"{self.rg_id}/providers/Microsoft.Web/sites/{self.app}"
+    def identity(self) -> str:
+        """The app's user-assigned identity: created first, shared by production and its slot."""
+        return f"{self.app}-id"
+
+    @property
+    def identity_id(self) -> str:
+        return f"{self.rg_id}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{self.identity}"
 
 
 def _default_prefix(subscription_id: str, resource_group: str, app: str) -> str:
@@ -135,6 +141,10 @@ def resolve_names(project: Project, options: DeployOptions) -> Names:
     if options.hosting_plan == "premium-container" and options.sku.upper() not in SKUS:
         raise OptionError(f"{options.sku!r} is not a Linux plan SKU that runs containers; use one of: "
                           f"{', '.join(SKUS)}", field="sku", hint="EP1 (Elastic Premium) is the default")
+    if options.hosting_plan == "premium-container" and SKUS[options.sku.upper()] not in TIERS_WITH_SLOTS:
+        raise OptionError(f"{options.sku!r} is a {SKUS[options.sku.upper()]} plan, which has no deployment slots: "
+                          "modelfunc tests every image on a slot before it reaches production", field="sku",
+                          hint="choose a Standard, Premium or Elastic Premium SKU (S1, P0v3, EP1 ...)")
     slot = options.slot_name
     if options.hosting_plan == "flex":
         slot = None  # Flex Consumption has no deployment slots

@@ -1,0 +1,102 @@
+"""The facts about Azure that the deploy relies on, each with the public page it comes from.
+
+One home for them: the deploy code reads these names, and the ARM fake the tests use
+(tests/azurefake.py) enforces the same facts, so a wrong belief shows up as a refusal in a test
+rather than on a user's first real run. Built-in role *ids* are deliberately absent: roles are
+resolved by name at the assignment scope (``roleDefinitions?$filter=roleName eq '…'``), exactly as
+``az role assignment create --role NAME`` does; the ids are pinned only in the tests, against the
+built-in roles reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# ---------------------------------------------------------------------------------------------- roles
+# Names as the built-in roles reference spells them:
+# https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
+ACR_PULL = "AcrPull"  # .../built-in-roles/containers#acrpull
+STORAGE_ACCOUNT_CONTRIBUTOR = "Storage Account Contributor"  # .../built-in-roles/storage#storage-account-contributor
+BLOB_DATA_OWNER = "Storage Blob Data Owner"  # .../built-in-roles/storage#storage-blob-data-owner
+BLOB_DATA_CONTRIBUTOR = "Storage Blob Data Contributor"  # .../built-in-roles/storage#storage-blob-data-contributor
+QUEUE_DATA_CONTRIBUTOR = "Storage Queue Data Contributor"  # .../built-in-roles/storage#storage-queue-data-contributor
+TABLE_DATA_CONTRIBUTOR = "Storage Table Data Contributor"  # .../built-in-roles/storage#storage-table-data-contributor
+
+
+def host_storage_roles(trigger_type: str) -> tuple[str, ...]:
+    """Roles the app's identity needs on its ``AzureWebJobsStorage`` account (identity-based connection).
+
+    "Connecting to host storage with an identity", https://learn.microsoft.com/azure/azure-functions/
+    functions-reference#connecting-to-host-storage-with-an-identity: the host alone needs Storage Blob
+    Data Owner, diagnostic events add Storage Table Data Contributor, and the blob trigger (which keeps
+    its receipts and queues there whatever its own connection) needs all of Storage Account
+    Contributor, Storage Blob Data Owner and Storage Queue Data Contributor.
+    """
+    roles = [BLOB_DATA_OWNER, TABLE_DATA_CONTRIBUTOR]
+    if trigger_type == "blob":
+        roles += [STORAGE_ACCOUNT_CONTRIBUTOR, QUEUE_DATA_CONTRIBUTOR]
+    return tuple(roles)
+
+
+# The blob trigger's own connection: "Storage Blob Data Owner and Storage Queue Data Contributor" (poison
+# messages go to a queue on that account). https://learn.microsoft.com/azure/azure-functions/
+# functions-bindings-storage-blob-trigger#grant-permission-to-the-identity
+BLOB_TRIGGER_ROLES = (BLOB_DATA_OWNER, QUEUE_DATA_CONTRIBUTOR)
+
+# The deploying principal uploads the sample and reads the answer (the blob test): read/write on blobs.
+BLOB_TEST_ROLE = BLOB_DATA_CONTRIBUTOR
+
+# --------------------------------------------------------------------------------- identity settings
+# Identity-based connections with a user-assigned identity: "<CONNECTION>__credential" = "managedidentity"
+# and "<CONNECTION>__clientId" = the identity's client id, beside the service URI or account name.
+# https://learn.microsoft.com/azure/azure-functions/functions-reference#common-properties-for-identity-based-connections
+CREDENTIAL_SUFFIX = "__credential"
+CLIENT_ID_SUFFIX = "__clientId"
+MANAGED_IDENTITY = "managedidentity"
+
+
+def identity_connection(connection: str, client_id: str) -> dict[str, str]:
+    return {f"{connection}{CREDENTIAL_SUFFIX}": MANAGED_IDENTITY, f"{connection}{CLIENT_ID_SUFFIX}": client_id}
+
+
+# The registry a container app pulls from, as `az functionapp config container set` writes it (and the
+# portal shows it): https://learn.microsoft.com/cli/azure/functionapp/config/container#az-functionapp-config-container-set
+REGISTRY_URL_SETTING = "DOCKER_REGISTRY_SERVER_URL"
+
+# ------------------------------------------------------------------------------------------- host ids
+# The Functions host derives its host ID from the site name (a slot's site name is "<app>-<slot>"),
+# lower-cased and cut to 32 characters; two hosts with one ID on one storage account make the v4 host
+# stop. The ID can be set with the app setting AzureFunctionsWebHost__hostid: 1-32 lower-case letters,
+# digits and dashes, no leading, trailing or double dash.
+# https://learn.microsoft.com/azure/azure-functions/storage-considerations#host-id-considerations
+HOST_ID_LIMIT = 32
+HOST_ID_SETTING = "AzureFunctionsWebHost__hostid"
+_HOST_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,31}(?<!-)$")
+
+
+def default_host_id(site_name: str) -> str:
+    return site_name.lower()[:HOST_ID_LIMIT]
+
+
+def host_ids_collide(app: str, slot: str) -> bool:
+    """True when production and the slot would get the same derived host ID (app names of 32+ characters)."""
+    return default_host_id(app) == default_host_id(f"{app}-{slot}")
+
+
+def explicit_host_id(app: str, slot: str | None) -> str:
+    """A valid, per-slot host ID for an app whose derived ones collide: a readable stem and a hash."""
+    digest = hashlib.sha256(f"{app.lower()}/{(slot or 'production').lower()}".encode()).hexdigest()[:8]
+    stem = re.sub(r"-+", "-", app.lower()[: HOST_ID_LIMIT - len(digest) - 1]).strip("-")
+    host_id = f"{stem}-{digest}"
+    assert _HOST_ID_RE.match(host_id), host_id
+    return host_id
+
+
+# ------------------------------------------------------------------------------------- hosting plans
+# Deployment slots exist on Standard, Premium and Isolated App Service plans and on Elastic Premium;
+# Basic has none. https://learn.microsoft.com/azure/app-service/deploy-staging-slots#prerequisites and
+# https://learn.microsoft.com/azure/azure-functions/functions-deployment-slots (Flex Consumption: no slots,
+# https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#considerations)
+TIERS_WITH_SLOTS = frozenset({"Standard", "Premium", "PremiumV2", "PremiumV3", "PremiumV4", "ElasticPremium",
+                              "Isolated", "IsolatedV2"})

@@ -1,0 +1,173 @@
+"""The Azure facts modelfunc relies on, checked against Microsoft's references (tests/azure_reference.py, each
+fact beside its page), and the fake's enforcement of them shown to bite: a wrong belief fails here, not on a
+user's first real run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+from azure_reference import (
+    BLOB_TRIGGER_CONNECTION_ROLES,
+    BUILTIN_ROLES,
+    HOST_STORAGE_BLOB_TRIGGER_ROLES,
+    HOST_STORAGE_DIAGNOSTICS_ROLES,
+    HOST_STORAGE_ROLES,
+    TIERS_WITHOUT_SLOTS,
+    WRONG_BLOB_DATA_OWNER,
+)
+from azurefake import SUB, FakeArm, FakeCredential
+from modelfunc.azure import DeployOptions, PipelineSettings, deploy, facts
+from modelfunc.azure.credentials import principal_type
+from modelfunc.azure.options import SKUS, resolve_names
+from modelfunc.blobtest import TestReport as Report
+from modelfunc.config import load_project
+from modelfunc.errors import OptionError
+
+ROOT = Path(__file__).resolve().parents[1]
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+IMAGE = "myreg.azurecr.io/diabetes@sha256:" + "a" * 64
+RG = f"/subscriptions/{SUB}/resourceGroups/diab-rg"
+
+
+@pytest.fixture
+def arm() -> FakeArm:
+    arm = FakeArm()
+    arm.image_functions[IMAGE] = ["score_blob"]
+    return arm
+
+
+def passed(project, deployment) -> Report:  # noqa: ANN001
+    return Report(True, "blob", "injected", "in")
+
+
+def settings(arm: FakeArm) -> PipelineSettings:
+    return PipelineSettings(transport=arm.transport(), polling_interval=0, retry_backoff_factor=0)
+
+
+def options(**kw: object) -> DeployOptions:
+    base: dict[str, object] = {"subscription_id": SUB, "app_name": "diab-app", "resource_group": "diab-rg",
+                               "location": "westeurope", "storage_prefix": "diab", "timeout": 60}
+    return DeployOptions(**{**base, **kw})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------ roles
+
+
+def test_no_role_id_is_typed_into_the_product() -> None:
+    """Roles are resolved by name; a role GUID in generator/, scripts/ or action.yml could only be a guess."""
+    role_ids = set(BUILTIN_ROLES.values()) | {WRONG_BLOB_DATA_OWNER}
+    for path in [*ROOT.joinpath("generator").rglob("*.py"), *ROOT.joinpath("scripts").rglob("*.py"),
+                 ROOT / "action.yml"]:
+        found = {m.lower() for m in GUID.findall(path.read_text())}
+        assert not found & role_ids, f"{path.relative_to(ROOT)} names a role by id: {found & role_ids}"
+
+
+def test_every_role_the_deploy_names_is_a_builtin_role() -> None:
+    named = {v for k, v in vars(facts).items() if k.isupper() and isinstance(v, str) and v in BUILTIN_ROLES}
+    named |= set(facts.host_storage_roles("blob")) | set(facts.BLOB_TRIGGER_ROLES)
+    assert named >= {"AcrPull", "Storage Blob Data Owner", "Storage Blob Data Contributor"}
+    assert named <= set(BUILTIN_ROLES)
+
+
+def test_host_storage_roles_are_the_ones_the_functions_docs_list() -> None:
+    assert set(facts.host_storage_roles("blob")) == (HOST_STORAGE_BLOB_TRIGGER_ROLES | HOST_STORAGE_ROLES
+                                                     | HOST_STORAGE_DIAGNOSTICS_ROLES)
+    assert set(facts.host_storage_roles("http")) == HOST_STORAGE_ROLES | HOST_STORAGE_DIAGNOSTICS_ROLES
+    assert set(facts.BLOB_TRIGGER_ROLES) == BLOB_TRIGGER_CONNECTION_ROLES
+
+
+def test_the_fake_refuses_the_role_id_modelfunc_used_to_send(arm: FakeArm) -> None:
+    """Azure answers 400 RoleDefinitionDoesNotExist for an id no role has; so does the fake, through the real SDK."""
+    auth = AuthorizationManagementClient(FakeCredential(), SUB, **settings(arm).kwargs())
+    scope = f"{RG}/providers/Microsoft.Storage/storageAccounts/diabhost"
+    params = RoleAssignmentCreateParameters(
+        role_definition_id=f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+                           f"{WRONG_BLOB_DATA_OWNER}", principal_id="p", principal_type="ServicePrincipal")
+    with pytest.raises(HttpResponseError) as e:
+        auth.role_assignments.create(scope, "00000000-0000-0000-0000-0000000000aa", params)
+    assert e.value.status_code == 400 and e.value.error.code == "RoleDefinitionDoesNotExist"
+    # ... and resolves the name the way the CLI does, to the id the reference gives.
+    found = list(auth.role_definitions.list(scope, filter="roleName eq 'Storage Blob Data Owner'"))
+    assert [d.id.rsplit("/", 1)[-1] for d in found] == [BUILTIN_ROLES["Storage Blob Data Owner"]]
+
+
+def test_a_role_that_cannot_be_resolved_stops_before_any_site(arm: FakeArm, example, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(facts, "ACR_PULL", "AcrPul")  # a typo'd role name: Azure has no such role
+    from modelfunc.errors import DeployError
+
+    with pytest.raises(DeployError, match="role 'AcrPul' is not defined"):
+        deploy(load_project(example("diabetes-blob")), IMAGE, options(no_swap=True), credential=FakeCredential(),
+               settings=settings(arm), sleep=lambda s: None, blob_test=passed)
+    assert not any("/Microsoft.Web/sites/" in r.path for r in arm.mutating())
+
+
+# ----------------------------------------------------------------------------------------- plans, slots
+
+
+@pytest.mark.parametrize("sku", [s for s, tier in SKUS.items() if tier in TIERS_WITHOUT_SLOTS])
+def test_plans_without_slots_are_refused_before_anything_is_sent(example, sku: str) -> None:  # noqa: ANN001
+    with pytest.raises(OptionError) as e:
+        resolve_names(load_project(example("diabetes-blob")), options(sku=sku))
+    assert e.value.field == "sku" and "no deployment slots" in e.value.message
+
+
+def test_the_fake_refuses_a_slot_on_a_basic_plan(arm: FakeArm) -> None:
+    plan = f"{RG}/providers/Microsoft.Web/serverfarms/p"
+    arm.add(plan, {"location": "westeurope", "sku": {"name": "B1", "tier": "Basic"}})
+    arm.add(f"{RG}/providers/Microsoft.Web/sites/a", {"location": "westeurope", "properties": {"serverFarmId": plan}})
+    status, _, body = arm.handle("PUT", f"https://management.azure.com{RG}/providers/Microsoft.Web/sites/a/slots/s",
+                                 b'{"location": "westeurope"}')
+    assert status == 409 and "slots" in body["error"]["message"]
+
+
+def test_the_fake_refuses_ftps_state_on_flex(arm: FakeArm) -> None:
+    plan = f"{RG}/providers/Microsoft.Web/serverfarms/p"
+    arm.add(plan, {"location": "westeurope", "sku": {"name": "FC1", "tier": "FlexConsumption"}})
+    body = b'{"location": "w", "properties": {"serverFarmId": "%s", "siteConfig": {"ftpsState": "Disabled"}}}' % (
+        plan.encode())
+    status, _, _ = arm.handle("PUT", f"https://management.azure.com{RG}/providers/Microsoft.Web/sites/f", body)
+    assert status == 400
+
+
+# ------------------------------------------------------------------------------------------------ host ids
+
+
+def test_long_app_names_get_a_sticky_host_id_per_slot(arm: FakeArm, example) -> None:  # noqa: ANN001
+    app = "diabetes-scoring-for-the-north-region"  # 37 characters: production and staging would share an id
+    assert facts.host_ids_collide(app, "staging") and not facts.host_ids_collide("diab-app", "staging")
+    deploy(load_project(example("diabetes-blob")), IMAGE, options(app_name=app, resource_group="diab-rg"),
+           credential=FakeCredential(), settings=settings(arm), sleep=lambda s: None, blob_test=passed)
+    site = f"{RG}/providers/Microsoft.Web/sites/{app}"
+    prod = arm.get(f"{site}/config/appsettings")["properties"][facts.HOST_ID_SETTING]
+    slot = arm.get(f"{site}/slots/staging/config/appsettings")["properties"][facts.HOST_ID_SETTING]
+    assert prod != slot  # after the swap too: the setting is sticky
+    for host_id in (prod, slot):
+        assert len(host_id) <= 32 and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", host_id)
+    assert facts.HOST_ID_SETTING in arm.get(f"{site}/config/slotconfignames")["properties"]["appSettingNames"]
+
+
+def test_short_app_names_keep_the_host_id_the_host_derives(arm: FakeArm, example) -> None:  # noqa: ANN001
+    deploy(load_project(example("diabetes-blob")), IMAGE, options(), credential=FakeCredential(),
+           settings=settings(arm), sleep=lambda s: None, blob_test=passed)
+    site = f"{RG}/providers/Microsoft.Web/sites/diab-app"
+    assert facts.HOST_ID_SETTING not in arm.get(f"{site}/config/appsettings")["properties"]
+
+
+# -------------------------------------------------------------------------------------------- principals
+
+
+@pytest.mark.parametrize(("claims", "expected"), [
+    ({"idtyp": "app", "oid": "o", "appid": "a"}, "ServicePrincipal"),
+    ({"oid": "o", "appid": "a", "roles": ["x"]}, "ServicePrincipal"),  # app-only token without idtyp
+    ({"idtyp": "user", "oid": "o", "upn": "u@contoso.com", "scp": "user_impersonation"}, "User"),
+    # A guest (B2B) user: no upn, an appid (the client they signed in with), delegated scopes.
+    ({"oid": "o", "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "scp": "user_impersonation",
+      "unique_name": "live.com#someone@example.com"}, "User"),
+])
+def test_the_principal_type_follows_the_token_claims_reference(claims: dict, expected: str) -> None:
+    assert principal_type(claims) == expected
