@@ -14,6 +14,9 @@ Facts from Microsoft's references (tests/azure_reference.py) are enforced, not a
 listed by name and a role assignment naming an id that is no built-in role answers 400
 RoleDefinitionDoesNotExist; a slot on a plan tier without slots (Basic) is refused; a Flex Consumption site
 refuses ``siteConfig.ftpsState``. App settings sent in a site's create request become its settings.
+OneDeploy on a Flex app's Kudu host answers 202 + Location + the deployment id, and the deployment moves from
+Building to its outcome (``kudu_outcomes``); an Event Grid webhook subscription is refused "Url validation" while
+the blobs extension endpoint is down (``webhook_down``) or the URL's key is not the app's (facts.py has the sources).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ STORAGE_KEY = "c2VjcmV0LXN0b3JhZ2Uta2V5LW5ldmVyLXByaW50ZWQ="  # what listKeys an
 ASYNC_TYPES = ("microsoft.storage/storageaccounts", "microsoft.web/serverfarms")
 READ_POSTS = ("/list", "/listkeys")
 BLOBS_KEY = "blobs-extension-key-SECRET-1414"  # the system key in an Event Grid webhook URL: never printed
+REGISTRY_PASSWORD = "acr-admin-password-SECRET-2718"  # the registry's admin password (listCredentials): never printed
 
 
 @dataclass
@@ -127,7 +131,17 @@ class FakeArm:
         self.aad_forms: list[dict[str, list[str]]] = []
         self.published: dict[str, bytes] = {}  # app name -> the zip deployed to it
         self.zip_functions: list[str] = []  # what a zip-deployed app lists once published
+        # Kudu's deployments (OneDeploy on a Flex app's scm host): id -> record; a record moves from Building to its
+        # outcome on the next poll. Outcomes queue per publish: (status, status_text); none queued: success.
+        self.kudu: dict[str, dict[str, Any]] = {}
+        self.kudu_outcomes: list[tuple[int, str]] = []
+        self.scm_faults: list[int] = []  # statuses POST /api/publish answers first (e.g. 403 while roles propagate)
+        self.webhook_down = 0  # event subscription creates whose validation handshake fails (endpoint not up yet)
         self.restarts: list[str] = []  # sites restarted (POST .../restart)
+        # What ARM's function list shows per site: a cache the host fills when it starts (create, restart) or
+        # when asked (POST syncfunctiontriggers), not live: after an image change it still names the old one's.
+        self.listed_image: dict[str, str] = {}
+        self.syncs: list[str] = []  # sites asked to sync their triggers
         self.add(f"/subscriptions/{SUB}/resourceGroups/shared-rg", {"location": "westeurope"})
         self.add(REGISTRY_ID, {"location": "westeurope",
                                "properties": {"loginServer": "myreg.azurecr.io", "adminUserEnabled": True}})
@@ -201,8 +215,15 @@ class FakeArm:
             props.setdefault("state", "Running")
             host = parts[7] + (f"-{parts[9]}" if kind.endswith("slots") else "")
             props.setdefault("defaultHostName", f"{host}.azurewebsites.net")
+            site = self.store.get(path.lower().split("/slots/")[0], {}) if kind.endswith("slots") else body
+            farm_id = props.get("serverFarmId") or site.get("properties", {}).get("serverFarmId") or ""
+            tier = (self.store.get(farm_id.lower(), {}).get("sku") or {}).get("tier")
+            if tier:  # ARM shows the plan's tier on the site, read-only (az reads it to tell Flex apart)
+                props["sku"] = tier
         if kind == "microsoft.storage/storageaccounts":
-            props.setdefault("primaryEndpoints", {"blob": f"https://{parts[-1]}.blob.core.windows.net/"})
+            props.setdefault("primaryEndpoints", {  # a StorageV2 account has all four services (az checks them)
+                service: f"https://{parts[-1]}.{service}.core.windows.net/" for service in ("blob", "queue", "table",
+                                                                                             "file")})
         if kind.startswith("microsoft.eventgrid/"):
             props["provisioningState"] = "Succeeded"
             dest = props.get("destination", {}).get("properties", {})
@@ -228,9 +249,13 @@ class FakeArm:
         assert m, path
         return m.group(1)
 
+    def _sync(self, site: str) -> None:
+        self.listed_image[site] = self.store.get(f"{site}/config/web", {}).get("properties", {}).get(
+            "linuxFxVersion", "")
+
     def _functions(self, site: str) -> list[dict[str, Any]]:
         config = self.store.get(f"{site}/config/web", {}).get("properties", {})
-        image = config.get("linuxFxVersion", "")
+        image = self.listed_image.get(site, config.get("linuxFxVersion", ""))
         names = self.image_functions.get(image.split("|", 1)[-1], [])
         app = site.split("/sites/")[1].split("/")[0]
         if app in self.published and "/slots/" not in site:
@@ -254,6 +279,8 @@ class FakeArm:
                 sa[name] = vb
             if va is not None:
                 sb[name] = va
+        self._sync(site)  # both restart on their new configuration
+        self._sync(slot_path)
 
     def handle(self, method: str, url: str, body: bytes | None,
                headers: Any = None) -> tuple[int, dict[str, str], Any]:
@@ -280,6 +307,9 @@ class FakeArm:
         if low.startswith("/fake-operations/"):
             status, final = self.operations[low.rsplit("/", 1)[-1]]
             return 200, {}, final
+        cli = self._cli(method, path, low, query, data)  # what the Azure CLI asks beyond modelfunc
+        if cli is not None:
+            return cli
         if method == "GET":
             return self._get(low, query)
         if method == "PUT":
@@ -356,6 +386,14 @@ class FakeArm:
             if (plan.get("sku") or {}).get("tier") in TIERS_WITHOUT_SLOTS:
                 return 409, {}, {"error": {"code": "Conflict", "message": "Cannot create more than 0 slots "
                                            "for this App Service plan tier."}}
+        if kind == "microsoft.eventgrid/systemtopics/eventsubscriptions":  # facts.EVENTGRID_VALIDATION_FAILED
+            url = (props.get("destination") or {}).get("properties", {}).get("endpointUrl") or ""
+            query = parse_qs(urlsplit(url).query)
+            down, self.webhook_down = self.webhook_down > 0, max(self.webhook_down - 1, 0)
+            if down or query.get("code") != [BLOBS_KEY]:  # the blobs extension also refuses a wrong key
+                return 400, {}, {"error": {"code": "Url validation", "message": "Webhook validation handshake "
+                                           f"failed for {url.split('?')[0]}. Http POST request failed with response "
+                                           "code Unknown. For troublehooting, visit https://aka.ms/esvalidation."}}
         if kind == "microsoft.web/sites":
             plan = self.store.get((props.get("serverFarmId") or "").lower(), {})
             if (plan.get("sku") or {}).get("tier") == "FlexConsumption" and "ftpsState" in (props.get("siteConfig")
@@ -380,6 +418,8 @@ class FakeArm:
             if site_config:
                 config = self.store.setdefault(f"{low}/config/web", {"id": f"{low}/config/web", "properties": {}})
                 _merge(config["properties"], site_config)
+            if not existed:
+                self._sync(low)  # the new site's host starts and fills the list
             if app_settings is not None:  # a create's settings are the site's settings
                 self.store[f"{low}/config/appsettings"] = {
                     "id": f"{low}/config/appsettings", "name": "appsettings",
@@ -398,7 +438,9 @@ class FakeArm:
             stored = self.store.get(low[: -len("/list")])
             return 200, {}, stored or {"id": low[: -len("/list")], "properties": {}}
         if low.endswith("/listkeys") and "/storageaccounts/" in low:
-            return 200, {}, {"keys": [{"keyName": "key1", "value": STORAGE_KEY, "permissions": "FULL"}]}
+            return 200, {}, {"keys": [{"keyName": "key1", "value": STORAGE_KEY, "permissions": "FULL"},
+                                      # an account has two keys (az reads both); one secret, so a print of either shows
+                                      {"keyName": "key2", "value": STORAGE_KEY, "permissions": "FULL"}]}
         if low.endswith("/slotsswap"):
             site = self._site_of(low)
             if site not in self.store:
@@ -409,17 +451,113 @@ class FakeArm:
             return 202, {"Location": f"https://management.azure.com/fake-operations/{op}"}, None
         if low.endswith("/restart"):
             self.restarts.append(self._site_of(low))
+            self._sync(self._site_of(low))
             return 200, {}, None
+        if low.endswith("/syncfunctiontriggers"):
+            self.syncs.append(self._site_of(low))
+            self._sync(self._site_of(low))
+            return 204, {}, None  # what the REST spec (and so azure-mgmt-web) expects of SyncFunctionTriggers
         if low.endswith("/host/default/listkeys"):
             return 200, {}, {"masterKey": "master-SECRET", "functionKeys": {"default": "fnkey-SECRET"},
                              "systemKeys": {"blobs_extension": BLOBS_KEY}}
         return 404, {}, {"error": {"code": "NotModelled", "message": low}}
 
+    # ---- what the Azure CLI (azure-cli from PyPI) asks beyond what modelfunc does: tests/test_azure_parity.py runs
+    # the CLI's manual recipe against this model. Shapes from the ARM REST references, kept to what az reads.
+    def _cli(self, method: str, path: str, low: str, query: dict[str, str],
+             data: Any) -> tuple[int, dict[str, str], Any] | None:
+        if method == "GET" and low == "/subscriptions":  # Subscriptions - List (az login)
+            tokens = [r.path for r in self.requests
+                      if r.host == "login.microsoftonline.com" and r.path.endswith("/token")]
+            tenant = tokens[-1].strip("/").split("/")[0] if tokens else "t"  # the tenant the caller signed in to
+            return 200, {}, {"value": [{"id": f"/subscriptions/{SUB}", "subscriptionId": SUB, "tenantId": tenant,
+                                        "displayName": "fake subscription", "state": "Enabled",
+                                        "authorizationSource": "RoleBased", "managedByTenants": [],
+                                        "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
+                                                                 "quotaId": "PayAsYouGo_2014-09-01",
+                                                                 "spendingLimit": "Off"}}]}
+        if method == "POST" and low.endswith("/checknameavailability"):  # Storage and Web: names are global
+            name = str((data or {}).get("name") or "").lower()
+            kind = "microsoft.web/sites" if "/microsoft.web/" in low else "microsoft.storage/storageaccounts"
+            taken = any(v.get("type") == kind and str(v.get("name")).lower() == name for v in self.store.values())
+            if not taken:
+                return 200, {}, {"nameAvailable": True}
+            return 200, {}, {"nameAvailable": False, "reason": "AlreadyExists",
+                             "message": f"The name {name} is already taken."}
+        if method == "GET" and low == "/providers/microsoft.web/functionappstacks":  # Provider - Get Function App
+            def stack(name: str, text: str, version: str, fx: str) -> dict[str, Any]:  # Stacks (az functionapp create)
+                linux = {"runtimeVersion": fx, "isDefault": True, "remoteDebuggingSupported": False,
+                         "appInsightsSettings": {"isSupported": True},
+                         "gitHubActionSettings": {"isSupported": True, "supportedVersion": version},
+                         "appSettingsDictionary": {"FUNCTIONS_WORKER_RUNTIME": name},
+                         "siteConfigPropertiesDictionary": {"use32BitWorkerProcess": False, "linuxFxVersion": fx},
+                         "supportedFunctionsExtensionVersions": ["~4"], "endOfLifeDate": "2099-12-31T00:00:00Z"}
+                minor = {"displayText": f"{text} {version}", "value": version,
+                         "stackSettings": {"linuxRuntimeSettings": linux}}
+                return {"name": name, "type": "Microsoft.Web/functionAppStacks",
+                        "properties": {"displayText": text, "value": name, "preferredOs": "linux", "majorVersions": [
+                            {"displayText": f"{text} {version.split('.')[0]}", "value": version.split(".")[0],
+                             "minorVersions": [minor]}]}}
+            return 200, {}, {"value": [stack("dotnet", ".NET", "8", "DOTNET|8.0"),
+                                       stack("python", "Python", "3.11", "Python|3.11")]}
+        wanted = re.fullmatch(r"resourceType eq '([^']*)'", query.get("$filter", ""))
+        if method == "GET" and wanted and re.fullmatch(r"/subscriptions/[^/]+/resources", low):  # Resources - List
+            found = [v for v in self.store.values() if str(v.get("type")).lower() == wanted[1].lower()]
+            return 200, {}, {"value": [{k: v[k] for k in ("id", "name", "type", "location", "tags") if k in v}
+                                       for v in found]}
+        if method == "POST" and low.endswith("/listcredentials") and "/registries/" in low:  # the admin user's
+            registry = self.store.get(low[: -len("/listcredentials")])
+            if not registry or not registry.get("properties", {}).get("adminUserEnabled"):
+                return 400, {}, {"error": {"code": "BadRequest", "message": "admin user is disabled"}}
+            return 200, {}, {"username": registry["name"], "passwords": [
+                {"name": "password", "value": REGISTRY_PASSWORD}, {"name": "password2", "value": REGISTRY_PASSWORD}]}
+        if method == "POST" and low.endswith("/config/connectionstrings/list"):  # (az clones them to a new slot)
+            stored = self.store.get(low[: -len("/list")])
+            return 200, {}, stored or {"id": low[: -len("/list")], "name": "connectionstrings", "properties": {}}
+        swap = re.fullmatch(r"(.*/microsoft\.web/sites/[^/]+)/slots/([^/]+)/slotsswap", low)
+        if method == "POST" and swap and str((data or {}).get("targetSlot")).lower() == "production":
+            if f"{swap[1]}/slots/{swap[2]}" not in self.store:  # az swaps from the slot's side (Web Apps -
+                return 404, {}, {"error": {"code": "ResourceNotFound", "message": "no slot"}}  # Swap Slot Slot)
+            self._swap(swap[1], swap[2])
+            op = uuid.uuid4().hex
+            self.operations[op] = (200, None)
+            return 202, {"Location": f"https://management.azure.com/fake-operations/{op}"}, None
+        props = (data or {}).get("properties") if isinstance(data, dict) else None
+        farm = (props or {}).get("serverFarmId") if method == "PUT" else None
+        if farm and "/" not in farm:  # az sends the plan's name; ARM takes it as a plan in the site's group
+            props["serverFarmId"] = f"{path.split('/providers/')[0]}/providers/Microsoft.Web/serverfarms/{farm}"
+        return None
+
     def _scm(self, method: str, path: str, app: str, data: Any) -> tuple[int, dict[str, str], Any]:
-        """OneDeploy on the app's scm endpoint: the zip is kept; the app then lists what the test says it has."""
+        """OneDeploy on the app's scm (Kudu) host, as Kudu answers it (facts.py, "zip deploy"): POST /api/publish is
+        202 + Location (/api/deployments/latest) + the deployment id in the body; GET /api/deployments/<id|latest>
+        shows the record, Building (1) on the first poll, then the outcome (4 Success, or 3 Failed ...). Only a
+        successful deployment becomes the app's package (and so its function list)."""
+        host = f"{app}.scm.azurewebsites.net"
         if method == "POST" and path == "/api/publish":
-            self.published[app] = data
-            return 202, {}, None
+            if self.scm_faults:
+                return self.scm_faults.pop(0), {}, None
+            deployment_id = uuid.uuid4().hex
+            status, text = self.kudu_outcomes.pop(0) if self.kudu_outcomes else (4, "Build successful.")
+            self.kudu[deployment_id] = {
+                "id": deployment_id, "status": 1, "status_text": "Building", "progress": "", "complete": False,
+                "active": False, "deployer": "OneDeploy", "site_name": app, "polls": 0, "outcome": (status, text),
+                "zip": data, "log_url": f"https://{host}/api/deployments/{deployment_id}/log",
+                "url": f"https://{host}/api/deployments/{deployment_id}"}
+            self.kudu["latest"] = self.kudu[deployment_id]
+            return 202, {"Location": f"https://{host}/api/deployments/latest?deployer=OneDeploy&time=now"}, \
+                deployment_id
+        m = re.fullmatch(r"/api/deployments/([^/]+)", path)
+        if method == "GET" and m and m[1] in self.kudu:
+            record = self.kudu[m[1]]
+            record["polls"] += 1
+            if record["polls"] > 1 and not record["complete"]:
+                record["status"], record["status_text"] = record["outcome"]
+                record["complete"] = record["status"] in (-1, 3, 4, 5, 6)  # 0-2 (Pending..Deploying): not yet
+                if record["status"] == 4:
+                    record["active"] = True
+                    self.published[app] = record["zip"]
+            return 200, {}, {k: v for k, v in record.items() if k not in ("polls", "outcome", "zip")}
         return 404, {}, None
 
     def _aad(self, method: str, path: str, form: Any) -> tuple[int, dict[str, str], Any]:

@@ -24,6 +24,7 @@ from azure_reference import (
 from azurefake import DEPLOYER_OID, REGISTRY_ID, STORAGE_KEY, SUB, TOKEN, FakeArm, FakeCredential
 from modelfunc.azure import DeployOptions, PipelineSettings, ServiceState, deploy, destroy, plan
 from modelfunc.azure.credentials import SETUP_HINT
+from modelfunc.azure.deploy import deployment_id
 from modelfunc.blobtest import TestReport as Report
 from modelfunc.blobtest import round_trip
 from modelfunc.config import load_project
@@ -102,9 +103,11 @@ def test_first_deploy_sends_exactly_this_sequence(arm: FakeArm, project) -> None
         f"GET {uami}", f"PUT {uami}",  # the identity first: everything after uses it
         f"GET {acct}/diabhost", f"PUT {acct}/diabhost", "GET /fake-operations/.*",
         f"GET {acct}/diabtrig", f"PUT {acct}/diabtrig", "GET /fake-operations/.*",
-        *(f"PUT {acct}/diabtrig/blobServices/default/containers/{c}" for c in ("input", "output", "errors")),
+        *(f"PUT {acct}/diabtrig/blobServices/default/containers/{c}"
+          for c in ("input", "output", "errors", "modelfunc-stamps")),
         f"GET {acct}/diabstag", f"PUT {acct}/diabstag", "GET /fake-operations/.*",
-        *(f"PUT {acct}/diabstag/blobServices/default/containers/{c}" for c in ("input", "output", "errors")),
+        *(f"PUT {acct}/diabstag/blobServices/default/containers/{c}"
+          for c in ("input", "output", "errors", "modelfunc-stamps")),
         f"GET {rg}/Microsoft.Web/serverfarms/diab-app-plan", f"PUT {rg}/Microsoft.Web/serverfarms/diab-app-plan",
         "GET /fake-operations/.*",
         # Its roles, each looked up by name once, before any site exists.
@@ -118,6 +121,9 @@ def test_first_deploy_sends_exactly_this_sequence(arm: FakeArm, project) -> None
         f"GET {site}/config/slotConfigNames", f"PUT {site}/config/slotConfigNames",
         f"GET {site}/slots/staging", f"PUT {site}/slots/staging",
         f"GET {site}/slots/staging/config/web", f"PATCH {site}/slots/staging/config/web",  # only now the image
+        # then the deployment's id (after the image: a container answering with it runs it), and a trigger sync
+        f"POST {site}/slots/staging/config/appsettings/list", f"PUT {site}/slots/staging/config/appsettings",
+        f"POST {site}/slots/staging/syncfunctiontriggers",
         f"GET {site}/slots/staging", f"GET {site}/slots/staging/functions",  # readiness
         f"POST {site}/slotsswap", "GET /fake-operations/.*",
         f"GET {site}/config/web",  # production runs the image now
@@ -221,7 +227,10 @@ def test_changed_image_updates_only_the_container_then_swaps(arm: FakeArm, proje
     result = run_deploy(arm, project, IMAGE_B)
     mutating = [r.short() for r in arm.mutating()]
     site = "/resourceGroups/diab-rg/providers/Microsoft.Web/sites/diab-app"
-    assert mutating == [("PATCH", f"{site}/slots/staging/config/web"), ("POST", f"{site}/slotsswap")]
+    assert mutating == [("PATCH", f"{site}/slots/staging/config/web"),
+                        ("PUT", f"{site}/slots/staging/config/appsettings"),  # the deployment id, after the image
+                        ("POST", f"{site}/slots/staging/syncfunctiontriggers"), ("POST", f"{site}/slotsswap")]
+    assert arm.mutating()[1].body["properties"]["MODELFUNC_DEPLOYMENT_ID"] == "sha256:" + "b" * 64
     patch = arm.mutating()[0].body
     client_id = arm.get(f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/diab-app-id")[
         "properties"]["clientId"]
@@ -319,6 +328,54 @@ def test_blob_test_on_real_azurite_gates_the_swap(arm: FakeArm, example, azurite
     assert arm.get(f"{SITE}/config/web")["properties"]["linuxFxVersion"] == f"DOCKER|{IMAGE_A}"
 
 
+def test_an_answer_from_the_previous_image_is_refused_and_never_swapped(arm: FakeArm, example, azurite,
+                                                                       serve) -> None:  # noqa: ANN001
+    """Issue 11, defect 4: right after a redeploy the slot's old container may still answer, with the right
+    numbers. The local host plays that container (it runs image A's deployment); the test of image B must not
+    accept its answer, so B is never swapped in untested."""
+    repo = example("diabetes-blob")
+    tag = uuid.uuid4().hex[:8]
+    (repo / "modelfunc.yaml").write_text(
+        f"name: diab-app\ntrigger:\n  type: blob\n  input_path: in-{tag}/{{blobname}}.json\n"
+        f"  output_path: out-{tag}/{{blobname}}_out.json\n  error_path: err-{tag}/{{blobname}}_error.json\n"
+        "samples:\n  tolerance: 1.0e-4\n")
+    project = load_project(repo)
+    serve(repo, connection_string=azurite.connection_string,
+          extra=("--setting", f"MODELFUNC_DEPLOYMENT_ID={deployment_id(IMAGE_A)}"))
+
+    def real_test(p, deployment):  # noqa: ANN001, ANN202
+        return round_trip(p, connection_string=azurite.connection_string, timeout=8,
+                          deployment=deployment_id(deployment.image))
+
+    first = run_deploy(arm, project, IMAGE_A, test=real_test)
+    assert first.report.passed, first.report.render()
+    assert first.report.deployment == "sha256:" + "a" * 64
+
+    arm.requests.clear()
+    second = run_deploy(arm, project, IMAGE_B, test=real_test)
+    assert not second.report.passed and not second.report.mismatches  # the numbers were right ...
+    assert f"came from {deployment_id(IMAGE_A)}, not from deployment {deployment_id(IMAGE_B)}" in \
+        second.report.error  # ... but from the wrong image
+    assert not any(r.path.endswith("slotsswap") for r in arm.requests)
+    assert arm.get(f"{SITE}/config/web")["properties"]["linuxFxVersion"] == f"DOCKER|{IMAGE_A}"
+
+
+def test_the_function_list_is_synced_so_a_broken_image_is_not_read_as_healthy(arm: FakeArm, project) -> None:  # noqa: ANN001
+    """ARM's function list is a cache the host fills: after an image change it still names the old image's
+    functions. The deploy asks for a sync, so an image that lists nothing is found unhealthy."""
+    run_deploy(arm, project, no_swap=True)  # the slot runs image A, which lists score_blob
+    broken = "myreg.azurecr.io/diabetes@sha256:" + "c" * 64  # the fake host lists no function for this image
+    slot = f"{SITE}/slots/staging".lower()
+    arm.store[f"{slot}/config/web"]["properties"]["linuxFxVersion"] = f"DOCKER|{broken}"
+    assert [f["properties"]["name"] for f in arm._functions(slot)] == ["score_blob"]  # stale: the model bites
+    arm.store[f"{slot}/config/web"]["properties"]["linuxFxVersion"] = f"DOCKER|{IMAGE_A}"
+    clock = iter(range(0, 10_000, 5))
+    with pytest.raises(DeployError, match="Unhealthy"):
+        deploy(project, broken, options(timeout=30), credential=FakeCredential(), settings=settings(arm),
+               blob_test=passed, sleep=lambda s: None, clock=lambda: float(next(clock)))
+    assert slot in arm.syncs
+
+
 def test_no_swap_leaves_production_alone(arm: FakeArm, project) -> None:  # noqa: ANN001
     result = run_deploy(arm, project, no_swap=True, slot_name="canary")
     assert not any(r.path.endswith("slotsswap") for r in arm.requests)
@@ -346,7 +403,8 @@ def test_dry_run_sends_no_mutating_request_and_prints_the_plan(arm: FakeArm, pro
     again = plan(project, IMAGE_B, options(), credential=FakeCredential(), settings=settings(arm))
     assert arm.mutating() == []
     changed = [c.resource for c in again.mutating]
-    assert changed == ["container of diab-app slot staging"]
+    assert changed == ["container of diab-app slot staging", "app settings of diab-app slot staging",
+                       "function triggers of diab-app slot staging"]
     assert "= unchanged plan diab-app-plan" in again.render()
 
 

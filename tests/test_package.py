@@ -49,6 +49,9 @@ EXPECTED = {
              "connection": "TriggerConnectionString"},
             {"direction": "OUT", "type": "blob", "name": "output", "path": "output/{blobname}_out.json",
              "connection": "TriggerConnectionString"},
+            # which deployment answered (issue 11): the runtime stamps every blob answer
+            {"direction": "OUT", "type": "blob", "name": "stamp",
+             "path": "modelfunc-stamps/output/{blobname}_out.json", "connection": "TriggerConnectionString"},
         ]
     },
     "diabetes-servicebus": {

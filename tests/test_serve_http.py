@@ -164,3 +164,20 @@ def test_keep_alive_replies_are_not_delayed(hosts) -> None:
             assert client.post("/api/score", content=json.dumps(SAMPLE)).status_code == 200
             latencies.append(time.perf_counter() - started)
     assert sorted(latencies)[10] < 0.025, f"median {sorted(latencies)[10] * 1000:.1f} ms"
+
+
+def test_every_answer_names_its_deployment_and_the_test_refuses_another(example, serve) -> None:  # noqa: ANN001
+    """The deploy names the deployment (MODELFUNC_DEPLOYMENT_ID, the image digest) once the slot runs its image;
+    every HTTP answer carries it, so the test of a new image never accepts the previous image's answer."""
+    from modelfunc.blobtest import round_trip
+    from modelfunc.config import load_project
+
+    repo = style_repo(example, "schema")
+    mine, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    host = serve(repo, extra=("--setting", f"MODELFUNC_DEPLOYMENT_ID={mine}"))
+    assert post(host.url, SAMPLE).headers["x-modelfunc-deployment"] == mine
+    project = load_project(repo)
+    ok = round_trip(project, host_url=host.url, deployment=mine, timeout=10)
+    assert ok.passed and ok.deployment == mine, ok.render()
+    refused = round_trip(project, host_url=host.url, deployment=other, timeout=1)
+    assert not refused.passed and f"came from {mine}, not from deployment {other}" in refused.error

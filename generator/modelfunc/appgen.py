@@ -32,6 +32,7 @@ from .config import Project
 from .entryscript import inspect_entry_script
 from .environment import add_requirement, read_requirements
 from .errors import PackageError
+from .runtime.modelfunc_runtime import STAMP_CONTAINER
 
 RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
 MARKER = ".modelfunc-build"
@@ -136,6 +137,11 @@ def _copy_tree(src: Path, dst: Path) -> list[Path]:
     return written
 
 
+def stamp_path(output_path: str) -> str:
+    """Where the runtime stamps a blob answer ``output_path`` (``container/name``) with its deployment id."""
+    return f"{STAMP_CONTAINER}/{output_path}"
+
+
 def render(project: Project, out_dir: str | Path | None = None, *,
            before_swap: Callable[[Path], None] | None = None,
            progress: Callable[[str], None] = lambda _: None) -> PackageResult:
@@ -168,6 +174,8 @@ def render(project: Project, out_dir: str | Path | None = None, *,
         "trigger": project.trigger,
         "function_name": function_name,
         "redis": project.config.cache.redis if project.config.cache else None,
+        # Beside each blob answer, which deployment wrote it (see modelfunc_runtime.DEPLOYMENT_SETTING).
+        "stamp_path": stamp_path(project.trigger.output_path) if project.trigger.type == "blob" else None,
     }
 
     try:

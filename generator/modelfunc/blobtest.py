@@ -28,6 +28,7 @@ from azure.storage.blob import BlobServiceClient
 from .blobpath import BlobPath
 from .config import Project, load_expected
 from .errors import ConfigError, StorageError
+from .runtime.modelfunc_runtime import DEPLOYMENT_HEADER, STAMP_CONTAINER
 from .storage import blob_service, blob_service_for, describe
 
 Progress = Callable[[str], None]
@@ -54,6 +55,7 @@ class TestReport:
     actual: Any = None
     mismatches: list[Mismatch] = field(default_factory=list)
     error: str | None = None
+    deployment: str | None = None  # the deployment that answered, when the app says (see DEPLOYMENT_SETTING)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,6 +77,8 @@ class TestReport:
             lines.append(f"  output:   {self.output}")
         if self.latency_ms is not None:
             lines.append(f"  latency:  {self.latency_ms:.0f} ms")
+        if self.deployment:
+            lines.append(f"  answered by: {self.deployment}")
         lines.append(f"  tolerance: {self.tolerance:g}")
         if self.error:
             lines.append(f"  error:    {self.error}")
@@ -178,76 +182,131 @@ def _upload(blob: Any, data: bytes, *, service: BlobServiceClient, role_wait: fl
 
 def run_blob_test(project: Project, connection_string: str | None, *, timeout: float = 60.0, keep: bool = False,
                   progress: Progress | None = None, account_url: str | None = None,
-                  credential: Any = None, role_wait: float = 300.0, transport: Any = None) -> TestReport:
+                  credential: Any = None, role_wait: float = 300.0, transport: Any = None,
+                  deployment: str | None = None) -> TestReport:
     """The blob round trip on the account of ``connection_string``, or of ``account_url`` signed in with
     ``credential`` (a TokenCredential: identity instead of a key, as against an app in Azure).
 
     An upload refused for a missing data permission is tried again for up to ``role_wait`` seconds: right after
-    the deploy granted it, the role may not apply yet. ``transport`` is passed to the storage client."""
+    the deploy granted it, the role may not apply yet. ``transport`` is passed to the storage client.
+
+    ``deployment``: only an answer stamped with this deployment id counts (the runtime writes the stamp beside
+    the answer, in ``modelfunc-stamps``). An answer from anything else — a container still running the previous
+    image — is set aside and the sample sent again under a new name, until ``timeout``."""
     trigger = project.trigger
     assert trigger.type == "blob"
     src, dst, err = (BlobPath.parse(p) for p in (trigger.input_path, trigger.output_path, trigger.error_path))
     service = blob_service_for(account_url, credential, transport=transport) if account_url else \
         blob_service(connection_string or "", transport=transport)
-    unique = f"modelfunc-test-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-    values = {p: ("x" if p != "blobname" else unique) for p in src.placeholders}
-    in_name, out_name, err_name = src.format(values), dst.format(values), err.format(values)
     expected = load_expected(project)
-    report = TestReport(False, "blob", describe(service), f"{src.container}/{in_name}",
-                        f"{dst.container}/{out_name}", tolerance=project.config.samples.tolerance,
+    report = TestReport(False, "blob", describe(service), "", tolerance=project.config.samples.tolerance,
                         expected=expected)
-    out_blob = service.get_blob_client(dst.container, out_name)
-    err_blob = service.get_blob_client(err.container, err_name)
-    in_blob = service.get_blob_client(src.container, in_name)
-    try:
-        _upload(in_blob, project.sample_input.read_bytes(), service=service, role_wait=role_wait, progress=progress)
-    except ResourceNotFoundError:
-        raise StorageError(f"container {src.container!r} does not exist in {describe(service)}",
-                           hint="is the app running? it creates the container when it starts") from None
-    except AzureError as e:
-        raise _storage_error(service, e) from None
     started = time.perf_counter()
-    if progress:
-        progress(f"uploaded {report.input}; waiting up to {timeout:.0f} s for {report.output}")
-    next_note = 5.0
-    body = None
+    refused: str | None = None  # who answered instead, when an answer came from another deployment
     try:
         while True:
-            elapsed = time.perf_counter() - started
+            unique = f"modelfunc-test-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+            values = {p: ("x" if p != "blobname" else unique) for p in src.placeholders}
+            in_name, out_name, err_name = src.format(values), dst.format(values), err.format(values)
+            report.input, report.output = f"{src.container}/{in_name}", f"{dst.container}/{out_name}"
+            out_blob = service.get_blob_client(dst.container, out_name)
+            err_blob = service.get_blob_client(err.container, err_name)
+            in_blob = service.get_blob_client(src.container, in_name)
+            stamp_blob = service.get_blob_client(STAMP_CONTAINER, f"{dst.container}/{out_name}")
             try:
-                body = out_blob.download_blob().readall()
-                break
+                _upload(in_blob, project.sample_input.read_bytes(), service=service, role_wait=role_wait,
+                        progress=progress)
             except ResourceNotFoundError:
-                pass
-            try:
-                record = err_blob.download_blob().readall()
-            except ResourceNotFoundError:
-                record = None
+                raise StorageError(f"container {src.container!r} does not exist in {describe(service)}",
+                                   hint="is the app running? it creates the container when it starts") from None
+            sent = time.perf_counter()
+            left = timeout - (sent - started)
+            if progress:
+                progress(f"uploaded {report.input}; waiting up to {max(left, 0):.0f} s for {report.output}")
+            body, record = _wait_for_answer(out_blob, err_blob, report, started=started, timeout=timeout,
+                                            progress=progress)
+            if body is None and record is None:
+                report.error = (f"the answer came from {refused}, not from deployment {deployment}: the previous "
+                                "image is still answering") if refused else \
+                    (f"no output after {timeout:.0f} s: is the app running and listening to container "
+                     f"{src.container!r} on this storage account?")
+                return report
+            report.latency_ms = (time.perf_counter() - sent) * 1000
+            if deployment:
+                report.deployment = _read_stamp(stamp_blob, started=started, timeout=timeout)
+                if report.deployment != deployment:
+                    who = refused = report.deployment or "an app that stamps no deployment"
+                    if time.perf_counter() - started >= timeout:
+                        report.error = (f"the answer came from {who}, not from deployment {deployment}: the "
+                                        "previous image is still answering")
+                        return report
+                    if progress:
+                        progress(f"  answered by {who}, not {deployment} (the previous image is still "
+                                 "answering); sending the sample again")
+                    if not keep:
+                        _delete(in_blob, out_blob, err_blob, stamp_blob)
+                    time.sleep(min(2.0, max(timeout - (time.perf_counter() - started), 0)))
+                    continue
             if record is not None:
                 report.output = f"{err.container}/{err_name}"
-                report.latency_ms = (time.perf_counter() - started) * 1000
-                text = record.decode("utf-8", "replace")
-                report.error = f"the app wrote an error record instead of an output: {text}"
+                report.error = f"the app wrote an error record instead of an output: " \
+                               f"{record.decode('utf-8', 'replace')}"
                 return report
-            if elapsed > timeout:
-                report.error = (f"no output after {timeout:.0f} s: is the app running and listening to container "
-                                f"{src.container!r} on this storage account?")
-                return report
-            if progress and elapsed >= next_note:
-                progress(f"  still waiting for {report.output} ({elapsed:.0f} s)")
-                next_note += 5.0
-            time.sleep(0.05 if elapsed < 2 else 0.25)
-        report.latency_ms = (time.perf_counter() - started) * 1000
-        _judge(report, expected, body)
-        if not keep:
-            for blob in (in_blob, out_blob):
-                try:
-                    blob.delete_blob()
-                except ResourceNotFoundError:
-                    pass
-        return report
+            _judge(report, expected, body)
+            if not keep:
+                _delete(in_blob, out_blob, stamp_blob)
+            return report
     except AzureError as e:
         raise _storage_error(service, e) from None
+
+
+def _wait_for_answer(out_blob: Any, err_blob: Any, report: TestReport, *, started: float, timeout: float,
+                     progress: Progress | None) -> tuple[bytes | None, bytes | None]:
+    """(output, error record): whichever the app writes first; (None, None) after ``timeout``."""
+    next_note = time.perf_counter() - started + 5.0
+    while True:
+        elapsed = time.perf_counter() - started
+        try:
+            return out_blob.download_blob().readall(), None
+        except ResourceNotFoundError:
+            pass
+        try:
+            return None, err_blob.download_blob().readall()
+        except ResourceNotFoundError:
+            pass
+        if elapsed > timeout:
+            return None, None
+        if progress and elapsed >= next_note:
+            progress(f"  still waiting for {report.output} ({elapsed:.0f} s)")
+            next_note += 5.0
+        time.sleep(0.05 if elapsed < 2 else 0.25)
+
+
+def _read_stamp(stamp_blob: Any, *, started: float, timeout: float) -> str | None:
+    """The deployment id stamped beside an answer (the host writes it with the answer; allow it a moment)."""
+    grace = time.perf_counter() + 5.0
+    while True:
+        try:
+            data = json.loads(stamp_blob.download_blob().readall())
+            if not isinstance(data, dict):
+                return None
+            return str(data.get("deployment") or "") or None
+        except ResourceNotFoundError:
+            pass
+        except ValueError:
+            return None
+        now = time.perf_counter()
+        if now > grace or now - started > timeout:
+            return None
+        time.sleep(0.05)
+
+
+def _delete(*blobs: Any) -> None:
+    for blob in blobs:
+        try:
+            blob.delete_blob()
+        except ResourceNotFoundError:
+            pass
 
 
 def _post(report: TestReport, url: str, *, timeout: float, **kwargs: object) -> httpx.Response | None:
@@ -266,15 +325,32 @@ def _post(report: TestReport, url: str, *, timeout: float, **kwargs: object) -> 
     return resp
 
 
-def run_http_test(project: Project, url: str, *, key: str | None = None, timeout: float = 60.0) -> TestReport:
+def run_http_test(project: Project, url: str, *, key: str | None = None, timeout: float = 60.0,
+                  deployment: str | None = None, progress: Progress | None = None) -> TestReport:
+    """POST the sample to ``url``. ``deployment``: only an answer whose ``x-modelfunc-deployment`` header names
+    it counts; an answer from anything else (the previous image) is set aside and the request sent again."""
     expected = load_expected(project)
     report = TestReport(False, "http", url, str(project.sample_input.relative_to(project.root)),
                         tolerance=project.config.samples.tolerance, expected=expected)
     headers = {"content-type": "application/json"}
     if key:
         headers["x-functions-key"] = key
-    resp = _post(report, url, timeout=timeout, content=project.sample_input.read_bytes(), headers=headers)
-    return report if resp is None else _judge(report, expected, resp.content)
+    started = time.perf_counter()
+    while True:
+        resp = _post(report, url, timeout=timeout, content=project.sample_input.read_bytes(), headers=headers)
+        if resp is None:
+            return report
+        report.deployment = resp.headers.get(DEPLOYMENT_HEADER) or None
+        if not deployment or report.deployment == deployment:
+            return _judge(report, expected, resp.content)
+        who = report.deployment or "an app that names no deployment"
+        if time.perf_counter() - started >= timeout:
+            report.error = f"the answer came from {who}, not from deployment {deployment}: the previous image " \
+                           "is still answering"
+            return report
+        if progress:
+            progress(f"  answered by {who}, not {deployment}; asking again")
+        time.sleep(min(2.0, max(timeout - (time.perf_counter() - started), 0)))
 
 
 def run_invoke_test(project: Project, host_url: str, function_name: str, *, timeout: float = 60.0) -> TestReport:
@@ -299,28 +375,29 @@ def run_invoke_test(project: Project, host_url: str, function_name: str, *, time
 def round_trip(project: Project, *, connection_string: str | None = None, url: str | None = None,
                 function_key: str | None = None, host_url: str | None = None, timeout: float = 60.0,
                 keep: bool = False, progress: Progress | None = None, account_url: str | None = None,
-                credential: Any = None) -> TestReport:
+                credential: Any = None, deployment: str | None = None) -> TestReport:
     """The round trip the project's trigger calls for. ``host_url`` (a local host) also gives the HTTP URL.
 
     Blob trigger: ``account_url`` + ``credential`` (a TokenCredential) reach the storage by identity
-    instead of a connection string.
+    instead of a connection string. ``deployment``: only answers from that deployment count (blob and HTTP).
     """
     trigger = project.trigger
     if trigger.type == "blob" and account_url:
         return run_blob_test(project, None, timeout=timeout, keep=keep, progress=progress, account_url=account_url,
-                             credential=credential)
+                             credential=credential, deployment=deployment)
     if trigger.type == "blob":
         conn = connection_string or os.environ.get(trigger.connection)
         if not conn:
             raise ConfigError(f"no storage connection string: give one (--connection-string or "
                               f"MODELFUNC_CONNECTION_STRING), or set the trigger's setting {trigger.connection}")
-        return run_blob_test(project, conn, timeout=timeout, keep=keep, progress=progress)
+        return run_blob_test(project, conn, timeout=timeout, keep=keep, progress=progress, deployment=deployment)
     if trigger.type == "http":
         url = url or (f"{host_url.rstrip('/')}/api/{trigger.route}" if host_url else None)
         if not url:
             raise ConfigError(f"the HTTP trigger is tested with a request: give the function URL, e.g. "
                               f"http://<host>/api/{trigger.route}")
-        return run_http_test(project, url, key=function_key, timeout=timeout)
+        return run_http_test(project, url, key=function_key, timeout=timeout, deployment=deployment,
+                             progress=progress)
     if not host_url:
         raise ConfigError("no Service Bus emulator exists offline: give the base URL of `modelfunc serve` to "
                           "invoke the function through its admin API")

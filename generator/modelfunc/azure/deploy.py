@@ -51,6 +51,7 @@ from ..appgen import FUNCTION_NAMES
 from ..blobpath import BlobPath
 from ..config import Project
 from ..errors import DeployError, OptionError
+from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING, STAMP_CONTAINER
 from . import credentials, facts
 from .clients import Clients, PipelineSettings, arm_call
 from .engine import Change, Plan, Progress, Run, _quiet
@@ -150,7 +151,12 @@ def _containers(project: Project) -> list[str]:
     if trigger.type != "blob":
         return []
     paths = (trigger.input_path, trigger.output_path, trigger.error_path)
-    return list(dict.fromkeys(BlobPath.parse(p).container for p in paths))
+    return [*dict.fromkeys(BlobPath.parse(p).container for p in paths), STAMP_CONTAINER]
+
+
+def deployment_id(image: str) -> str:
+    """The id a deployment's answers carry: the image's digest (``sha256:…``; a Flex package's likewise)."""
+    return image.rsplit("@", 1)[-1]
 
 
 UNKNOWN_CLIENT_ID = "(the identity's client id, once created)"
@@ -171,6 +177,8 @@ def desired_settings(project: Project, names: Names, trigger_account: str, optio
         "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
         "AzureWebJobsStorage__accountName": names.host_storage,
         **facts.identity_connection("AzureWebJobsStorage", client),
+        # A new one for a new site; an existing site keeps its own (see _Deployer.app_settings).
+        facts.MACHINE_KEY_SETTING: facts.new_machine_key(),
     }
     if registry:
         settings[facts.REGISTRY_URL_SETTING] = f"https://{registry}"
@@ -191,7 +199,7 @@ def sticky_settings(project: Project, names: Names) -> list[str]:
     """Settings that stay with their slot on a swap: each slot listens to its own trigger storage, and keeps
     its own host ID when the derived ones would collide (see :func:`facts.host_ids_collide`)."""
     trigger = project.trigger
-    sticky = []
+    sticky = [facts.MACHINE_KEY_SETTING]
     if trigger.type == "blob":
         sticky += [f"{trigger.connection}__blobServiceUri", f"{trigger.connection}__queueServiceUri"]
     if names.slot and facts.host_ids_collide(names.app, names.slot):
@@ -543,6 +551,8 @@ class _Deployer:
         else:
             found = _get(web.web_apps.list_application_settings, self.rg, self.names.app, what=what)
         current = dict((found.properties if found else None) or {})
+        if current.get(facts.MACHINE_KEY_SETTING):  # the host's stored keys are protected with it: keep it
+            desired = {**desired, facts.MACHINE_KEY_SETTING: current[facts.MACHINE_KEY_SETTING]}
         merged, changed = self.run.settings_diff(target, current, desired)
         if not changed:
             self.run.step(what, "unchanged")
@@ -553,6 +563,21 @@ class _Deployer:
         added = sum(1 for s in self.run.plan.settings if s.target == target and s.action in ("add", "change"))
         self.run.step(what, "update", fn, detail=f"{added} set, others kept")
         return merged
+
+    def stamp(self, slot: str, desired: dict[str, str], image: Image, *, slot_created: bool) -> None:
+        """Name the deployment in the slot's settings — only now that the slot runs its image, so a container
+        that answers with this id runs this image — and make the host list its functions again."""
+        settings = {**desired, DEPLOYMENT_SETTING: deployment_id(image.reference)}
+        if self.run.dry_run and slot_created:  # nothing to read yet: the slot is only planned
+            target = f"{self.names.app} slot {slot}"
+            self.run.settings_diff(target, desired, settings)
+            self.run.step(f"app settings of {target}", "update", None, detail="the deployment id, after the image")
+        else:
+            self.app_settings(slot, settings)
+        web = self.c.web.web_apps
+        self.run.step(f"function triggers of {self.names.app} slot {slot}", "update",
+                      lambda: web.sync_function_triggers_slot(self.rg, self.names.app, slot),
+                      detail="sync: ARM's function list is a cache the host fills")
 
     # ---- readiness
 
@@ -682,7 +707,7 @@ def _reconcile(d: _Deployer) -> SlotDeployment:
     d.slot_config_names()
     # Settings swap with the slot (all but the sticky ones): the slot carries production's own settings
     # (e.g. one added by hand), so that a swap never takes them out of production.
-    ours = set(prod_desired) | set(sticky_settings(d.project, names))
+    ours = set(prod_desired) | set(sticky_settings(d.project, names)) | {DEPLOYMENT_SETTING}
     carry = {k: v for k, v in prod_settings.items() if k not in ours}
 
     slot_desired = {**d.desired(slot, names.slot_trigger_storage), **carry}
@@ -698,6 +723,7 @@ def _reconcile(d: _Deployer) -> SlotDeployment:
         run.plan.notes.append(f"production already runs {d.image.reference}: nothing to test or swap")
     else:
         d.container(slot, image=image)
+        d.stamp(slot, slot_desired, d.image, slot_created=slot_created)
     return SlotDeployment(
         names.subscription_id, names.resource_group, names.app, slot, d.image.reference,
         _host_url(prod), _host_url(slot_site),
@@ -777,9 +803,10 @@ def test_slot(project: Project, deployment: SlotDeployment, *, credential: Token
     from ..blobtest import round_trip
 
     trigger = project.trigger
+    answered_by = deployment_id(deployment.image)  # only an answer from this image counts
     if trigger.type == "blob":
         return round_trip(project, account_url=deployment.trigger_account_url, credential=credential,
-                          timeout=timeout, progress=progress)
+                          timeout=timeout, progress=progress, deployment=answered_by)
     if trigger.type == "http":
         key = None
         if trigger.auth_level != "anonymous":
@@ -794,7 +821,7 @@ def test_slot(project: Project, deployment: SlotDeployment, *, credential: Token
             finally:
                 clients.close()
         return round_trip(project, url=f"{deployment.slot_url}/api/{trigger.route}", function_key=key,
-                          timeout=timeout, progress=progress)
+                          timeout=timeout, progress=progress, deployment=answered_by)
     raise OptionError("a Service Bus trigger cannot be round-tripped in Azure yet (no test queue is provisioned)",
                       field="no-test", hint="pass --no-test (the image's self-test still ran) or --no-swap")
 

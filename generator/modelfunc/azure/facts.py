@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 
 # ---------------------------------------------------------------------------------------------- roles
 # Names as the built-in roles reference spells them:
@@ -64,6 +65,19 @@ def identity_connection(connection: str, client_id: str) -> dict[str, str]:
 # portal shows it): https://learn.microsoft.com/cli/azure/functionapp/config/container#az-functionapp-config-container-set
 REGISTRY_URL_SETTING = "DOCKER_REGISTRY_SERVER_URL"
 
+# The key the Functions host protects the function keys it stores with (AzureWebEncryptionKey, else this, else
+# the platform's WEBSITE_AUTH_ENCRYPTION_KEY). `az functionapp create` sets a random one on a Linux app
+# (azure-cli, appservice/custom.py create_functionapp); modelfunc does the same, once per slot, keeps it on
+# every later deploy, and makes it sticky: a slot's stored keys stay readable by the host that wrote them.
+# https://learn.microsoft.com/azure/app-service/reference-app-settings (MACHINEKEY_DecryptionKey)
+MACHINE_KEY_SETTING = "MACHINEKEY_DecryptionKey"
+
+
+def new_machine_key() -> str:
+    """A random key as the CLI makes one: 32 random bytes, upper-case hex."""
+    return secrets.token_hex(32).upper()
+
+
 # ------------------------------------------------------------------------------------------- host ids
 # The Functions host derives its host ID from the site name (a slot's site name is "<app>-<slot>"),
 # lower-cased and cut to 32 characters; two hosts with one ID on one storage account make the v4 host
@@ -100,3 +114,38 @@ def explicit_host_id(app: str, slot: str | None) -> str:
 # https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#considerations)
 TIERS_WITH_SLOTS = frozenset({"Standard", "Premium", "PremiumV2", "PremiumV3", "PremiumV4", "ElasticPremium",
                               "Isolated", "IsolatedV2"})
+
+
+# ------------------------------------------------------------------------- zip deploy (Flex, OneDeploy)
+# POST https://<scm host>/api/publish answers 202 Accepted while Kudu deploys in the background: its Location
+# names the status (/api/deployments/latest?deployer=...), a Flex app's Kudu also answers the deployment id in the
+# body. The deployment's record, GET /api/deployments/<id>, carries "status" (Kudu's DeployStatus) and
+# "status_text", "progress", "complete", "log_url". Sources: projectkudu/kudu PushDeploymentController
+# (PushDeployAsync: 202 + Location + Retry-After), and azure-cli 2.91 appservice/custom.py enable_zip_deploy_flex
+# ("Deployment endpoint responded with status code %d for deployment id %s") with
+# _check_zip_deployment_status_flex, which reads these codes: 4 success; 3 failed; 5 cancelled because another
+# deployment is in progress; 6 partially successful; -1 cancelled. 0-2 are Pending, Building, Deploying
+# (azure-functions-core-tools DeployStatus, KuduLiteDeploymentHelpers.WaitForFlexDeployment).
+KUDU_STATUS_NAMES = {-1: "Cancelled", 0: "Pending", 1: "Building", 2: "Deploying", 3: "Failed", 4: "Success",
+                     5: "Conflict", 6: "PartialSuccess"}
+KUDU_SUCCESS = 4
+KUDU_FAILURES = frozenset({-1, 3, 5, 6})
+KUDU_DEPLOYMENT_ID_HEADER = "SCM-DEPLOYMENT-ID"  # Kudu's Constants.ScmDeploymentIdHeader (PushDeployAsync)
+
+# A role assignment takes minutes to apply: "it can take up to 10 minutes for changes to take effect"
+# (https://learn.microsoft.com/azure/role-based-access-control/troubleshooting, "Role assignment changes are not
+# being detected"). The Flex app's Kudu uploads the package to the deployment container with the app's identity,
+# whose Storage Blob Data Owner was granted moments before: Azure Storage answers 403 "This request is not
+# authorized to perform this operation" until it applies (seen as a failed deployment in
+# https://github.com/Azure/azure-functions-core-tools/issues/4346). Retried up to this bound.
+ROLE_PROPAGATION_SECONDS = 600.0
+
+# Event Grid validates a webhook when its subscription is created; while the app's blobs extension endpoint
+# (/runtime/webhooks/blobs) does not answer yet, the create fails with code "Url validation": "Webhook validation
+# handshake failed for https://<app>.azurewebsites.net/runtime/webhooks/blobs. Http POST request failed with
+# response code Unknown. For troublehooting, visit https://aka.ms/esvalidation." (their spelling; quoted in
+# https://github.com/MicrosoftDocs/azure-docs/issues/107285 and https://github.com/Azure/azure-cli/issues/27768;
+# https://learn.microsoft.com/azure/event-grid/troubleshoot-subscription-validation: "If that validation
+# handshake doesn't complete, subscription creation fails"). Retried up to this bound once the app is healthy.
+EVENTGRID_VALIDATION_FAILED = "Url validation"
+WEBHOOK_VALIDATION_SECONDS = 300.0

@@ -3,8 +3,10 @@
 The same app :func:`modelfunc.appgen.render` writes, with its dependencies vendored for the Functions
 platform into ``.python_packages/lib/site-packages`` (pip, wheels for linux/amd64 and the project's
 Python), zipped deterministically, and published to the scm endpoint's ``/api/publish`` (OneDeploy)
-with the deploying credential. A blob trigger is switched to ``source=EventGrid`` (Flex Consumption
-does not poll containers) and gets its Event Grid system topic and subscription.
+with the deploying credential, and the deployment followed on Kudu to its end (a 403 while the app's new
+storage role propagates is retried). A blob trigger is switched to ``source=EventGrid`` (Flex Consumption
+does not poll containers) and gets its Event Grid system topic and subscription, created once the app is
+healthy and retried while Event Grid's validation handshake fails. Sources: facts.py ("zip deploy").
 
 Read before write as everywhere: the package's SHA-256 is kept in the app setting
 ``MODELFUNC_PACKAGE_SHA256``; an unchanged package is not uploaded again.
@@ -18,14 +20,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
 from azure.core.rest import HttpRequest
 from azure.mgmt.eventgrid.models import (
@@ -52,6 +58,7 @@ from ..appgen import FUNCTION_NAMES, render
 from ..blobpath import BlobPath
 from ..config import Project
 from ..errors import DeployError
+from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING
 from . import credentials, facts
 from .clients import PipelineSettings, arm_call
 from .deploy import (
@@ -124,21 +131,149 @@ def scm_host(site: Any) -> str:
     return f"{first}.scm.{rest}"
 
 
-def publish(archive: Path, app_name: str, *, credential: TokenCredential, settings: PipelineSettings,
-            timeout: float, host: str) -> None:
-    """OneDeploy: POST the zip to https://<scm host>/api/publish (azure-core pipeline)."""
+def _backoff(attempt: int) -> float:
+    """10, 20, 40, 60, 60, ... seconds."""
+    return float(min(10 * 2 ** (attempt - 1), 60))
+
+
+def _scm_client(host: str, credential: TokenCredential, settings: PipelineSettings) -> PipelineClient:
     retry = RetryPolicy(retry_total=settings.retry_total, retry_backoff_factor=settings.retry_backoff_factor,
                         retry_backoff_max=settings.retry_backoff_max)
-    base = f"https://{host}"
     scope = settings.cloud.arm_scope if settings.cloud is not None else credentials.ARM_SCOPE
-    client = PipelineClient(base, policies=[retry, BearerTokenCredentialPolicy(credential, scope)],
-                            **({"transport": settings.transport} if settings.transport is not None else {}))
-    request = HttpRequest("POST", f"{base}/api/publish", params={"type": "zip", "RemoteBuild": "false"},
-                          headers={"Content-Type": "application/zip"}, content=archive.read_bytes())
-    response = client.send_request(request, connection_timeout=30, read_timeout=timeout)
-    if response.status_code not in (200, 202):
-        raise DeployError(f"the zip deploy to {app_name} was answered {response.status_code}",
-                          hint="the signed-in principal needs Website Contributor (or Contributor) on the app")
+    return PipelineClient(f"https://{host}", policies=[retry, BearerTokenCredentialPolicy(credential, scope)],
+                          **({"transport": settings.transport} if settings.transport is not None else {}))
+
+
+def _deployment_id(response: Any) -> str | None:
+    """The deployment id a 202 names: Kudu's SCM-DEPLOYMENT-ID header, else the body a Flex app answers."""
+    header = response.headers.get(facts.KUDU_DEPLOYMENT_ID_HEADER)
+    if header:
+        return str(header)
+    try:
+        text = response.text().strip().strip('"')
+    except Exception:  # noqa: BLE001 - no readable body: no id
+        return None
+    return text if re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", text) else None
+
+
+def _status_url(response: Any, base: str, deployment_id: str | None) -> str:
+    if deployment_id:
+        return f"{base}/api/deployments/{deployment_id}"
+    location = urljoin(f"{base}/", response.headers.get("Location") or "")
+    if urlsplit(location).hostname == urlsplit(base).hostname and urlsplit(location).path.startswith("/api/"):
+        return location  # never another host: the request carries the deploying credential
+    return f"{base}/api/deployments/latest"
+
+
+def _forbidden(result: dict[str, Any]) -> bool:
+    """A failed deployment whose text says storage refused the app's identity (a role not applied yet)."""
+    text = " ".join(str(result.get(k) or "") for k in ("status_text", "progress", "message")).lower()
+    return "403" in text or "forbidden" in text or "not authorized" in text
+
+
+def publish(archive: Path, app_name: str, *, credential: TokenCredential, settings: PipelineSettings,
+            timeout: float, host: str, progress: Progress = _quiet, sleep: Callable[[float], None] = time.sleep,
+            clock: Callable[[], float] = time.monotonic, poll_interval: float = 5.0) -> str:
+    """OneDeploy: POST the zip to https://<scm host>/api/publish and follow the deployment to its end.
+
+    Returns the deployment id. The 202 is polled (see facts.KUDU_STATUS_NAMES) with progress until Kudu says
+    success, failure, or ``timeout`` passes. A 403 — on the POST, or as a failed deployment whose text says
+    storage refused — is retried with backoff for up to facts.ROLE_PROPAGATION_SECONDS (the app's identity got its
+    role on the deployment container moments ago).
+    """
+    base = f"https://{host}"
+    client = _scm_client(host, credential, settings)
+    started = clock()
+    deadline = started + timeout
+    forbidden_until = started + min(timeout, facts.ROLE_PROPAGATION_SECONDS)
+    attempt = 0
+    try:
+        while True:
+            request = HttpRequest("POST", f"{base}/api/publish", params={"type": "zip", "RemoteBuild": "false"},
+                                  headers={"Content-Type": "application/zip"}, content=archive.read_bytes())
+            response = client.send_request(request, connection_timeout=30, read_timeout=timeout)
+            reason = ""
+            if response.status_code == 403:
+                reason = "answered 403"
+            elif response.status_code == 200:  # Kudu ran it synchronously (RanSynchronously)
+                return _deployment_id(response) or "latest"
+            elif response.status_code != 202:
+                raise DeployError(f"the zip deploy to {app_name} was answered {response.status_code}"
+                                  + (" (another deployment is in progress)" if response.status_code == 409 else ""),
+                                  hint="the signed-in principal needs Website Contributor (or Contributor) on the "
+                                       f"app; deployments: {base}/api/deployments")
+            else:
+                deployment_id = _deployment_id(response)
+                url = _status_url(response, base, deployment_id)
+                result = _follow(client, url, app_name, progress=progress, sleep=sleep, clock=clock,
+                                 deadline=deadline, timeout=timeout, poll_interval=poll_interval)
+                deployment_id = str(result.get("id") or deployment_id or "latest")
+                status = result.get("status")
+                if status == facts.KUDU_SUCCESS:
+                    progress(f"    package of {app_name}: deployed (deployment {deployment_id})")
+                    return deployment_id
+                log_url = result.get("log_url") or f"{base}/api/deployments/{deployment_id}/log"
+                name = facts.KUDU_STATUS_NAMES.get(status, str(status)) if isinstance(status, int) else str(status)
+                text = result.get("status_text") or result.get("progress") or ""
+                if not _forbidden(result):
+                    raise DeployError(f"the zip deploy to {app_name} failed: Kudu deployment {deployment_id} "
+                                      f"ended {name}" + (f" ({text})" if text else ""),
+                                      hint=f"read its log: {log_url}")
+                reason = f"failed: storage refused the app's identity ({text or name}); log {log_url}"
+            attempt += 1
+            wait = _backoff(attempt)
+            if clock() + wait > forbidden_until:
+                raise DeployError(f"the zip deploy to {app_name} {reason}, still after "
+                                  f"{clock() - started:.0f} s and {attempt} attempt(s)",
+                                  hint="a 403 right after the roles were granted is their propagation (minutes); "
+                                       "past that: the deploying principal needs Website Contributor (or "
+                                       "Contributor) on the app, and the app's identity Storage Blob Data Owner "
+                                       "on the deployment container's account. Deploy again.")
+            progress(f"    package of {app_name}: the zip deploy {reason}; a role granted moments ago takes "
+                     f"minutes to apply: retry {attempt} in {wait:.0f} s")
+            sleep(wait)
+    finally:
+        if settings.transport is None:  # a transport the caller gave stays theirs
+            client.close()
+
+
+def _follow(client: PipelineClient, url: str, app_name: str, *, progress: Progress, sleep: Callable[[float], None],
+            clock: Callable[[], float], deadline: float, timeout: float, poll_interval: float) -> dict[str, Any]:
+    """Poll Kudu's deployment record until it is complete; returns it (success or failure)."""
+    last = ""
+    started = clock()
+    while True:
+        response = client.send_request(HttpRequest("GET", url), connection_timeout=30, read_timeout=60)
+        result: dict[str, Any] = {}
+        if response.status_code == 200:
+            try:
+                loaded = response.json()
+            except ValueError:
+                loaded = None
+            result = loaded if isinstance(loaded, dict) else {}
+        elif response.status_code in (401, 403):
+            raise DeployError(f"the deployment status of {app_name} was answered {response.status_code}",
+                              hint=f"the signed-in principal needs Website Contributor (or Contributor) on the app; "
+                                   f"status: {url}")
+        # 202/404: the record is not visible yet; keep polling
+        status = result.get("status")
+        if status == facts.KUDU_SUCCESS or status in facts.KUDU_FAILURES:
+            return result
+        if result.get("complete") is True and status is not None:
+            return result
+        name = facts.KUDU_STATUS_NAMES.get(status, "Pending") if isinstance(status, int) or status is None \
+            else str(status)
+        text = result.get("status_text") or result.get("progress") or ""
+        note = name + (f": {text}" if text and text != name else "")
+        elapsed = clock() - started
+        if note != last:
+            progress(f"    package of {app_name}: {note} ({elapsed:.0f} s)")
+            last = note
+        if clock() > deadline:
+            raise DeployError(f"the zip deploy to {app_name} did not finish within {timeout:.0f} s (Kudu says: "
+                              f"{note})", hint=f"follow it at {url}; raise --timeout; deploying again re-sends "
+                                                "the package")
+        sleep(poll_interval)
 
 
 def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCredential,
@@ -219,11 +354,13 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
             if changed_package:
                 run.step(f"package of {names.app}", "update", lambda: publish(
                     archive, names.app, credential=credential, settings=settings, timeout=options.timeout,
-                    host=scm_host(site)),
+                    host=scm_host(site), progress=progress, sleep=run.sleep, clock=run.clock,
+                    poll_interval=settings.polling_interval),
                     detail=f"zip deploy, sha256 {digest[:12]}")
             else:
                 run.step(f"package of {names.app}", "unchanged", detail=f"sha256 {digest[:12]}")
             desired[PACKAGE_SETTING] = digest
+            desired[DEPLOYMENT_SETTING] = f"sha256:{digest}"  # written after the package: see deploy.stamp
             merged, changed = run.settings_diff(names.app, current, desired)
             run.step(f"app settings of {names.app}", "update" if changed else "unchanged",
                      (lambda: web.update_application_settings(d.rg, names.app, StringDictionary(properties=merged)))
@@ -276,13 +413,12 @@ def _event_subscription(d: _Deployer, project: Project, site: Any) -> None:
             run.step(what, "unchanged")
             return
 
-    def create() -> Any:
+    def attempt() -> Any:
         with arm_call(f"read the blobs extension key of {names.app}"):
             keys = d.c.web.web_apps.list_host_keys(d.rg, names.app)
         key = (keys.system_keys or {}).get("blobs_extension")
         if not key:
-            raise DeployError(f"{names.app} has no blobs_extension key yet (the host has not indexed the blob "
-                              "trigger)", hint="deploy again in a minute")
+            raise _NotYet(f"{names.app} has no blobs_extension key yet (the host has not indexed the blob trigger)")
         # The URL carries the key: it goes to Event Grid only, never to a log or the plan.
         url = f"{base_url}?functionName=Host.Functions.{function}&code={key}"
         body = EventSubscription(
@@ -290,7 +426,63 @@ def _event_subscription(d: _Deployer, project: Project, site: Any) -> None:
             filter=EventSubscriptionFilter(subject_begins_with=subject,
                                            included_event_types=["Microsoft.Storage.BlobCreated"]),
             event_delivery_schema="EventGridSchema")
-        return run.wait(eventgrid.system_topic_event_subscriptions.begin_create_or_update(
-            d.rg, topic_name, sub_name, body), what)
+        try:
+            return run.wait(eventgrid.system_topic_event_subscriptions.begin_create_or_update(
+                d.rg, topic_name, sub_name, body), what)
+        except (HttpResponseError, DeployError) as e:
+            if _validation_failed(e):
+                shown = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]  # the SDK repeats it below
+                raise _NotYet(f"Event Grid's validation handshake with {base_url} failed ({_redact(shown)})") from None
+            raise
+
+    def create() -> Any:
+        """Once the app is healthy; retried while Event Grid cannot validate the webhook (facts.EVENTGRID_...)."""
+        started = run.clock()
+        bound = min(run.timeout, facts.WEBHOOK_VALIDATION_SECONDS)
+        tries = 0
+        while True:
+            try:
+                return attempt()
+            except _NotYet as e:
+                tries += 1
+                wait = _backoff(tries)
+                if run.clock() - started + wait > bound:
+                    raise DeployError(f"{what}: {e} — still after {run.clock() - started:.0f} s and {tries} "
+                                      "attempt(s)", hint=f"the blob extension endpoint of {names.app} did not answer "
+                                      "Event Grid; check the app runs and lists its blob function, then deploy "
+                                      "again (https://learn.microsoft.com/azure/event-grid/"
+                                      "troubleshoot-subscription-validation)") from None
+                run.progress(f"    {what}: {e}; the app's blob extension endpoint may not be up yet: retry {tries} "
+                             f"in {wait:.0f} s")
+                run.sleep(wait)
 
     run.step(what, "create" if existing is None else "update", create, detail=f"BlobCreated in {container}/")
+
+
+class _NotYet(Exception):
+    """The webhook cannot be subscribed yet (no blobs_extension key, or Event Grid's validation failed)."""
+
+
+def _text(e: Exception) -> str:
+    """Everything an error says (message, ARM error code, response body): to recognise it, not to show it."""
+    parts = [getattr(e, "message", None) or str(e)]
+    error = getattr(e, "error", None)
+    if error is not None:
+        parts += [str(getattr(error, "code", "") or ""), str(getattr(error, "message", "") or "")]
+    response = getattr(e, "response", None)
+    if response is not None:
+        try:
+            parts.append(response.text())
+        except Exception:  # noqa: BLE001 - a body that cannot be read adds nothing
+            pass
+    return " ".join(p for p in parts if p)
+
+
+def _validation_failed(e: Exception) -> bool:
+    text = _text(e).lower()
+    return facts.EVENTGRID_VALIDATION_FAILED.lower() in text or "validation handshake" in text
+
+
+def _redact(text: str) -> str:
+    """A message as it may be shown: a webhook URL's key masked, one line, bounded."""
+    return re.sub(r"(code=)[^&\s\"']+", r"\1***", " ".join(text.split()))[:400]

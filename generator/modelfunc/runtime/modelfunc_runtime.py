@@ -52,6 +52,16 @@ logger = logging.getLogger("modelfunc.runtime")
 cache_logger = logging.getLogger("modelfunc.cache")
 
 INIT_TIMEOUT_S = float(os.environ.get("MODELFUNC_INIT_TIMEOUT", "600"))
+# Which deployment answered: the deploy sets this app setting (the image digest) only after the slot runs that
+# image, and every answer carries it — an HTTP header, a stamp blob beside a blob answer — so a test can refuse
+# an answer from a container that still runs the previous image.
+DEPLOYMENT_SETTING = "MODELFUNC_DEPLOYMENT_ID"
+DEPLOYMENT_HEADER = "x-modelfunc-deployment"
+STAMP_CONTAINER = "modelfunc-stamps"  # a blob answer's stamp: <this container>/<output container>/<output name>
+
+
+def deployment_id() -> str:
+    return os.environ.get(DEPLOYMENT_SETTING, "").strip()
 # The cache's knobs, as app settings (the defaults suit Azure Cache for Redis in the app's region).
 CACHE_TIMEOUT_S = float(os.environ.get("MODELFUNC_CACHE_TIMEOUT_MS", "250")) / 1000
 CACHE_MAX_VALUE_BYTES = int(os.environ.get("MODELFUNC_CACHE_MAX_VALUE_BYTES", str(1024 * 1024)))
@@ -659,10 +669,14 @@ class EntryScript:
                               query=query, url=req.url)
         headers = dict(outcome.headers)
         mimetype = headers.pop("content-type", None)
+        deployment = deployment_id()
+        if deployment:
+            headers[DEPLOYMENT_HEADER] = deployment
         return func.HttpResponse(body=outcome.body, status_code=outcome.status, headers=headers, mimetype=mimetype)
 
-    def handle_blob(self, blob: Any, output: Any, error: Any) -> Outcome:
-        """A blob trigger invocation: the result goes to ``output``, a failure to ``error`` (never raised)."""
+    def handle_blob(self, blob: Any, output: Any, error: Any, stamp: Any = None) -> Outcome:
+        """A blob trigger invocation: the result goes to ``output``, a failure to ``error`` (never raised);
+        ``stamp`` (when the deployment has an id) gets which deployment answered."""
         data = blob.read()
         name = getattr(blob, "name", None) or "blob"
         props = getattr(blob, "blob_properties", None) or {}
@@ -684,6 +698,9 @@ class EntryScript:
             logger.error("Scoring blob %s failed (status %s, error id %s); wrote an error record",
                          name, outcome.status, outcome.error_id)
             error.set(json.dumps(record, indent=2).encode())
+        deployment = deployment_id()
+        if stamp is not None and deployment:
+            stamp.set(json.dumps({"deployment": deployment, "blob": name, "status": outcome.status}).encode())
         return outcome
 
     def handle_message(self, msg: Any, output: Any) -> Outcome:
