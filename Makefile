@@ -4,9 +4,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+VENV_AZ ?= .venv-az
 EXAMPLE ?= examples/diabetes-blob
 
-.PHONY: setup demo test bench bench-image bench-cache lint clean
+.PHONY: setup demo test bench bench-image bench-cache lint clean azure-rehearsal
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,14 @@ node_modules/.bin/azurite: package.json package-lock.json | .system-deps
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: .system-deps $(VENV)/.installed-test node_modules/.bin/azurite
+# The Azure CLI (azure-cli from PyPI), in a venv of its own: it pins azure-mgmt versions that conflict with
+# modelfunc's. tests/test_azure_parity.py runs Microsoft's recipe with it against the ARM fake.
+$(VENV_AZ)/bin/az:
+	$(PYTHON) -m venv $(VENV_AZ)
+	$(VENV_AZ)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_AZ)/bin/python -m pip install --quiet azure-cli==2.91.0  # the version docs/azure-parity.md was made with
+
+setup: .system-deps $(VENV)/.installed-test node_modules/.bin/azurite $(VENV_AZ)/bin/az
 
 ## The main job on the local default: package the example, start Azurite and the
 ## local host, upload the sample blob and check the output.
@@ -37,7 +45,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check generator tests benchmarks examples template scripts
+	$(BIN)/ruff check generator tests benchmarks examples template scripts dev
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/zizmor --offline --no-progress action.yml .github/workflows
@@ -59,5 +67,11 @@ bench-cache: setup $(VENV)/.installed-bench
 	mkdir -p build
 	$(BIN)/python benchmarks/cache_bench.py --json build/cache-bench.json
 
+## The Azure path step by step (first deploy, unchanged redeploy, new image, failed deploy, destroy) for each
+## trigger, against the HTTPS ARM + Azure AD fake on 127.0.0.1: requests, writes and state per step.
+azure-rehearsal: $(VENV)/.installed-test
+	mkdir -p build
+	$(BIN)/python dev/azure_rehearsal.py --json build/azure-rehearsal.json
+
 clean:
-	rm -rf $(VENV) node_modules build .system-deps
+	rm -rf $(VENV) $(VENV_AZ) node_modules build .system-deps

@@ -232,3 +232,21 @@ def test_a_named_cloud_takes_its_entry_from_the_list_arm_answers() -> None:
         clouds.for_options("AzureUSGovernment", "https://127.0.0.1:1/")
     assert e.value.field == "arm-endpoint"
     clouds.clear_cache()
+
+
+def test_the_rehearsal_runs_every_step_for_a_trigger(tmp_path: Path) -> None:
+    """`make azure-rehearsal` (dev/azure_rehearsal.py), one trigger: every step does what it should."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "rehearsal.json"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "dev" / "azure_rehearsal.py"), "--trigger", "http", "--json",
+                           str(out)], capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert [r["step"] for r in results] == ["first deploy", "redeploy, nothing changed", "redeploy, new image",
+                                            "failed deploy (image lists no function)", "destroy"]
+    assert all(r["ok"] for r in results)
+    assert results[1]["writes"] == [] and results[3]["exit"] == 1
+    assert "5 passed, 0 failed" in proc.stdout
