@@ -31,16 +31,27 @@ def main() -> int:
     repository = github.get_input("image") or None
     registry = github.get_input("registry")
     if github.get_input("target") == "azure":  # push to the ACR with the signed-in identity: no password
-        from modelfunc.azure import clouds, credentials
+        from modelfunc.azure import DeployOptions, clouds, credentials
         from modelfunc.azure import registry as acr
+        from modelfunc.azure.clients import default_settings
+        from modelfunc.azure.options import resolve_names
 
         cloud = clouds.for_options(github.get_input("cloud") or None, github.get_input("arm-endpoint") or None)
         server = acr.login_server(registry, clouds.suffixes_for(cloud).acr_suffix)
         repository = repository or f"{server}/{project.name.lower()}"
+        credential = credentials.get_credential(
+            tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None,
+            cloud=cloud)
+        # A new user's first push: the registry is created (Basic, no admin user) when the subscription lacks it.
+        names = resolve_names(project, DeployOptions(
+            subscription_id=github.get_input("subscription-id"), app_name=github.get_input("app-name") or None,
+            resource_group=github.get_input("resource-group") or None, location=github.get_input("location") or None))
+        acr.ensure_registry(server, credential=credential, subscription_id=names.subscription_id,
+                            resource_group=names.resource_group, location=names.location, tags=names.tags,
+                            acr_suffix=clouds.suffixes_for(cloud).acr_suffix,
+                            settings=clouds.with_cloud(default_settings(), cloud), progress=progress)
         if not password:
-            username, password = acr.docker_credentials(server, credentials.get_credential(
-                tenant_id=github.get_input("tenant-id") or None, client_id=github.get_input("client-id") or None,
-                cloud=cloud), scope=clouds.suffixes_for(cloud).arm_scope)
+            username, password = acr.docker_credentials(server, credential, scope=clouds.suffixes_for(cloud).arm_scope)
             github.mask(password)
     with github.group(f"package {project.name}"):
         try:

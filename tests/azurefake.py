@@ -42,7 +42,7 @@ SUB = "11111111-2222-3333-4444-555555555555"
 REGISTRY_ID = f"/subscriptions/{SUB}/resourceGroups/shared-rg/providers/Microsoft.ContainerRegistry/registries/myreg"
 STORAGE_KEY = "c2VjcmV0LXN0b3JhZ2Uta2V5LW5ldmVyLXByaW50ZWQ="  # what listKeys answers: must never be printed
 ASYNC_TYPES = ("microsoft.storage/storageaccounts", "microsoft.web/serverfarms")
-READ_POSTS = ("/list", "/listkeys")
+READ_POSTS = ("/list", "/listkeys", "/checknameavailability")  # POSTs that only read
 BLOBS_KEY = "blobs-extension-key-SECRET-1414"  # the system key in an Event Grid webhook URL: never printed
 REGISTRY_PASSWORD = "acr-admin-password-SECRET-2718"  # the registry's admin password (listCredentials): never printed
 
@@ -138,6 +138,7 @@ class FakeArm:
         self.scm_faults: list[int] = []  # statuses POST /api/publish answers first (e.g. 403 while roles propagate)
         self.webhook_down = 0  # event subscription creates whose validation handshake fails (endpoint not up yet)
         self.restarts: list[str] = []  # sites restarted (POST .../restart)
+        self.names_taken_elsewhere: set[str] = set()  # global names (registry, storage, site) held by others
         # What ARM's function list shows per site: a cache the host fills when it starts (create, restart) or
         # when asked (POST syncfunctiontriggers), not live: after an image change it still names the old one's.
         self.listed_image: dict[str, str] = {}
@@ -220,6 +221,9 @@ class FakeArm:
             tier = (self.store.get(farm_id.lower(), {}).get("sku") or {}).get("tier")
             if tier:  # ARM shows the plan's tier on the site, read-only (az reads it to tell Flex apart)
                 props["sku"] = tier
+        if kind == "microsoft.containerregistry/registries":
+            props.setdefault("loginServer", f"{parts[-1].lower()}.azurecr.io")
+            props.setdefault("provisioningState", "Succeeded")
         if kind == "microsoft.storage/storageaccounts":
             props.setdefault("primaryEndpoints", {  # a StorageV2 account has all four services (az checks them)
                 service: f"https://{parts[-1]}.{service}.core.windows.net/" for service in ("blob", "queue", "table",
@@ -478,8 +482,11 @@ class FakeArm:
                                                                  "spendingLimit": "Off"}}]}
         if method == "POST" and low.endswith("/checknameavailability"):  # Storage and Web: names are global
             name = str((data or {}).get("name") or "").lower()
-            kind = "microsoft.web/sites" if "/microsoft.web/" in low else "microsoft.storage/storageaccounts"
+            kind = "microsoft.web/sites" if "/microsoft.web/" in low else \
+                "microsoft.containerregistry/registries" if "/microsoft.containerregistry/" in low else \
+                "microsoft.storage/storageaccounts"
             taken = any(v.get("type") == kind and str(v.get("name")).lower() == name for v in self.store.values())
+            taken = taken or name in self.names_taken_elsewhere  # global names another subscription holds
             if not taken:
                 return 200, {}, {"nameAvailable": True}
             return 200, {}, {"nameAvailable": False, "reason": "AlreadyExists",

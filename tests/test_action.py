@@ -259,6 +259,26 @@ def test_package_script_masks_the_password_and_summarises_the_context(example, s
         assert part not in summary + step.output.read_text()
 
 
+def test_package_script_target_azure_creates_the_registry_before_it_pushes(example, step: Step, monkeypatch) -> None:  # noqa: ANN001
+    """A new user's first push, on an empty subscription: the registry is made before anything is pushed (no image
+    is built here: build false; a username/password input skips the token exchange)."""
+    from azurefake import SUB, FakeArm, FakeCredential
+    from modelfunc.azure import PipelineSettings
+
+    arm = FakeArm()
+    monkeypatch.setattr("modelfunc.azure.clients.default_settings",
+                        lambda: PipelineSettings(transport=arm.transport(), polling_interval=0, retry_backoff_factor=0))
+    monkeypatch.setattr("modelfunc.azure.credentials.get_credential", lambda **kw: FakeCredential())
+    step.inputs(model_repo=str(example("diabetes-blob")), target="azure", build="false", registry="diabscorers",
+                registry_username="ci", registry_password="unused-here", subscription_id=SUB, app_name="diab-app",
+                location="westeurope")
+    assert load_script("package").main([]) == 0
+    created = arm.get(f"/subscriptions/{SUB}/resourceGroups/diab-app-rg/providers/Microsoft.ContainerRegistry/"
+                      "registries/diabscorers")
+    assert created is not None and created["properties"]["adminUserEnabled"] is False
+    assert created["tags"] == {"modelfunc-app": "diab-app"}
+
+
 # ---------------------------------------------------------------------------------------- github.py
 
 

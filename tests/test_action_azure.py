@@ -79,7 +79,11 @@ def test_target_azure_runs_package_deploy_test_swap_in_order_with_their_inputs(a
     assert package == {"INPUT_MODEL_REPO": "model", "INPUT_CONFIG": "modelfunc.yaml", "INPUT_TARGET": "azure",
                        "INPUT_REGISTRY": "myreg", "INPUT_TENANT_ID": AZURE_INPUTS["tenant_id"],
                        "INPUT_CLIENT_ID": AZURE_INPUTS["client_id"], "INPUT_TAG": "0" * 40,
-                       "INPUT_CLOUD": "AzureCloud", "INPUT_ARM_ENDPOINT": ""}
+                       "INPUT_CLOUD": "AzureCloud", "INPUT_ARM_ENDPOINT": "",
+                       # where the registry is created when the subscription has none (a new user's first push)
+                       "INPUT_SUBSCRIPTION_ID": SUB, "INPUT_APP_NAME": deploy["INPUT_APP_NAME"],
+                       "INPUT_RESOURCE_GROUP": deploy["INPUT_RESOURCE_GROUP"],
+                       "INPUT_LOCATION": deploy["INPUT_LOCATION"]}
     assert all(step["INPUT_CLOUD"] == "AzureCloud" and step["INPUT_ARM_ENDPOINT"] == ""
                for step in (deploy, test, swap))  # every Azure step signs in to the same cloud
     assert deploy["INPUT_IMAGE"] == IMAGE  # the package step's output, by digest

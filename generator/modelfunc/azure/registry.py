@@ -4,20 +4,33 @@
 ACR refresh token (``POST https://<registry>/oauth2/exchange``, ``grant_type=access_token``) and returns the
 ``docker login`` pair ACR accepts for it: the null-GUID user name and that refresh token, which is short-lived
 and is a secret (callers mask it before anything prints). The identity needs AcrPush on the registry.
+
+``ensure_registry`` makes a new user's first push work: when no registry in the subscription has the login
+server, it creates one (Basic, admin user disabled, tagged) in the app's resource group — what
+``az acr create --sku Basic --admin-enabled false`` would — or stops with a clear error when the name is taken.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.rest import HttpRequest
+from azure.mgmt.containerregistry.models import Registry, RegistryNameCheckRequest, Sku
 
 from ..errors import CredentialError, OptionError
+from .clients import Clients, PipelineSettings, arm_call
 from .credentials import ARM_SCOPE, SETUP_HINT
+
+# Registry names: 5-50 letters and digits, global across Azure.
+# https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftcontainerregistry
+REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 
 TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # ACR's user name for a token login
 
@@ -71,3 +84,64 @@ def docker_credentials(registry: str, credential: TokenCredential, *, transport:
     except (ValueError, KeyError):
         raise CredentialError(f"{server} answered the token exchange without a refresh_token") from None
     return TOKEN_USER, refresh
+
+
+def ensure_registry(server: str, *, credential: TokenCredential, subscription_id: str, resource_group: str,
+                    location: str | None, tags: dict[str, str], acr_suffix: str,
+                    settings: PipelineSettings | None = None,
+                    progress: Callable[[str], None] = lambda _: None) -> str:
+    """The resource id of the registry whose login server is ``server``; created when the subscription has none.
+
+    Created in ``resource_group`` (made in ``location`` when missing): SKU Basic, admin user disabled (pushes
+    and pulls go by Entra identity), ``tags``. A name taken elsewhere in Azure, or not a valid registry name,
+    is an OptionError naming the ``registry`` input. The caller needs Contributor on the group (which also
+    lets it push) — or the registry must exist already."""
+    name, _, suffix = server.partition(".")
+    if suffix.split(":")[0].lower() != acr_suffix.lower().lstrip("."):
+        raise OptionError(f"{server} is not an Azure Container Registry login server (<name>.{acr_suffix})",
+                          field="registry", hint="the registry's name (myreg) or login server")
+    clients = Clients(credential, subscription_id, settings or PipelineSettings())
+    try:
+        registries = clients.registry().registries
+        with arm_call("list container registries"):
+            for found in registries.list():
+                if (found.login_server or "").lower() == server.lower():
+                    return found.id
+        if not REGISTRY_NAME_RE.match(name):
+            raise OptionError(f"{name!r} is not a valid container registry name: 5-50 letters and digits",
+                              field="registry", hint="e.g. diabetesscorers")
+        with arm_call(f"check the registry name {name}"):
+            check = registries.check_name_availability(RegistryNameCheckRequest(
+                name=name, type="Microsoft.ContainerRegistry/registries"))
+        if not check.name_available:
+            raise OptionError(f"container registry {name} is not in subscription {subscription_id}, and its name "
+                              f"is taken ({check.message or check.reason})", field="registry",
+                              hint="registry names are global: choose another, or pass the registry the image "
+                                   "should go to")
+        with arm_call(f"read resource group {resource_group}"):
+            try:
+                group = clients.resource.resource_groups.get(resource_group)
+            except ResourceNotFoundError:
+                group = None
+        if group is None:
+            if not location:
+                raise OptionError(f"resource group {resource_group!r} does not exist, and no location was given to "
+                                  "create it (with the container registry)", field="location",
+                                  hint="e.g. location: westeurope")
+            progress(f"==> create resource group {resource_group} ({location})")
+            with arm_call(f"create resource group {resource_group}"):
+                clients.resource.resource_groups.create_or_update(resource_group, {"location": location,
+                                                                                   "tags": tags})
+        where = (group.location if group is not None else None) or location
+        progress(f"==> create container registry {name} in {resource_group} (Basic, admin user disabled)")
+        started = time.monotonic()
+        with arm_call(f"create container registry {name}"):
+            poller = registries.begin_create(resource_group, name, Registry(
+                location=where, sku=Sku(name="Basic"), admin_user_enabled=False, tags=tags))
+            while not poller.done():
+                progress(f"    container registry {name}: {poller.status()} ({time.monotonic() - started:.0f} s)")
+                poller.wait(5)
+            created = poller.result()
+        return created.id
+    finally:
+        clients.close()
