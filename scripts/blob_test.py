@@ -43,7 +43,7 @@ def main() -> int:
                                                     client_id=github.get_input("client-id") or None, cloud=cloud)
             report = test_slot(project, deployment, credential=credential, progress=progress,
                                settings=clouds.with_cloud(default_settings(), cloud),
-                               timeout=github.get_float("blob-test-timeout", 120.0))
+                               timeout=github.get_float("blob-test-timeout", 0.0) or None)  # by the trigger
         else:
             report = round_trip(project, connection_string=connection_string or None,
                                 url=github.get_input("url") or None, function_key=function_key or None,

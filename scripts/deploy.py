@@ -34,7 +34,7 @@ def main() -> int:
         hosting_plan=github.get_input("hosting-plan", "premium-container"),  # type: ignore[arg-type]
         sku=github.get_input("sku", "EP1"), storage_prefix=github.get_input("storage-prefix") or None,
         timeout=github.get_float("deploy-timeout", 900.0),
-        test_timeout=github.get_float("blob-test-timeout", 120.0))
+        test_timeout=github.get_float("blob-test-timeout", 0.0) or None)  # None: by the trigger's latency
     cloud = clouds.for_options(github.get_input("cloud") or None, github.get_input("arm-endpoint") or None)
     settings = clouds.with_cloud(default_settings(), cloud)
     credential = credentials.get_credential(tenant_id=github.get_input("tenant-id") or None,

@@ -113,7 +113,7 @@ def test_the_action_packages_runs_and_tests_an_http_model(act: Act) -> None:
     inputs = {k: v for k, v in up.env.items() if k.startswith("INPUT_")}
     assert inputs == {"INPUT_MODEL_REPO": "model", "INPUT_CONFIG": "modelfunc.yaml", "INPUT_TARGET": "local",
                       "INPUT_CONNECTION_STRING": "", "INPUT_INSTALL_REQUIREMENTS": "true",
-                      "INPUT_RUN_BLOB_TEST": "true", "INPUT_BLOB_TEST_TIMEOUT": "60"}
+                      "INPUT_RUN_BLOB_TEST": "true", "INPUT_BLOB_TEST_TIMEOUT": ""}  # "": by target and trigger
     assert up.env["MODELFUNC_AZURITE"] == str(ROOT / "node_modules" / ".bin" / "azurite-blob")
 
 

@@ -171,3 +171,32 @@ def test_short_app_names_keep_the_host_id_the_host_derives(arm: FakeArm, example
 ])
 def test_the_principal_type_follows_the_token_claims_reference(claims: dict, expected: str) -> None:
     assert principal_type(claims) == expected
+
+
+# -------------------------------------------------------------------------------------------- test timeouts
+
+
+@pytest.mark.parametrize(("trigger", "source", "expected"), [
+    ("blob", "LogsAndContainerScan", 600.0),  # the polling trigger: "up to a 10-minute delay" (blob trigger docs)
+    ("blob", "EventGrid", 120.0),  # pushed by Event Grid: seconds
+    ("http", None, 120.0),
+])
+def test_the_azure_test_waits_as_long_as_the_trigger_is_documented_to_take(trigger: str, source: str | None,
+                                                                          expected: float) -> None:
+    assert facts.azure_test_timeout(trigger, source) == expected
+
+
+def test_the_slot_test_defaults_to_the_triggers_latency(arm: FakeArm, example, monkeypatch) -> None:  # noqa: ANN001
+    """deploy → test_slot without --test-timeout: a polling blob trigger is given 600 s, and says so."""
+    seen: dict[str, object] = {}
+
+    def fake_round_trip(project, **kw):  # noqa: ANN001, ANN003, ANN202 - records what the real test would get
+        seen.update(kw)
+        return Report(True, "blob", "recorded", "in")
+
+    monkeypatch.setattr("modelfunc.blobtest.round_trip", fake_round_trip)
+    lines: list[str] = []
+    deploy(load_project(example("diabetes-blob")), IMAGE, options(), credential=FakeCredential(),
+           settings=settings(arm), sleep=lambda s: None, progress=lines.append)
+    assert seen["timeout"] == 600.0 and seen["deployment"] == "sha256:" + "a" * 64
+    assert any("waiting up to 600 s" in line for line in lines)

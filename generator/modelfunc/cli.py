@@ -285,7 +285,9 @@ def _credential_for(tenant_id: str | None, client_id: str | None, cloud):  # noq
 @click.option("--no-test", is_flag=True, help="Swap without the sample's round trip (the image's self-test ran).")
 @click.option("--dry-run", is_flag=True, help="Read only: print what would be created, updated or left unchanged.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds for each long operation and readiness.")
-@click.option("--test-timeout", default=120.0, show_default=True, help="Seconds to wait for the sample's output.")
+@click.option("--test-timeout", type=float, default=None,
+              help="Seconds to wait for the sample's output.  [default: 600 for a polling blob trigger (its "
+                   "documented latency in Azure), else 120]")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the test report as JSON here.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -294,7 +296,7 @@ def _credential_for(tenant_id: str | None, client_id: str | None, cloud):  # noq
 def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str | None, resource_group: str | None,
            location: str | None, registry: str | None, slot_name: str, hosting_plan: str, sku: str,
            storage_prefix: str | None, subscription_id: str | None, tenant_id: str | None, client_id: str | None,
-           no_swap: bool, no_test: bool, dry_run: bool, timeout: float, test_timeout: float,
+           no_swap: bool, no_test: bool, dry_run: bool, timeout: float, test_timeout: float | None,
            report_file: Path | None, json_file: Path | None, cloud_name: str, arm_endpoint: str | None) -> None:
     """Deploy to Azure Functions: provision, run the image on a slot, test the sample there, swap.
 

@@ -792,7 +792,8 @@ def deploy_to_slot(project: Project, image: str, options: DeployOptions, *, cred
         d.c.close()
 
 
-def test_slot(project: Project, deployment: SlotDeployment, *, credential: TokenCredential, timeout: float = 120.0,
+def test_slot(project: Project, deployment: SlotDeployment, *, credential: TokenCredential,
+              timeout: float | None = None,
               progress: Progress = _quiet, settings: PipelineSettings | None = None) -> Any:
     """The sample's round trip against the slot; returns a blobtest.TestReport.
 
@@ -804,6 +805,10 @@ def test_slot(project: Project, deployment: SlotDeployment, *, credential: Token
 
     trigger = project.trigger
     answered_by = deployment_id(deployment.image)  # only an answer from this image counts
+    if timeout is None:
+        timeout = facts.azure_test_timeout(trigger.type, getattr(trigger, "source", None))
+        progress(f"    waiting up to {timeout:.0f} s for the answer (the {trigger.type} trigger's documented latency; "
+                 "--test-timeout changes it)")
     if trigger.type == "blob":
         return round_trip(project, account_url=deployment.trigger_account_url, credential=credential,
                           timeout=timeout, progress=progress, deployment=answered_by)

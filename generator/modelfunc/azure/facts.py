@@ -107,6 +107,21 @@ def explicit_host_id(app: str, slot: str | None) -> str:
     return host_id
 
 
+# ------------------------------------------------------------------------------------- test timeouts
+# The polling blob trigger (source LogsAndContainerScan) can take minutes to notice a new blob: "up to a
+# 10-minute delay in processing new blobs" when the app has gone idle, more with large containers.
+# https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-blob-trigger#polling-and-latency
+POLLING_BLOB_TRIGGER_LATENCY = 600.0
+TEST_TIMEOUT = 120.0  # an HTTP answer, or a blob pushed by Event Grid
+
+
+def azure_test_timeout(trigger_type: str, source: str | None) -> float:
+    """How long a test in Azure waits for the sample's answer by default, given the trigger's documented latency."""
+    if trigger_type == "blob" and source != "EventGrid":
+        return POLLING_BLOB_TRIGGER_LATENCY
+    return TEST_TIMEOUT
+
+
 # ------------------------------------------------------------------------------------- hosting plans
 # Deployment slots exist on Standard, Premium and Isolated App Service plans and on Elastic Premium;
 # Basic has none. https://learn.microsoft.com/azure/app-service/deploy-staging-slots#prerequisites and

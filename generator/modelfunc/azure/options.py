@@ -50,7 +50,7 @@ class DeployOptions:
     no_swap: bool = False
     run_test: bool = True
     timeout: float = 900.0
-    test_timeout: float = 120.0
+    test_timeout: float | None = None  # None: by the trigger's documented latency (facts.azure_test_timeout)
     redis_connection_string: str | None = None
 
 
