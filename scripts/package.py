@@ -51,7 +51,9 @@ def main() -> int:
                             acr_suffix=clouds.suffixes_for(cloud).acr_suffix,
                             settings=clouds.with_cloud(default_settings(), cloud), progress=progress)
         if not password:
-            username, password = acr.docker_credentials(server, credential, scope=clouds.suffixes_for(cloud).arm_scope)
+            username, password = acr.docker_credentials(
+                server, credential, scope=clouds.suffixes_for(cloud).arm_scope,
+                fallback_scope=acr.ACR_AUDIENCE_SCOPE if cloud is None else None)  # ACR's audience: public cloud
             github.mask(password)
     with github.group(f"package {project.name}"):
         try:

@@ -139,22 +139,30 @@ def test_run_blob_test_false_reports_skipped(act: Act) -> None:
 
 
 class _Token:
+    """Tokens per audience: the ARM one, and ACR's own (a registry may accept only that)."""
+
+    TOKENS = {"https://management.azure.com/.default": "aad-token-for-the-test",
+              "https://containerregistry.azure.net/.default": "acr-audience-token"}
+
     def get_token(self, *scopes: str, **_: object) -> AccessToken:
-        assert scopes == ("https://management.azure.com/.default",)
-        return AccessToken("aad-token-for-the-test", 2**31)
+        [scope] = scopes
+        return AccessToken(self.TOKENS[scope], 2**31)
 
 
 @pytest.fixture
 def acr():  # noqa: ANN201
     """A real HTTP server answering ACR's /oauth2/exchange; records each form it receives."""
-    state = {"status": 200, "forms": []}
+    state = {"status": 200, "forms": [], "accepts": None}  # accepts: the only token taken, when set
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers["Content-Length"])).decode()
             state["forms"].append((self.path, self.headers["Content-Type"], parse_qs(body)))
-            answer = json.dumps({"refresh_token": "acr-refresh-SECRET"} if state["status"] == 200 else {}).encode()
-            self.send_response(state["status"])
+            status = state["status"]
+            if state["accepts"] and parse_qs(body)["access_token"] != [state["accepts"]]:
+                status = 401
+            answer = json.dumps({"refresh_token": "acr-refresh-SECRET"} if status == 200 else {}).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
@@ -186,6 +194,17 @@ def test_a_refused_exchange_says_to_grant_acrpush(acr) -> None:  # noqa: ANN001
     with pytest.raises(CredentialError, match="refused") as e:
         registry.docker_credentials(acr["server"], _Token(), scheme="http", retry_backoff_factor=0)
     assert "AcrPush" in (e.value.hint or "")
+    assert [form["access_token"] for _, _, form in acr["forms"]] == [["aad-token-for-the-test"],
+                                                                    ["acr-audience-token"]]  # both audiences tried
+
+
+def test_a_registry_that_takes_only_acr_audience_tokens_gets_one(acr) -> None:  # noqa: ANN001
+    """A registry with authentication-as-ARM disabled refuses the ARM token; ACR's own audience is tried next."""
+    acr["accepts"] = "acr-audience-token"
+    user, password = registry.docker_credentials(acr["server"], _Token(), scheme="http", retry_backoff_factor=0)
+    assert (user, password) == (registry.TOKEN_USER, "acr-refresh-SECRET")
+    assert [form["access_token"] for _, _, form in acr["forms"]] == [["aad-token-for-the-test"],
+                                                                    ["acr-audience-token"]]
 
 
 def test_registry_names_become_login_servers() -> None:

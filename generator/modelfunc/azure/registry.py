@@ -28,6 +28,11 @@ from ..errors import CredentialError, OptionError
 from .clients import Clients, PipelineSettings, arm_call
 from .credentials import ARM_SCOPE, SETUP_HINT
 
+# A registry can refuse ARM-audience tokens (its "authentication-as-arm" policy disabled); then only a token
+# for ACR's own audience is exchanged, as `az acr login` falls back to.
+# https://learn.microsoft.com/azure/container-registry/container-registry-disable-authentication-as-arm
+ACR_AUDIENCE_SCOPE = "https://containerregistry.azure.net/.default"  # public cloud
+
 # Registry names: 5-50 letters and digits, global across Azure.
 # https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftcontainerregistry
 REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
@@ -51,11 +56,35 @@ def login_server(registry: str, suffix: str | None = None) -> str:
 
 def docker_credentials(registry: str, credential: TokenCredential, *, transport: Any = None,
                        retry_backoff_factor: float = 0.8, scheme: str = "https",
-                       scope: str = ARM_SCOPE) -> tuple[str, str]:
+                       scope: str = ARM_SCOPE, fallback_scope: str | None = ACR_AUDIENCE_SCOPE) -> tuple[str, str]:
     """(user name, password) for ``docker login <registry>`` from ``credential``; see the module docstring.
 
-    ``scope``: the ARM scope of the cloud the registry is in (``modelfunc.azure.clouds``; default: public)."""
+    ``scope``: the ARM scope of the cloud the registry is in (``modelfunc.azure.clouds``; default: public).
+    When the registry refuses that token (401/403), a token for ``fallback_scope`` (ACR's own audience) is
+    tried once: a registry may accept only that (``None``: no second try, e.g. a cloud whose ACR audience is
+    not known)."""
     server = login_server(registry)
+    for audience in [scope] + ([fallback_scope] if fallback_scope and fallback_scope != scope else []):
+        response, status = _exchange(server, credential, audience, transport=transport, scheme=scheme,
+                                     retry_backoff_factor=retry_backoff_factor)
+        if status not in (401, 403):
+            break
+    if status in (401, 403):
+        raise CredentialError(f"{server} refused the identity's token (HTTP {status})",
+                              hint="give the identity AcrPush on the registry (role assignment), then run again")
+    if status != 200:
+        raise CredentialError(f"{server} answered the token exchange with HTTP {status}",
+                              hint="is it an Azure Container Registry? (input registry)")
+    try:
+        refresh = response.json()["refresh_token"]
+    except (ValueError, KeyError):
+        raise CredentialError(f"{server} answered the token exchange without a refresh_token") from None
+    return TOKEN_USER, refresh
+
+
+def _exchange(server: str, credential: TokenCredential, scope: str, *, transport: Any, scheme: str,
+              retry_backoff_factor: float) -> tuple[Any, int]:
+    """POST the identity's token for ``scope`` to the registry's /oauth2/exchange; (response, status)."""
     try:
         aad_token = credential.get_token(scope).token
     except ClientAuthenticationError as e:
@@ -69,21 +98,10 @@ def docker_credentials(registry: str, credential: TokenCredential, *, transport:
         with client:
             response = client.send_request(request)
             response.read()
-            status = response.status_code
+            return response, response.status_code
     except AzureError as e:
         raise CredentialError(f"could not reach {server} to exchange the sign-in token: {e.message}",
                               hint="check the registry name (input registry)") from None
-    if status in (401, 403):
-        raise CredentialError(f"{server} refused the identity's token (HTTP {status})",
-                              hint="give the identity AcrPush on the registry (role assignment), then run again")
-    if status != 200:
-        raise CredentialError(f"{server} answered the token exchange with HTTP {status}",
-                              hint="is it an Azure Container Registry? (input registry)")
-    try:
-        refresh = response.json()["refresh_token"]
-    except (ValueError, KeyError):
-        raise CredentialError(f"{server} answered the token exchange without a refresh_token") from None
-    return TOKEN_USER, refresh
 
 
 def ensure_registry(server: str, *, credential: TokenCredential, subscription_id: str, resource_group: str,
