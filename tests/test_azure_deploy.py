@@ -299,16 +299,22 @@ def test_a_site_from_an_earlier_modelfunc_gets_the_shared_identity_and_keeps_its
                        for p in (SITE, SITE + "/slots/staging")}
 
 
-@pytest.mark.azurite
-def test_blob_test_on_real_azurite_gates_the_swap(arm: FakeArm, example, azurite, serve) -> None:  # noqa: ANN001
-    """The slot's "trigger storage" is a real Azurite with the local host serving the app: a real pass swaps,
-    a real mismatch (expected output changed) does not."""
+def azurite_repo(example):  # noqa: ANN001, ANN201
+    """The blob example as app diab-app, on containers of its own (the Azurite account is shared by the suite)."""
     repo = example("diabetes-blob")
     tag = uuid.uuid4().hex[:8]
     (repo / "modelfunc.yaml").write_text(
         f"name: diab-app\ntrigger:\n  type: blob\n  input_path: in-{tag}/{{blobname}}.json\n"
         f"  output_path: out-{tag}/{{blobname}}_out.json\n  error_path: err-{tag}/{{blobname}}_error.json\n"
         "samples:\n  tolerance: 1.0e-4\n")
+    return repo
+
+
+@pytest.mark.azurite
+def test_blob_test_on_real_azurite_gates_the_swap(arm: FakeArm, example, azurite, serve) -> None:  # noqa: ANN001
+    """The slot's "trigger storage" is a real Azurite with the local host serving the app: a real pass swaps,
+    a real mismatch (expected output changed) does not."""
+    repo = azurite_repo(example)
     project = load_project(repo)
     serve(repo, connection_string=azurite.connection_string)
 
@@ -333,12 +339,7 @@ def test_an_answer_from_the_previous_image_is_refused_and_never_swapped(arm: Fak
     """Issue 11, defect 4: right after a redeploy the slot's old container may still answer, with the right
     numbers. The local host plays that container (it runs image A's deployment); the test of image B must not
     accept its answer, so B is never swapped in untested."""
-    repo = example("diabetes-blob")
-    tag = uuid.uuid4().hex[:8]
-    (repo / "modelfunc.yaml").write_text(
-        f"name: diab-app\ntrigger:\n  type: blob\n  input_path: in-{tag}/{{blobname}}.json\n"
-        f"  output_path: out-{tag}/{{blobname}}_out.json\n  error_path: err-{tag}/{{blobname}}_error.json\n"
-        "samples:\n  tolerance: 1.0e-4\n")
+    repo = azurite_repo(example)
     project = load_project(repo)
     serve(repo, connection_string=azurite.connection_string,
           extra=("--setting", f"MODELFUNC_DEPLOYMENT_ID={deployment_id(IMAGE_A)}"))

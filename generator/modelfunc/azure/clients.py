@@ -120,6 +120,15 @@ def _reason(e: HttpResponseError) -> str:
     return f"{status or ''} {code + ': ' if code else ''}{message}".strip()[:500]
 
 
+def read_or_none(fn: Any, *args: Any, what: str, **kwargs: Any) -> Any:
+    """A read (``fn(*args, **kwargs)``): the resource, or None when it does not exist; other failures name ``what``."""
+    with arm_call(f"read {what}"):
+        try:
+            return fn(*args, **kwargs)
+        except ResourceNotFoundError:
+            return None
+
+
 @contextlib.contextmanager
 def arm_call(what: str) -> Iterator[None]:
     """Run ARM calls for ``what`` (e.g. "create storage account x"); failures become DeployError/CredentialError."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 from azure.mgmt.msi.models import Identity
 from azure.mgmt.storage.models import BlobContainer, Sku, StorageAccountCreateParameters
@@ -54,6 +54,7 @@ from ..errors import DeployError, OptionError
 from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING, STAMP_CONTAINER
 from . import credentials, facts
 from .clients import Clients, PipelineSettings, arm_call
+from .clients import read_or_none as _get
 from .engine import Change, Plan, Progress, Run, _quiet
 from .options import FLEX_SKU, SKUS, DeployOptions, Image, Names, parse_image, resolve_names
 
@@ -117,15 +118,6 @@ class SlotUnhealthy(DeployError):
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-
-def _get(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
-    """A read: the resource, or None when it does not exist."""
-    with arm_call(f"read {what}"):
-        try:
-            return fn(*args, **kwargs)
-        except ResourceNotFoundError:
-            return None
 
 
 def _guid(resource_id: str) -> str:
@@ -418,9 +410,10 @@ class _Deployer:
         self.run.step(name, "unchanged")
         return current, False
 
-    def container(self, slot: str | None, *, image: str | None) -> bool:
+    def container(self, slot: str | None, *, image: str | None) -> str:
         """A site's container config: pulled with the user-assigned identity, and (``image`` given) that image
-        by digest. ``image`` None keeps the image (production: it changes only by a swap)."""
+        by digest. ``image`` None keeps the image (production: it changes only by a swap). Returns the image the
+        site ran before (its ``linuxFxVersion``; "" when none)."""
         web = self.c.web
         name = f"container of {self.names.app}" + (f" slot {slot}" if slot else "")
         if slot:
@@ -438,7 +431,7 @@ class _Deployer:
             problems.append(f"{current_image or '(none)'} -> {image}")
         if not problems:
             self.run.step(name, "unchanged", detail=current_image)
-            return False
+            return current_image
         # The flags first, in the same request as the image: the pull that the image change starts already
         # uses the identity, which has had AcrPull since before the site existed.
         patch = SiteConfigResource(acr_use_managed_identity_creds=True, acr_user_managed_identity_id=self.client_id,
@@ -449,7 +442,7 @@ class _Deployer:
         else:
             self.run.step(name, "update", lambda: web.web_apps.update_configuration(self.rg, self.names.app, patch),
                           detail=", ".join(problems))
-        return True
+        return current_image
 
     def roles(self, who: str, principal_id: str | None, principal_type: str, wanted: list[tuple[str, str]]) -> None:
         """Role assignments (scope, role name) for a principal: listed per scope, created when missing.
@@ -700,9 +693,7 @@ def _reconcile(d: _Deployer) -> SlotDeployment:
     if prod_created:
         prod_settings = prod_desired
     else:
-        d.container(None, image=None)
-        config = _get(d.c.web.web_apps.get_configuration, d.rg, names.app, what=f"container of {names.app}")
-        prod_image = (config.linux_fx_version or "") if config else ""
+        prod_image = d.container(None, image=None)
         prod_settings = d.app_settings(None, prod_desired)
     d.slot_config_names()
     # Settings swap with the slot (all but the sticky ones): the slot carries production's own settings

@@ -17,7 +17,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from ..errors import OptionError
 from . import credentials
-from .clients import Clients, PipelineSettings, arm_call
+from .clients import Clients, PipelineSettings, arm_call, read_or_none
 from .engine import Plan, Progress, Run, _quiet
 from .options import APP_RE, RG_RE, TAG
 
@@ -54,11 +54,7 @@ def destroy(app_name: str, resource_group: str | None = None, *, subscription_id
     run = Run(clients, dry_run=dry_run, progress=progress, timeout=timeout, sleep=time.sleep)
     try:
         credentials.check(credential, clients.cloud.arm_scope)
-        with arm_call(f"read resource group {rg}"):
-            try:
-                group = clients.resource.resource_groups.get(rg)
-            except ResourceNotFoundError:
-                group = None
+        group = read_or_none(clients.resource.resource_groups.get, rg, what=f"resource group {rg}")
         if group is None:
             run.plan.notes.append(f"resource group {rg} does not exist: nothing to remove")
             return run.plan
@@ -75,11 +71,8 @@ def destroy(app_name: str, resource_group: str | None = None, *, subscription_id
                          _gone(lambda r=resource: web.delete(rg, r.name)))
             elif kind == IDENTITY_TYPE:
                 identities = clients.msi.user_assigned_identities
-                with arm_call(f"read identity {resource.name}"):
-                    try:
-                        principal_id = identities.get(rg, resource.name).principal_id
-                    except ResourceNotFoundError:
-                        principal_id = None
+                identity = read_or_none(identities.get, rg, resource.name, what=f"identity {resource.name}")
+                principal_id = identity.principal_id if identity is not None else None
                 if principal_id:
                     _remove_assignments_of(run, clients, f"identity {resource.name}", principal_id)
                 run.step(f"identity {resource.name}", "delete",

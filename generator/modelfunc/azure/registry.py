@@ -19,13 +19,13 @@ from typing import Any
 
 from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerregistry.models import Registry, RegistryNameCheckRequest, Sku
 
 from ..errors import CredentialError, OptionError
-from .clients import Clients, PipelineSettings, arm_call
+from .clients import Clients, PipelineSettings, arm_call, read_or_none
 from .credentials import ARM_SCOPE, SETUP_HINT
 
 # A registry can refuse ARM-audience tokens (its "authentication-as-arm" policy disabled); then only a token
@@ -136,11 +136,8 @@ def ensure_registry(server: str, *, credential: TokenCredential, subscription_id
                               f"is taken ({check.message or check.reason})", field="registry",
                               hint="registry names are global: choose another, or pass the registry the image "
                                    "should go to")
-        with arm_call(f"read resource group {resource_group}"):
-            try:
-                group = clients.resource.resource_groups.get(resource_group)
-            except ResourceNotFoundError:
-                group = None
+        group = read_or_none(clients.resource.resource_groups.get, resource_group,
+                             what=f"resource group {resource_group}")
         if group is None:
             if not location:
                 raise OptionError(f"resource group {resource_group!r} does not exist, and no location was given to "
