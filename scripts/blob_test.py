@@ -32,9 +32,8 @@ def main() -> int:
     deployment_file = github.get_input("deployment")
     with github.group(f"test the sample of {project.name}"):
         if deployment_file:  # target azure: the slot the deploy step ran the image on, by identity
-            from modelfunc.azure import clouds, credentials, handoff
+            from modelfunc.azure import clouds, credentials, handoff, test_slot
             from modelfunc.azure.clients import default_settings
-            from modelfunc.azure.deploy import test_slot
 
             deployment = handoff.load(Path(deployment_file))
             cloud = clouds.for_options(github.get_input("cloud") or None,

@@ -17,9 +17,8 @@ from modelfunc import github
 
 @github.script
 def main() -> int:
-    from modelfunc.azure import clouds, credentials, handoff
+    from modelfunc.azure import clouds, credentials, deploy_to_slot, handoff
     from modelfunc.azure.clients import default_settings
-    from modelfunc.azure.deploy import deploy_to_slot
     from modelfunc.azure.flex import deploy_flex
     from modelfunc.azure.options import DeployOptions
     from modelfunc.config import load_project

@@ -13,9 +13,8 @@ from modelfunc import github
 
 @github.script
 def main() -> int:
-    from modelfunc.azure import clouds, credentials, handoff
+    from modelfunc.azure import clouds, credentials, handoff, swap
     from modelfunc.azure.clients import default_settings
-    from modelfunc.azure.deploy import swap
 
     deployment = handoff.load(Path(github.get_input("deployment", required=True)))
     if not deployment.changed or deployment.slot is None:

@@ -25,6 +25,10 @@ BUILTIN_ROLES = {
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     # .../built-in-roles/privileged#contributor
     "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    # .../built-in-roles/integration#azure-service-bus-data-receiver
+    "Azure Service Bus Data Receiver": "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0",
+    # .../built-in-roles/integration#azure-service-bus-data-sender
+    "Azure Service Bus Data Sender": "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
 }
 
 # The id modelfunc used to send for "Storage Blob Data Owner": no built-in role has it, so Azure answers
@@ -48,3 +52,19 @@ TIERS_WITHOUT_SLOTS = {"Free", "Shared", "Basic"}
 # A user-assigned identity in a connection: "<CONNECTION>__credential" set to "managedidentity" and
 # "<CONNECTION>__clientId", https://learn.microsoft.com/azure/azure-functions/
 # functions-reference#common-properties-for-identity-based-connections
+
+# Service Bus with an identity: https://learn.microsoft.com/azure/azure-functions/
+# functions-bindings-service-bus#grant-permission-to-the-identity ("Trigger: Azure Service Bus Data Receiver ...;
+# Output binding: Azure Service Bus Data Sender"), and the connection's
+# "<CONNECTION>__fullyQualifiedNamespace" = "<namespace>.servicebus.windows.net" (same page, identity-based
+# connections).
+SERVICE_BUS_TRIGGER_ROLE = "Azure Service Bus Data Receiver"
+SERVICE_BUS_OUTPUT_ROLE = "Azure Service Bus Data Sender"
+SERVICE_BUS_NAMESPACE_SETTING = "{connection}__fullyQualifiedNamespace"
+
+# Service Bus namespace names: https://learn.microsoft.com/azure/azure-resource-manager/management/
+# resource-name-rules#microsoftservicebus — 6-50 characters, alphanumerics and hyphens, start with a letter, end
+# with a letter or number; and "The namespace name can't end with -sb or -mgmt" (Service Bus create-namespace
+# docs, https://learn.microsoft.com/azure/service-bus-messaging/service-bus-quickstart-portal).
+SERVICE_BUS_NAME_LENGTH = (6, 50)
+SERVICE_BUS_RESERVED_ENDINGS = ("-sb", "-mgmt")

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import requests
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
-from azure_reference import BUILTIN_ROLES, TIERS_WITHOUT_SLOTS
+from azure_reference import BUILTIN_ROLES, SERVICE_BUS_NAME_LENGTH, SERVICE_BUS_RESERVED_ENDINGS, TIERS_WITHOUT_SLOTS
 from requests.structures import CaseInsensitiveDict
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -221,6 +221,11 @@ class FakeArm:
             tier = (self.store.get(farm_id.lower(), {}).get("sku") or {}).get("tier")
             if tier:  # ARM shows the plan's tier on the site, read-only (az reads it to tell Flex apart)
                 props["sku"] = tier
+        if kind == "microsoft.servicebus/namespaces":  # Namespaces - Create Or Update (REST reference)
+            props.update(provisioningState="Succeeded", status="Active")
+            props.setdefault("serviceBusEndpoint", f"https://{parts[-1]}.servicebus.windows.net:443/")
+        if kind == "microsoft.servicebus/namespaces/queues":
+            props.setdefault("status", "Active")
         if kind == "microsoft.containerregistry/registries":
             props.setdefault("loginServer", f"{parts[-1].lower()}.azurecr.io")
             props.setdefault("provisioningState", "Succeeded")
@@ -346,7 +351,8 @@ class FakeArm:
             found = [v for k, v in self.store.items() if k.startswith(rg + "/providers/")
                      and v.get("type") in ("microsoft.storage/storageaccounts", "microsoft.web/serverfarms",
                                            "microsoft.web/sites", "microsoft.eventgrid/systemtopics",
-                                           "microsoft.managedidentity/userassignedidentities")]
+                                           "microsoft.managedidentity/userassignedidentities",
+                                           "microsoft.servicebus/namespaces")]
             m = re.match(r"tagName eq '([^']*)' and tagValue eq '([^']*)'", query.get("$filter", ""))
             if m:
                 found = [v for v in found if (v.get("tags") or {}).get(m[1]) == m[2]]
@@ -384,6 +390,15 @@ class FakeArm:
                 return 400, {}, {"error": {"code": "RoleDefinitionDoesNotExist",
                                            "message": "The specified role definition with ID "
                                                       f"'{role}' does not exist."}}
+        if kind == "microsoft.servicebus/namespaces":  # azure_reference: the namespace name rules
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            low_name, (shortest, longest) = name.lower(), SERVICE_BUS_NAME_LENGTH
+            if not (shortest <= len(name) <= longest and re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", low_name)) \
+                    or low_name.endswith(SERVICE_BUS_RESERVED_ENDINGS):
+                return 400, {}, {"error": {"code": "BadRequest", "message": f"The specified name '{name}' is "
+                                           "invalid for a Service Bus namespace."}}
+        if kind == "microsoft.servicebus/namespaces/queues" and path.lower().split("/queues/")[0] not in self.store:
+            return 404, {}, {"error": {"code": "ParentResourceNotFound", "message": "The namespace does not exist."}}
         if kind == "microsoft.web/sites/slots":
             site = self.store.get(path.lower().split("/slots/")[0], {})
             plan = self.store.get((site.get("properties", {}).get("serverFarmId") or "").lower(), {})
@@ -434,7 +449,10 @@ class FakeArm:
             op = uuid.uuid4().hex
             self.operations[op] = (200, resource)
             return 202, {"Location": f"https://management.azure.com/fake-operations/{op}"}, None
-        created = not existed and not kind.startswith("microsoft.web/")  # App Service answers 200 to a create
+        # App Service answers 200 to a create, and so does Service Bus for a queue (its REST spec lists only 200 for
+        # Queues - Create Or Update; azure-mgmt-servicebus refuses a 201 as an invalid status).
+        created = not existed and not kind.startswith("microsoft.web/") \
+            and kind != "microsoft.servicebus/namespaces/queues"
         return (201 if created else 200), {}, resource
 
     def _post(self, low: str, data: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
@@ -484,6 +502,7 @@ class FakeArm:
             name = str((data or {}).get("name") or "").lower()
             kind = "microsoft.web/sites" if "/microsoft.web/" in low else \
                 "microsoft.containerregistry/registries" if "/microsoft.containerregistry/" in low else \
+                "microsoft.servicebus/namespaces" if "/microsoft.servicebus/" in low else \
                 "microsoft.storage/storageaccounts"
             taken = any(v.get("type") == kind and str(v.get("name")).lower() == name for v in self.store.values())
             taken = taken or name in self.names_taken_elsewhere  # global names another subscription holds

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import pytest
 from azure.core.credentials import AccessToken
 from modelfunc.azure import handoff, registry
-from modelfunc.azure.deploy import ServiceState, SlotDeployment
+from modelfunc.azure.results import ServiceState, SlotDeployment
 from modelfunc.errors import CredentialError, OptionError
 from test_action import Step, load_script
 from test_action_harness import Act

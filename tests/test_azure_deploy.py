@@ -24,7 +24,7 @@ from azure_reference import (
 from azurefake import DEPLOYER_OID, REGISTRY_ID, STORAGE_KEY, SUB, TOKEN, FakeArm, FakeCredential
 from modelfunc.azure import DeployOptions, PipelineSettings, ServiceState, deploy, destroy, plan
 from modelfunc.azure.credentials import SETUP_HINT
-from modelfunc.azure.deploy import deployment_id
+from modelfunc.azure.results import deployment_id
 from modelfunc.blobtest import TestReport as Report
 from modelfunc.blobtest import round_trip
 from modelfunc.config import load_project

@@ -60,6 +60,9 @@ EXPECTED = {
              "queueName": "scoring-requests"},
             {"direction": "OUT", "type": "serviceBus", "name": "output", "connection": "ServiceBusConnection",
              "queueName": "scoring-results"},
+            # which deployment answered: a queue answer has no properties to carry it, so a stamp blob per message
+            {"direction": "OUT", "type": "blob", "name": "stamp", "path": "modelfunc-stamps/messages/{MessageId}",
+             "connection": "AzureWebJobsStorage"},
         ]
     },
 }

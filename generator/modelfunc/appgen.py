@@ -32,7 +32,7 @@ from .config import Project
 from .entryscript import inspect_entry_script
 from .environment import add_requirement, read_requirements
 from .errors import PackageError
-from .runtime.modelfunc_runtime import STAMP_CONTAINER
+from .runtime.modelfunc_runtime import MESSAGE_STAMP_CONNECTION, MESSAGE_STAMP_PATH, STAMP_CONTAINER
 
 RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
 MARKER = ".modelfunc-build"
@@ -174,8 +174,10 @@ def render(project: Project, out_dir: str | Path | None = None, *,
         "trigger": project.trigger,
         "function_name": function_name,
         "redis": project.config.cache.redis if project.config.cache else None,
-        # Beside each blob answer, which deployment wrote it (see modelfunc_runtime.DEPLOYMENT_SETTING).
-        "stamp_path": stamp_path(project.trigger.output_path) if project.trigger.type == "blob" else None,
+        # Which deployment wrote each answer (see modelfunc_runtime.DEPLOYMENT_SETTING): beside a blob answer;
+        # for a queue answer, by its input message's id in the host storage account.
+        "stamp_path": stamp_path(project.trigger.output_path) if project.trigger.type == "blob" else MESSAGE_STAMP_PATH,
+        "stamp_connection": MESSAGE_STAMP_CONNECTION,
     }
 
     try:

@@ -125,7 +125,7 @@ def compare(expected: Any, actual: Any, tolerance: float, path: str = "") -> lis
     return [] if expected == actual else [Mismatch(path, expected, actual, "different value")]
 
 
-def _judge(report: TestReport, expected: Any, body: bytes) -> TestReport:
+def judge(report: TestReport, expected: Any, body: bytes) -> TestReport:
     if isinstance(expected, bytes):
         report.actual = body
         if body != expected:
@@ -252,7 +252,7 @@ def run_blob_test(project: Project, connection_string: str | None, *, timeout: f
                 report.error = f"the app wrote an error record instead of an output: " \
                                f"{record.decode('utf-8', 'replace')}"
                 return report
-            _judge(report, expected, body)
+            judge(report, expected, body)
             if not keep:
                 _delete(in_blob, out_blob, stamp_blob)
             return report
@@ -342,15 +342,25 @@ def run_http_test(project: Project, url: str, *, key: str | None = None, timeout
             return report
         report.deployment = resp.headers.get(DEPLOYMENT_HEADER) or None
         if not deployment or report.deployment == deployment:
-            return _judge(report, expected, resp.content)
-        who = report.deployment or "an app that names no deployment"
-        if time.perf_counter() - started >= timeout:
-            report.error = f"the answer came from {who}, not from deployment {deployment}: the previous image " \
-                           "is still answering"
+            return judge(report, expected, resp.content)
+        if answered_elsewhere(report, deployment, started=started, timeout=timeout, progress=progress,
+                              then="asking again"):
             return report
-        if progress:
-            progress(f"  answered by {who}, not {deployment}; asking again")
         time.sleep(min(2.0, max(timeout - (time.perf_counter() - started), 0)))
+
+
+def answered_elsewhere(report: TestReport, deployment: str, *, started: float, timeout: float,
+                       progress: Progress | None, then: str) -> bool:
+    """An answer from another deployment than ``deployment`` (the previous image, still answering): True, with the
+    report's error set, once ``timeout`` is spent; else says so and returns False (the caller tries again)."""
+    who = report.deployment or "an app that names no deployment"
+    if time.perf_counter() - started >= timeout:
+        report.error = f"the answer came from {who}, not from deployment {deployment}: the previous image " \
+                       "is still answering"
+        return True
+    if progress:
+        progress(f"  answered by {who}, not {deployment}; {then}")
+    return False
 
 
 def run_invoke_test(project: Project, host_url: str, function_name: str, *, timeout: float = 60.0) -> TestReport:
@@ -369,7 +379,7 @@ def run_invoke_test(project: Project, host_url: str, function_name: str, *, time
     if message is None:
         report.error = f"the function sent nothing to {trigger.output_queue!r}"
         return report
-    return _judge(report, expected, message.encode("utf-8"))
+    return judge(report, expected, message.encode("utf-8"))
 
 
 def round_trip(project: Project, *, connection_string: str | None = None, url: str | None = None,

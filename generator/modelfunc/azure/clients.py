@@ -26,6 +26,7 @@ from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.eventgrid import EventGridManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.servicebus import ServiceBusManagementClient
 from azure.mgmt.storage import StorageManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
@@ -105,6 +106,10 @@ class Clients:
     @property
     def msi(self) -> ManagedServiceIdentityClient:
         return self._get("msi", ManagedServiceIdentityClient)
+
+    @property
+    def servicebus(self) -> ServiceBusManagementClient:
+        return self._get("servicebus", ServiceBusManagementClient)
 
     def close(self) -> None:
         for client in self._cache.values():

@@ -22,8 +22,9 @@ from .engine import Plan, Progress, Run, _quiet
 from .options import APP_RE, RG_RE, TAG
 
 IDENTITY_TYPE = "microsoft.managedidentity/userassignedidentities"
+BUS_TYPE = "microsoft.servicebus/namespaces"
 _ORDER = ("microsoft.eventgrid/systemtopics", "microsoft.web/sites", IDENTITY_TYPE, "microsoft.web/serverfarms",
-          "microsoft.storage/storageaccounts")
+          "microsoft.storage/storageaccounts", BUS_TYPE)
 
 
 def _gone(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -83,6 +84,10 @@ def destroy(app_name: str, resource_group: str | None = None, *, subscription_id
             elif kind == "microsoft.storage/storageaccounts":
                 run.step(f"storage account {resource.name}", "delete",
                          _gone(lambda r=resource: clients.storage.storage_accounts.delete(rg, r.name)))
+            elif kind == BUS_TYPE:
+                run.step(f"Service Bus namespace {resource.name} (and its queues)", "delete", _gone(
+                    lambda r=resource: run.wait(clients.servicebus.namespaces.begin_delete(rg, r.name),
+                                                f"delete {r.name}")))
             elif kind == "microsoft.eventgrid/systemtopics":
                 run.step(f"event grid topic {resource.name}", "delete", _gone(lambda r=resource: run.wait(
                     clients.eventgrid.system_topics.begin_delete(rg, r.name), f"delete {r.name}")))

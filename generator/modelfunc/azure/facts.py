@@ -48,6 +48,47 @@ BLOB_TRIGGER_ROLES = (BLOB_DATA_OWNER, QUEUE_DATA_CONTRIBUTOR)
 # The deploying principal uploads the sample and reads the answer (the blob test): read/write on blobs.
 BLOB_TEST_ROLE = BLOB_DATA_CONTRIBUTOR
 
+# ------------------------------------------------------------------------------------------ Service Bus
+# Roles on the namespace (built-in roles reference, .../built-in-roles/integration#azure-service-bus-data-receiver
+# and #azure-service-bus-data-sender). The Functions docs' "Grant permission to the identity" table for Service
+# Bus (https://learn.microsoft.com/azure/azure-functions/functions-bindings-service-bus#grant-permission-to-the-identity)
+# names Azure Service Bus Data Receiver for the trigger and Azure Service Bus Data Sender for the output binding.
+# Scope: the slot's own namespace (it holds only that slot's two queues), the entity scope the Service Bus docs
+# list (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-managed-service-identity#resource-scope).
+BUS_DATA_RECEIVER = "Azure Service Bus Data Receiver"
+BUS_DATA_SENDER = "Azure Service Bus Data Sender"
+BUS_APP_ROLES = (BUS_DATA_RECEIVER, BUS_DATA_SENDER)  # the app: receive its input queue, send to its output queue
+BUS_TEST_ROLES = (BUS_DATA_SENDER, BUS_DATA_RECEIVER)  # the deploying principal: send the sample, read the answer
+
+# An identity-based Service Bus connection: "<CONNECTION>__fullyQualifiedNamespace" = "<namespace>.servicebus.
+# windows.net" (https://learn.microsoft.com/azure/azure-functions/functions-bindings-service-bus#identity-based-
+# connections); the host name is read from the namespace's ARM answer (serviceBusEndpoint), never built.
+FULLY_QUALIFIED_NAMESPACE_SUFFIX = "__fullyQualifiedNamespace"
+
+# The Basic tier has queues (not topics) and Microsoft Entra (RBAC) access, which is all a queue-triggered app
+# needs; https://learn.microsoft.com/azure/service-bus-messaging/service-bus-premium-messaging#premium-vs-standard
+# (tier comparison) and https://azure.microsoft.com/pricing/details/service-bus/.
+BUS_SKU = "Basic"
+
+# Namespace names are global: 6-50 letters, digits and hyphens, starting with a letter, ending with a letter or
+# digit, and not ending in "-sb" or "-mgmt" (reserved). https://learn.microsoft.com/azure/azure-resource-manager/
+# management/resource-name-rules#microsoftservicebus and https://learn.microsoft.com/rest/api/servicebus/
+# controlplane-stable/namespaces/create-or-update (namespaceName).
+BUS_NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]$")
+BUS_RESERVED_ENDINGS = ("-sb", "-mgmt")
+
+
+def bus_namespace_name_ok(name: str) -> bool:
+    return bool(BUS_NAMESPACE_RE.match(name)) and not name.lower().endswith(BUS_RESERVED_ENDINGS)
+
+
+# The Python library's Service Bus output converter takes only str or bytes (azure-functions,
+# azure/functions/servicebus.py ServiceBusMessageOutConverter.check_output_type_annotation): an answer message
+# cannot carry a property naming the deployment. The runtime writes a stamp blob per message instead, named by
+# the trigger's MessageId metadata (a binding expression: https://learn.microsoft.com/azure/azure-functions/
+# functions-bindings-service-bus-trigger#message-metadata), in the host storage account's stamps container.
+
+
 # --------------------------------------------------------------------------------- identity settings
 # Identity-based connections with a user-assigned identity: "<CONNECTION>__credential" = "managedidentity"
 # and "<CONNECTION>__clientId" = the identity's client id, beside the service URI or account name.

@@ -58,22 +58,14 @@ from ..appgen import FUNCTION_NAMES, render
 from ..blobpath import BlobPath
 from ..config import Project
 from ..errors import DeployError
-from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING
-from . import credentials, facts
+from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING, STAMP_CONTAINER
+from . import credentials, facts, servicebus
 from .clients import PipelineSettings, arm_call
-from .deploy import (
-    ServiceState,
-    SlotDeployment,
-    _blob_url,
-    _containers,
-    _Deployer,
-    _get,
-    _host_url,
-    _make_run,
-    _queue_url,
-)
+from .clients import read_or_none as _get
 from .engine import Progress, _quiet
-from .options import DeployOptions, resolve_names
+from .options import FLEX_SKU, DeployOptions, resolve_names
+from .results import ServiceState, SlotDeployment
+from .verbs import Deployer, blob_url, host_url, make_run, queue_url, trigger_containers
 
 PACKAGE_SETTING = "MODELFUNC_PACKAGE_SHA256"
 PACKAGE_CONTAINER = "app-package"
@@ -288,24 +280,29 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
     settings = settings or PipelineSettings()
     project = eventgrid_project(project)
     names = resolve_names(project, options)
-    run = _make_run(credential, names, settings=settings, dry_run=dry_run, progress=progress,
-                    timeout=options.timeout, sleep=sleep, clock=clock)
-    d = _Deployer(run, project, None, options, names, poll_interval=settings.polling_interval)  # type: ignore[arg-type]
+    run = make_run(credential, names, settings=settings, dry_run=dry_run, progress=progress,
+                   timeout=options.timeout, sleep=sleep, clock=clock)
+    d = Deployer(run, project, options, names, poll_interval=settings.polling_interval)
     web = d.c.web.web_apps
     suffix = d.c.cloud.storage_suffix
     try:
         d.preflight()
+        bus = servicebus.uses_bus(project)
+        namespaces = servicebus.preflight(d) if bus else {}
         d.resource_group()
-        d.storage_account(names.host_storage, [PACKAGE_CONTAINER])
-        d.storage_account(names.trigger_storage, _containers(project))
-        d.plan_resource()
+        d.storage_account(names.host_storage, [PACKAGE_CONTAINER] + ([STAMP_CONTAINER] if bus else []))
+        d.storage_account(names.trigger_storage, trigger_containers(project))
+        d.plan_resource(*FLEX_SKU, "functionapp")
+        hosts = {ns: servicebus.ensure_namespace(d, ns, current) for ns, current in namespaces.items()}
         what = f"function app {names.app}"
         blob = project.trigger.type == "blob"
         trigger = project.trigger
         desired = {"AzureWebJobsStorage__accountName": names.host_storage}
         if blob:
-            desired[f"{trigger.connection}__blobServiceUri"] = _blob_url(names.trigger_storage, suffix)
-            desired[f"{trigger.connection}__queueServiceUri"] = _queue_url(names.trigger_storage, suffix)
+            desired[f"{trigger.connection}__blobServiceUri"] = blob_url(names.trigger_storage, suffix)
+            desired[f"{trigger.connection}__queueServiceUri"] = queue_url(names.trigger_storage, suffix)
+        if bus:  # the system-assigned identity: the namespace alone names the connection
+            desired[servicebus.namespace_setting(project)] = hosts[names.bus_namespace] or servicebus.PLANNED_NAMESPACE
         cache = project.config.cache
         if cache is not None and cache.redis is not None and options.redis_connection_string:
             desired[cache.redis.connection] = options.redis_connection_string
@@ -320,7 +317,7 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
                     NameValuePair(name=k, value=v) for k, v in sorted(desired.items())]),
                 function_app_config=FunctionAppConfig(
                     deployment=FunctionsDeployment(storage=FunctionsDeploymentStorage(
-                        type="blobContainer", value=f"{_blob_url(names.host_storage, suffix)}/{PACKAGE_CONTAINER}",
+                        type="blobContainer", value=f"{blob_url(names.host_storage, suffix)}/{PACKAGE_CONTAINER}",
                         authentication=FunctionsDeploymentStorageAuthentication(type="SystemAssignedIdentity"))),
                     runtime=FunctionsRuntime(name="python", version=project.config.python_version),
                     scale_and_concurrency=FunctionsScaleAndConcurrency(maximum_instance_count=40,
@@ -338,10 +335,14 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
         pid = site.identity.principal_id if site is not None and site.identity else None
         d.roles(names.app, pid, "ServicePrincipal",
                 [(names.storage_id(names.host_storage), r) for r in facts.host_storage_roles(trigger.type)]
-                + ([(names.storage_id(names.trigger_storage), r) for r in facts.BLOB_TRIGGER_ROLES] if blob else []))
+                + ([(names.storage_id(names.trigger_storage), r) for r in facts.BLOB_TRIGGER_ROLES] if blob else [])
+                + (servicebus.app_roles(names) if bus else []))
         if blob and d.principal and d.principal.object_id:
             d.roles("the deploying principal (blob test)", d.principal.object_id, d.principal.principal_type,
                     [(names.storage_id(names.trigger_storage), facts.BLOB_TEST_ROLE)])
+        if bus and d.principal and d.principal.object_id:
+            d.roles("the deploying principal (service-bus-queue test)", d.principal.object_id,
+                    d.principal.principal_type, servicebus.test_roles(names, names.bus_namespace))
 
         with tempfile.TemporaryDirectory(prefix="modelfunc-flex-") as tmp:
             progress("==> package the app with its dependencies (zip)")
@@ -360,16 +361,17 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
             else:
                 run.step(f"package of {names.app}", "unchanged", detail=f"sha256 {digest[:12]}")
             desired[PACKAGE_SETTING] = digest
-            desired[DEPLOYMENT_SETTING] = f"sha256:{digest}"  # written after the package: see deploy.stamp
+            desired[DEPLOYMENT_SETTING] = f"sha256:{digest}"  # written after the package: see premium.stamp
             merged, changed = run.settings_diff(names.app, current, desired)
             run.step(f"app settings of {names.app}", "update" if changed else "unchanged",
                      (lambda: web.update_application_settings(d.rg, names.app, StringDictionary(properties=merged)))
                      if changed else None)
         deployment = SlotDeployment(names.subscription_id, names.resource_group, names.app, None,
-                                    f"sha256:{digest}", _host_url(site), _host_url(site),
+                                    f"sha256:{digest}", host_url(site), host_url(site),
                                     ServiceState.TRANSITIONING if changed_package else ServiceState.HEALTHY,
-                                    changed_package, trigger_account_url=_blob_url(names.trigger_storage, suffix)
-                                    if blob else None, plan=run.plan)
+                                    changed_package, trigger_account_url=blob_url(names.trigger_storage, suffix)
+                                    if blob else None, plan=run.plan, bus_namespace=hosts.get(names.bus_namespace),
+                                    stamps_account_url=blob_url(names.host_storage, suffix) if bus else None)
         if dry_run:
             if blob:
                 _event_subscription(d, project, site)  # planned only (its webhook needs the running app)
@@ -383,7 +385,7 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
         d.c.close()
 
 
-def _event_subscription(d: _Deployer, project: Project, site: Any) -> None:
+def _event_subscription(d: Deployer, project: Project, site: Any) -> None:
     """The Event Grid system topic on the trigger storage and the subscription that calls the blob extension."""
     names, run = d.names, d.run
     eventgrid = d.c.eventgrid

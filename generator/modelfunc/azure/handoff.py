@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..errors import OptionError
-from .deploy import SlotDeployment
+from .results import SlotDeployment
 
 
 def save(deployment: SlotDeployment, path: Path) -> Path:

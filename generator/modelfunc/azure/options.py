@@ -13,6 +13,7 @@ from typing import Literal
 
 from ..config import Project
 from ..errors import OptionError
+from . import facts
 from .facts import TIERS_WITH_SLOTS
 
 TAG = "modelfunc-app"
@@ -101,6 +102,20 @@ class Names:
         return f"{self.rg_id}/providers/Microsoft.Storage/storageAccounts/{account}"
 
     @property
+    def bus_namespace(self) -> str:
+        """Production's Service Bus namespace (a service-bus-queue app): its input and output queues."""
+        return f"bus-{self.host_storage.removesuffix('host')}"
+
+    @property
+    def slot_bus_namespace(self) -> str | None:
+        """The slot's own namespace, with queues of the same names: a slot never consumes production's messages,
+        and the app's code (its queue names) is the same on both sides of a swap."""
+        return f"{self.bus_namespace}-stag" if self.slot else None
+
+    def bus_namespace_id(self, namespace: str) -> str:
+        return f"{self.rg_id}/providers/Microsoft.ServiceBus/namespaces/{namespace}"
+
+    @property
     def plan_id(self) -> str:
         return f"{self.rg_id}/providers/Microsoft.Web/serverfarms/{self.plan}"
 
@@ -154,8 +169,10 @@ def resolve_names(project: Project, options: DeployOptions) -> Names:
     prefix = options.storage_prefix or _default_prefix(options.subscription_id, rg, app)
     if not PREFIX_RE.match(prefix):
         raise OptionError(f"{prefix!r} is not a valid storage prefix: 3-20 lower-case letters and digits "
-                          "(storage account names are the prefix plus 'host', 'trig', 'stag')",
+                          "(storage account names are the prefix plus 'host', 'trig', 'stag'; a Service Bus app's "
+                          "namespaces bus-<prefix> and bus-<prefix>-stag)",
                           field="storage-prefix", hint="e.g. diabetesprod")
+    assert facts.bus_namespace_name_ok(f"bus-{prefix}-stag")  # the prefix's rule keeps namespace names valid
     if options.location is not None and not LOCATION_RE.match(options.location):
         raise OptionError(f"{options.location!r} is not an Azure location name", field="location",
                           hint="lower case without spaces, e.g. westeurope (`az account list-locations -o table`)")

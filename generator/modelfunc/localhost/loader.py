@@ -47,9 +47,14 @@ class LoadedApp:
     settings: dict[str, str]
 
     def storage_connections(self) -> set[str]:
-        """The app setting names the storage bindings (blob trigger and blob outputs) read."""
+        """The app setting names the storage bindings of blob-triggered functions (trigger and outputs) read.
+
+        A queue-triggered function's blob output (its answer's stamp) is written only in Azure: this host
+        invokes such functions through its admin API and returns their queue outputs."""
         names = set()
         for f in self.functions.values():
+            if f.trigger.type != "blobTrigger":
+                continue
             for b in (f.trigger, *f.outputs):
                 if b.type in ("blobTrigger", "blob"):
                     names.add(b.data.get("connection") or "AzureWebJobsStorage")

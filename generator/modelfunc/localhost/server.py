@@ -178,7 +178,7 @@ class HostServer:
         outputs = {}
         for b in f.outputs:
             out = outs[b.name]
-            if out.is_set:
+            if out.is_set and b.type == "serviceBus":
                 value = out.value.decode("utf-8") if isinstance(out.value, bytes) else out.value
                 outputs[b.data.get("queueName", b.name)] = value
         return JSONResponse({"function": name, "outputs": outputs})

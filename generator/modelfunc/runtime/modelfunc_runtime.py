@@ -58,6 +58,10 @@ INIT_TIMEOUT_S = float(os.environ.get("MODELFUNC_INIT_TIMEOUT", "600"))
 DEPLOYMENT_SETTING = "MODELFUNC_DEPLOYMENT_ID"
 DEPLOYMENT_HEADER = "x-modelfunc-deployment"
 STAMP_CONTAINER = "modelfunc-stamps"  # a blob answer's stamp: <this container>/<output container>/<output name>
+# A queue answer's stamp (a Service Bus output message carries only a body): in the host storage account, named
+# by the input message's id; it also holds the answer's SHA-256, which pairs it with its output message.
+MESSAGE_STAMP_PATH = STAMP_CONTAINER + "/messages/{MessageId}"
+MESSAGE_STAMP_CONNECTION = "AzureWebJobsStorage"
 
 
 def deployment_id() -> str:
@@ -703,9 +707,10 @@ class EntryScript:
             stamp.set(json.dumps({"deployment": deployment, "blob": name, "status": outcome.status}).encode())
         return outcome
 
-    def handle_message(self, msg: Any, output: Any) -> Outcome:
+    def handle_message(self, msg: Any, output: Any, stamp: Any = None) -> Outcome:
         """A Service Bus queue message: the result is sent to the output queue; a failure raises so the
-        message is retried and then dead-lettered (the queue's own error record)."""
+        message is retried and then dead-lettered (the queue's own error record). ``stamp`` (when the
+        deployment has an id) gets which deployment answered and the answer's SHA-256."""
         outcome = self.invoke(msg.get_body(), method="POST",
                               headers={"content-type": getattr(msg, "content_type", None) or ""},
                               url="http://localhost/message", kind="message")
@@ -714,7 +719,12 @@ class EntryScript:
                 f"scoring message {getattr(msg, 'message_id', '')} failed with status {outcome.status}: "
                 + outcome.body.decode("utf-8", "replace")
             )
-        output.set(outcome.body.decode("utf-8"))
+        answer = outcome.body.decode("utf-8")
+        output.set(answer)
+        deployment = deployment_id()
+        if stamp is not None and deployment:
+            stamp.set(json.dumps({"deployment": deployment, "message_id": getattr(msg, "message_id", None),
+                                  "answer_sha256": hashlib.sha256(answer.encode("utf-8")).hexdigest()}).encode())
         return outcome
 
 
