@@ -67,8 +67,10 @@ bench-cache: setup $(VENV)/.installed-bench
 	mkdir -p build
 	$(BIN)/python benchmarks/cache_bench.py --json build/cache-bench.json
 
-## The Azure path step by step (first deploy, unchanged redeploy, new image, failed deploy, destroy) for each
-## trigger, against the HTTPS ARM + Azure AD fake on 127.0.0.1: requests, writes and state per step.
+## The Azure path step by step (first deploy, unchanged redeploy, new image or package, failed deploy, destroy)
+## for each trigger and both plans (premium-container, flex), against the HTTPS ARM + Azure AD + Kudu fake on
+## 127.0.0.1 (the child's proxy tunnels only to it): requests, writes and state per step. Flex's wheels are
+## downloaded first (pip); the deploys themselves reach nothing but 127.0.0.1.
 azure-rehearsal: $(VENV)/.installed-test
 	mkdir -p build
 	$(BIN)/python dev/azure_rehearsal.py --json build/azure-rehearsal.json

@@ -84,9 +84,11 @@ class FakeCredential:
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
         self.calls = 0
+        self.scopes: list[tuple[str, ...]] = []  # what each token was asked for
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         self.calls += 1
+        self.scopes.append(scopes)
         if self.error is not None:
             raise self.error
         return AccessToken(TOKEN, int(time.time()) + 3600)
@@ -94,6 +96,7 @@ class FakeCredential:
     def get_token_info(self, *scopes: str, options: Any = None) -> Any:
         from azure.core.credentials import AccessTokenInfo
 
+        self.scopes.append(scopes)
         if self.error is not None:
             raise self.error
         return AccessTokenInfo(TOKEN, int(time.time()) + 3600)
@@ -335,6 +338,8 @@ class FakeArm:
             existed = low in self.store
             for key in [k for k in self.store if k == low or k.startswith(low + "/")]:
                 del self.store[key]
+            if existed and _type_of(low) == "microsoft.web/sites":  # the app's Kudu (and what it deployed) goes too
+                self.published.pop(low.rsplit("/", 1)[-1], None)
             return (200 if existed else 204), {}, None
         if method == "POST":
             return self._post(low, data or {})

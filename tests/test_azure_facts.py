@@ -17,10 +17,13 @@ from azure_reference import (
     HOST_STORAGE_BLOB_TRIGGER_ROLES,
     HOST_STORAGE_DIAGNOSTICS_ROLES,
     HOST_STORAGE_ROLES,
+    SERVICE_BUS_NAMESPACE_SETTING,
+    SERVICE_BUS_OUTPUT_ROLE,
+    SERVICE_BUS_TRIGGER_ROLE,
     TIERS_WITHOUT_SLOTS,
     WRONG_BLOB_DATA_OWNER,
 )
-from azurefake import SUB, FakeArm, FakeCredential
+from azurefake import REGISTRY_ID, SUB, FakeArm, FakeCredential
 from modelfunc.azure import DeployOptions, PipelineSettings, deploy, facts
 from modelfunc.azure.credentials import principal_type
 from modelfunc.azure.options import SKUS, resolve_names
@@ -72,6 +75,32 @@ def test_every_role_the_deploy_names_is_a_builtin_role() -> None:
     named |= set(facts.host_storage_roles("blob")) | set(facts.BLOB_TRIGGER_ROLES)
     assert named >= {"AcrPull", "Storage Blob Data Owner", "Storage Blob Data Contributor"}
     assert named <= set(BUILTIN_ROLES)
+
+
+def test_service_bus_roles_are_the_ones_the_functions_docs_list() -> None:
+    assert set(facts.BUS_APP_ROLES) == {SERVICE_BUS_TRIGGER_ROLE, SERVICE_BUS_OUTPUT_ROLE}
+    assert set(facts.BUS_APP_ROLES) <= set(BUILTIN_ROLES) and set(facts.BUS_TEST_ROLES) <= set(BUILTIN_ROLES)
+    assert facts.identity_connection("ServiceBusConnection", "c") and SERVICE_BUS_NAMESPACE_SETTING.format(
+        connection="ServiceBusConnection") == "ServiceBusConnection" + facts.FULLY_QUALIFIED_NAMESPACE_SUFFIX
+
+
+def test_the_kudu_token_audience_is_the_one_the_azure_cli_asks_for() -> None:
+    """Microsoft's own CLI (azure-cli, in .venv-az) authenticates OneDeploy with a token for its cloud's
+    app_service_resource_id: read its table live and compare."""
+    import json
+    import subprocess
+
+    from modelfunc.azure import clouds
+
+    az_python = ROOT / ".venv-az" / "bin" / "python"
+    if not az_python.exists():
+        pytest.skip("azure-cli is not installed (`make .venv-az/bin/az`); CI installs it")
+    code = ("import json; from azure.cli.core.cloud import HARD_CODED_CLOUD_LIST as L; print(json.dumps("
+            "{c.name: c.endpoints.__dict__.get('app_service_resource_id') for c in L}))")
+    az = json.loads(subprocess.run([str(az_python), "-c", code], capture_output=True, text=True, check=True).stdout)
+    for name in clouds.NAMES:
+        assert clouds.APP_SERVICE_RESOURCES[name] == az[name], name
+    assert clouds.public().kudu_scope == "https://appservice.azure.com/.default"
 
 
 def test_host_storage_roles_are_the_ones_the_functions_docs_list() -> None:
@@ -200,3 +229,28 @@ def test_the_slot_test_defaults_to_the_triggers_latency(arm: FakeArm, example, m
            settings=settings(arm), sleep=lambda s: None, progress=lines.append)
     assert seen["timeout"] == 600.0 and seen["deployment"] == "sha256:" + "a" * 64
     assert any("waiting up to 600 s" in line for line in lines)
+
+
+def test_host_storage_is_named_by_account_alone_only_in_global_azure(arm: FakeArm, example) -> None:  # noqa: ANN001
+    """functions-reference, "Connecting to host storage with an identity": ``AzureWebJobsStorage__accountName`` is
+    "valid only if the account isn't in a sovereign cloud"; elsewhere the three service URIs name it."""
+    from modelfunc.azure import clouds
+
+    assert facts.host_storage_settings("acct", "core.windows.net") == {"AzureWebJobsStorage__accountName": "acct"}
+    china = clouds.Cloud("AzureChinaCloud", "https://management.chinacloudapi.cn/", "https://login.chinacloudapi.cn",
+                         "https://management.chinacloudapi.cn/.default", "core.chinacloudapi.cn", "azurecr.cn")
+    cn_image = IMAGE.replace("azurecr.io", "azurecr.cn")
+    arm.image_functions[cn_image] = ["score_blob"]
+    arm.get(REGISTRY_ID)["properties"]["loginServer"] = "myreg.azurecr.cn"
+    options = DeployOptions(subscription_id=SUB, app_name="cn-app", resource_group="cn-rg", location="chinaeast2",
+                            storage_prefix="cnapp", timeout=60)
+    result = deploy(load_project(example("diabetes-blob")), cn_image, options,
+                    credential=FakeCredential(), blob_test=lambda p, d: Report(True, "blob", "t", "i"),
+                    settings=PipelineSettings(transport=arm.transport(), polling_interval=0, cloud=china),
+                    sleep=lambda s: None)
+    assert result.passed
+    settings = arm.get(f"/subscriptions/{SUB}/resourceGroups/cn-rg/providers/Microsoft.Web/sites/cn-app/config/"
+                       "appsettings")["properties"]
+    assert "AzureWebJobsStorage__accountName" not in settings
+    assert {settings[f"AzureWebJobsStorage__{s}ServiceUri"] for s in ("blob", "queue", "table")} == {
+        f"https://cnapphost.{s}.core.chinacloudapi.cn" for s in ("blob", "queue", "table")}

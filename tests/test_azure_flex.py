@@ -236,3 +236,16 @@ def test_flex_event_subscription_validation_failing_past_the_bound_is_an_error(a
     assert "event subscription diab-app-score_blob: Event Grid's validation handshake" in e.value.message
     assert "troubleshoot-subscription-validation" in str(e.value.hint)
     assert BLOBS_KEY not in e.value.message + str(e.value.hint)
+
+
+def test_kudu_is_asked_with_a_token_for_the_app_service_audience_as_az_does(arm: FakeArm, example) -> None:  # noqa: ANN001
+    """az's OneDeploy asks for its cloud's app_service_resource_id (tests/test_azure_facts.py compares the table with
+    the installed azure-cli); ARM calls keep the ARM scope."""
+    credential = FakeCredential()
+    options = DeployOptions(subscription_id=SUB, app_name="diab-app", resource_group="diab-rg", location="westeurope",
+                            storage_prefix="diab", hosting_plan="flex", timeout=60)
+    deploy_flex(load_project(example("diabetes-blob")), options, credential=credential, vendor=vendor,
+                sleep=lambda s: None, settings=PipelineSettings(transport=arm.transport(), polling_interval=0))
+    assert arm.published["diab-app"]
+    assert set(credential.scopes) == {("https://management.azure.com/.default",),
+                                      ("https://appservice.azure.com/.default",)}

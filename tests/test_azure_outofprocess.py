@@ -235,18 +235,32 @@ def test_a_named_cloud_takes_its_entry_from_the_list_arm_answers() -> None:
 
 
 def test_the_rehearsal_runs_every_step_for_a_trigger(tmp_path: Path) -> None:
-    """`make azure-rehearsal` (dev/azure_rehearsal.py), one trigger: every step does what it should."""
+    """`make azure-rehearsal` (dev/azure_rehearsal.py), one trigger, both plans: every step does what it should,
+    and nothing left 127.0.0.1 (Flex's Kudu host is reached through the fake's CONNECT proxy, TLS verified)."""
     import subprocess
     import sys
 
     out = tmp_path / "rehearsal.json"
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, str(root / "dev" / "azure_rehearsal.py"), "--trigger", "http", "--json",
-                           str(out)], capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+                           str(out)], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    results = json.loads(out.read_text())
-    assert [r["step"] for r in results] == ["first deploy", "redeploy, nothing changed", "redeploy, new image",
+    data = json.loads(out.read_text())
+    assert data["isolation"]["ok"], data["isolation"]
+    results = data["steps"]
+    premium = [r for r in results if r["plan"] == "premium-container"]
+    flex = [r for r in results if r["plan"] == "flex"]
+    assert [r["step"] for r in premium] == ["first deploy", "redeploy, nothing changed", "redeploy, new image",
                                             "failed deploy (image lists no function)", "destroy"]
+    assert [r["step"] for r in flex] == ["first deploy", "redeploy, nothing changed",
+                                         "redeploy, changed package (score.py)",
+                                         "failed deploy (Kudu: OneDeploy Failed)", "destroy"]
     assert all(r["ok"] for r in results)
-    assert results[1]["writes"] == [] and results[3]["exit"] == 1
-    assert "5 passed, 0 failed" in proc.stdout
+    assert premium[1]["writes"] == [] and premium[3]["exit"] == 1
+    kudu = "POST rehearse-flex-http.scm.azurewebsites.net/api/publish"
+    assert kudu in flex[0]["writes"] and flex[1]["writes"] == [] and flex[1]["kudu_requests"] == 0
+    assert flex[2]["state"]["package"] != flex[1]["state"]["package"] and kudu in flex[2]["writes"]
+    assert flex[3]["exit"] == 1 and flex[3]["state"]["package"] == flex[2]["state"]["package"]
+    assert all(not r["isolation"]["refused"] and not r["isolation"]["foreign"] for r in results)
+    assert [r["isolation"]["tunnels"] > 0 for r in flex] == [True, False, True, True, False]
+    assert "10 passed, 0 failed" in proc.stdout

@@ -51,6 +51,21 @@ KNOWN: dict[str, tuple[AzureClouds, str]] = {
 }
 NAMES = tuple(KNOWN)
 
+# The audience of a token for an app's deployment (Kudu / scm) host, per cloud, as Microsoft's own CLI asks for it:
+# azure-cli's CloudEndpoints.app_service_resource_id (azure/cli/core/cloud.py; used by appservice's
+# get_bearer_token for OneDeploy), read from a cloud's metadata as ``appServiceResourceId`` when it has one.
+APP_SERVICE_RESOURCES = {
+    "AzureCloud": "https://appservice.azure.com",
+    "AzureChinaCloud": "https://management.core.chinacloudapi.cn/",
+    "AzureUSGovernment": "https://management.core.usgovcloudapi.net/",
+}
+
+
+def scope_of(resource: str) -> str:
+    """A resource (audience) as a token scope: ``<resource>/.default``, one slash between (as az's
+    resource_to_scopes writes it)."""
+    return resource.rstrip("/") + "/.default"
+
 ARM_HINT = ("the Azure Resource Manager endpoint of the cloud, e.g. https://management.<region>.<fqdn>/ for "
             "Azure Stack Hub; it must answer /metadata/endpoints (as `az cloud register "
             "--endpoint-resource-manager` needs)")
@@ -64,6 +79,11 @@ class Cloud:
     arm_scope: str  # the scope of an ARM token, e.g. <audience>/.default
     storage_suffix: str  # core.windows.net in the public cloud: <account>.blob.<suffix>
     acr_suffix: str  # azurecr.io in the public cloud: <registry>.<suffix>
+    app_service_scope: str | None = None  # a Kudu (scm) token's scope; None: the ARM scope (a cloud without one)
+
+    @property
+    def kudu_scope(self) -> str:
+        return self.app_service_scope or self.arm_scope
 
     @property
     def known(self) -> bool:
@@ -88,7 +108,8 @@ def public() -> Cloud:
     return Cloud(name=DEFAULT_CLOUD, arm_endpoint=endpoints["resource_manager"],
                  authority_host=AzureAuthorityHosts.AZURE_PUBLIC_CLOUD, arm_scope=endpoints["credential_scopes"][0],
                  storage_suffix=_public_storage_suffix(),
-                 acr_suffix="azurecr.io")  # no installed library exposes the registry suffix
+                 acr_suffix="azurecr.io",  # no installed library exposes the registry suffix
+                 app_service_scope=scope_of(APP_SERVICE_RESOURCES[DEFAULT_CLOUD]))
 
 
 def suffixes_for(settings: Any) -> Cloud:
@@ -210,7 +231,9 @@ def _from_metadata(entry: dict[str, Any], arm: str, name: str | None) -> Cloud:
     return Cloud(name=cloud_name, arm_endpoint=arm, authority_host=authority.rstrip("/"),  # type: ignore[union-attr]
                  arm_scope=f"{found['authentication.audiences']}/.default",
                  storage_suffix=found["suffixes.storage"].strip("."),  # type: ignore[union-attr]
-                 acr_suffix=found["suffixes.acrLoginServer"].strip("."))  # type: ignore[union-attr]
+                 acr_suffix=found["suffixes.acrLoginServer"].strip("."),  # type: ignore[union-attr]
+                 app_service_scope=(lambda r: scope_of(r) if r else None)(
+                     text(entry.get("appServiceResourceId")) or APP_SERVICE_RESOURCES.get(cloud_name)))
 
 
 def resolve(name: str | None = None, arm_endpoint: str | None = None, *, transport: Any = None,

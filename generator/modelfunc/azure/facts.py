@@ -98,6 +98,22 @@ CLIENT_ID_SUFFIX = "__clientId"
 MANAGED_IDENTITY = "managedidentity"
 
 
+# Host storage by identity: "AzureWebJobsStorage__blobServiceUri" / "__queueServiceUri" / "__tableServiceUri" in
+# general; "AzureWebJobsStorage__accountName" alone only for an account with global Azure's default DNS suffix,
+# "valid only if the account isn't in a sovereign cloud and doesn't have a custom DNS".
+# https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
+HOST_STORAGE = "AzureWebJobsStorage"
+PUBLIC_STORAGE_SUFFIX = "core.windows.net"
+
+
+def host_storage_settings(account: str, storage_suffix: str) -> dict[str, str]:
+    """The ``AzureWebJobsStorage`` settings naming the host account (the identity's settings come beside them)."""
+    if storage_suffix.strip(".").lower() == PUBLIC_STORAGE_SUFFIX:
+        return {f"{HOST_STORAGE}__accountName": account}
+    return {f"{HOST_STORAGE}__{service}ServiceUri": f"https://{account}.{service}.{storage_suffix.strip('.')}"
+            for service in ("blob", "queue", "table")}
+
+
 def identity_connection(connection: str, client_id: str) -> dict[str, str]:
     return {f"{connection}{CREDENTIAL_SUFFIX}": MANAGED_IDENTITY, f"{connection}{CLIENT_ID_SUFFIX}": client_id}
 

@@ -59,9 +59,10 @@ from ..blobpath import BlobPath
 from ..config import Project
 from ..errors import DeployError
 from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING, STAMP_CONTAINER
-from . import credentials, facts, servicebus
+from . import facts, servicebus
 from .clients import PipelineSettings, arm_call
 from .clients import read_or_none as _get
+from .clouds import suffixes_for
 from .engine import Progress, _quiet
 from .options import FLEX_SKU, DeployOptions, resolve_names
 from .results import ServiceState, SlotDeployment
@@ -131,7 +132,7 @@ def _backoff(attempt: int) -> float:
 def _scm_client(host: str, credential: TokenCredential, settings: PipelineSettings) -> PipelineClient:
     retry = RetryPolicy(retry_total=settings.retry_total, retry_backoff_factor=settings.retry_backoff_factor,
                         retry_backoff_max=settings.retry_backoff_max)
-    scope = settings.cloud.arm_scope if settings.cloud is not None else credentials.ARM_SCOPE
+    scope = suffixes_for(settings).kudu_scope  # the App Service audience, as az asks for it (clouds.py)
     return PipelineClient(f"https://{host}", policies=[retry, BearerTokenCredentialPolicy(credential, scope)],
                           **({"transport": settings.transport} if settings.transport is not None else {}))
 
@@ -297,7 +298,7 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
         what = f"function app {names.app}"
         blob = project.trigger.type == "blob"
         trigger = project.trigger
-        desired = {"AzureWebJobsStorage__accountName": names.host_storage}
+        desired = facts.host_storage_settings(names.host_storage, suffix)
         if blob:
             desired[f"{trigger.connection}__blobServiceUri"] = blob_url(names.trigger_storage, suffix)
             desired[f"{trigger.connection}__queueServiceUri"] = queue_url(names.trigger_storage, suffix)

@@ -55,8 +55,8 @@ def desired_settings(project: Project, names: Names, trigger_account: str, optio
         "FUNCTIONS_EXTENSION_VERSION": "~4",
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
-        "AzureWebJobsStorage__accountName": names.host_storage,
-        **facts.identity_connection("AzureWebJobsStorage", client),
+        **facts.host_storage_settings(names.host_storage, storage_suffix),
+        **facts.identity_connection(facts.HOST_STORAGE, client),
         # A new one for a new site; an existing site keeps its own (see Deployer.app_settings).
         facts.MACHINE_KEY_SETTING: facts.new_machine_key(),
     }
