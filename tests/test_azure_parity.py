@@ -1,12 +1,15 @@
 """Microsoft's own tool as a peer (issue 11): the Azure CLI (``azure-cli`` from PyPI, in its own venv) runs the
 manual recipe for a function app from a container image against one instance of the out-of-process ARM + Azure
 AD fake (tests/armserver.py), ``modelfunc deploy`` runs against another with the same names, and the two end
-states are compared aspect by aspect.
+states are compared aspect by aspect. Two apps: the blob-trigger one (examples/diabetes-blob) and the
+service-bus-queue one (examples/diabetes-servicebus: az's own ``servicebus`` commands, AAZ REST code, against the
+model's Service Bus).
 
-Every difference must be a row of the "Differences" table in docs/azure-parity.md (aspect | az recipe |
+Every difference must be a row of the app's "Differences" table in docs/azure-parity.md (aspect | az recipe |
 modelfunc | why): a new, unexplained difference fails the test, and so does a row that no longer differs (the
-document stays true). Role assignments are compared by role *name* (ids mapped back through
-tests/azure_reference.py) and scope; app settings by name.
+document stays true); a difference that is not intentional is fixed in modelfunc, never written down. Role
+assignments are compared by role *name* (ids mapped back through tests/azure_reference.py) and scope; app
+settings by name, and the connection settings (no secret among them) by value too.
 
 az signs in offline to the fake as a custom cloud (``az cloud register --endpoint-resource-manager``, read from
 its /metadata/endpoints), with a service principal whose secret is passed as ``@file`` (never on a command line
@@ -23,6 +26,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +47,37 @@ IMAGE = "myreg.azurecr.io/diabetes@sha256:" + "a" * 64
 APP, SLOT, RG, PREFIX = "diab-app", "staging", "diab-app-rg", "diab"
 IDENTITY, PLAN = f"{APP}-id", f"{APP}-plan"
 HOST, TRIG, STAG = f"{PREFIX}host", f"{PREFIX}trig", f"{PREFIX}stag"
-CONNECTION = "TriggerConnectionString"  # examples/diabetes-blob/modelfunc.yaml
+BUS, BUS_STAG = f"bus-{PREFIX}", f"bus-{PREFIX}-stag"  # the names modelfunc gives (README, "Deploying to Azure")
 RG_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}"
 SITE = f"{RG_ID}/providers/Microsoft.Web/sites/{APP}"
 ROLE_NAMES = {v: k for k, v in BUILTIN_ROLES.items()}
+# Settings compared by value too: the identity-based connections' (names of accounts and namespaces, a client id,
+# "managedidentity"); never a key, a password or the machine key.
+VALUE_SUFFIXES = ("__accountName", "__credential", "__clientId", "__blobServiceUri", "__queueServiceUri",
+                  "__fullyQualifiedNamespace")
+
+
+@dataclass(frozen=True)
+class App:
+    """One example app: its trigger, connection and queues (as its modelfunc.yaml has them), the function its image
+    lists, and the docs/azure-parity.md sections of its tables."""
+
+    example: str
+    trigger: str
+    connection: str
+    function: str
+    section: str = ""  # "" for the blob app's "Differences"/"The same in both"; " (service-bus-queue)" ...
+    queues: tuple[str, ...] = ()
+
+    @property
+    def bus(self) -> bool:
+        return self.trigger == "service-bus-queue"
+
+
+BLOB_APP = App("diabetes-blob", "blob", "TriggerConnectionString", "score_blob")
+BUS_APP = App("diabetes-servicebus", "service-bus-queue", "ServiceBusConnection", "score_message",
+              " (service-bus-queue)", ("scoring-requests", "scoring-results"))
+APPS = (BLOB_APP, BUS_APP)
 
 
 def az_path() -> str | None:
@@ -105,18 +136,30 @@ class Az:
         self("account", "set", "-s", SUB)
 
 
-def az_recipe(az: Az) -> None:
+def az_recipe(az: Az, app_: App) -> None:
     """The manual recipe for a function app from a container image (the one the retired azureml ``package()``
-    docs prescribed), with the identity-based pull and connections modelfunc uses, in az commands."""
+    docs prescribed), with the identity-based pull and connections modelfunc uses, in az commands. A blob app gets
+    a trigger account per side; a service-bus-queue app a Service Bus namespace per side instead, with its queues
+    (the Service Bus quickstart's ``az servicebus namespace create`` / ``queue create``, Basic, local auth off)."""
     az.sign_in()
     g = ["-g", RG]
+    connection = app_.connection
     az("group", "create", "-n", RG, "-l", "westeurope")
     az("identity", "create", *g, "-n", IDENTITY)
     shown = az("identity", "show", *g, "-n", IDENTITY, "--query", "[id, principalId, clientId]", output="tsv")
     identity = dict(zip(("id", "principal", "client"), shown.split(), strict=True))
-    for account in (HOST, TRIG, STAG):
+    for account in (HOST,) if app_.bus else (HOST, TRIG, STAG):
         az("storage", "account", "create", *g, "-n", account, "-l", "westeurope", "--sku", "Standard_LRS",
            "--kind", "StorageV2", "--min-tls-version", "TLS1_2", "--allow-blob-public-access", "false")
+    hosts: dict[str, str] = {}  # namespace -> its host name, as ARM's serviceBusEndpoint gives it
+    for namespace in (BUS, BUS_STAG) if app_.bus else ():
+        az("servicebus", "namespace", "create", *g, "-n", namespace, "-l", "westeurope", "--sku", "Basic",
+           "--disable-local-auth", "true", "--min-tls", "1.2")
+        for queue in app_.queues:
+            az("servicebus", "queue", "create", *g, "--namespace-name", namespace, "-n", queue)
+        endpoint = az("servicebus", "namespace", "show", *g, "-n", namespace, "--query", "serviceBusEndpoint",
+                      output="tsv")
+        hosts[namespace] = re.sub(r"^https://|:443/?$|/$", "", endpoint)
     az("functionapp", "plan", "create", *g, "-n", PLAN, "--sku", "EP1", "--is-linux", "-l", "westeurope")
     app = [*g, "-n", APP]
     az("functionapp", "create", *app, "--plan", PLAN, "--storage-account", HOST, "--image", IMAGE,
@@ -126,10 +169,17 @@ def az_recipe(az: Az) -> None:
     az("functionapp", "config", "set", *app, "--generic-configurations", acr, "--only-show-errors")
     storage = f"{RG_ID}/providers/Microsoft.Storage/storageAccounts"
     roles = [(REGISTRY_ID, "AcrPull")]
-    roles += [(f"{storage}/{HOST}", r) for r in ("Storage Blob Data Owner", "Storage Table Data Contributor",
-                                                 "Storage Account Contributor", "Storage Queue Data Contributor")]
-    roles += [(f"{storage}/{a}", r) for a in (TRIG, STAG) for r in ("Storage Blob Data Owner",
-                                                                    "Storage Queue Data Contributor")]
+    # Host storage by identity (Functions docs, "Connecting to host storage with an identity"): Blob Data Owner,
+    # Table Data Contributor (diagnostic events); the blob trigger adds Account Contributor and Queue Data
+    # Contributor there, and Blob Data Owner and Queue Data Contributor on its own account.
+    roles += [(f"{storage}/{HOST}", r) for r in ("Storage Blob Data Owner", "Storage Table Data Contributor")]
+    if app_.bus:  # Functions docs, Service Bus "Grant permission to the identity": Receiver (trigger), Sender (output)
+        roles += [(f"{RG_ID}/providers/Microsoft.ServiceBus/namespaces/{n}", r) for n in (BUS, BUS_STAG)
+                  for r in ("Azure Service Bus Data Receiver", "Azure Service Bus Data Sender")]
+    else:
+        roles += [(f"{storage}/{HOST}", r) for r in ("Storage Account Contributor", "Storage Queue Data Contributor")]
+        roles += [(f"{storage}/{a}", r) for a in (TRIG, STAG) for r in ("Storage Blob Data Owner",
+                                                                        "Storage Queue Data Contributor")]
     for scope, role in roles:
         az("role", "assignment", "create", "--role", role, "--assignee-object-id", identity["principal"],
            "--assignee-principal-type", "ServicePrincipal", "--scope", scope)
@@ -140,19 +190,23 @@ def az_recipe(az: Az) -> None:
     az("functionapp", "config", "appsettings", "set", *app, "--only-show-errors", "--settings",
        "FUNCTIONS_WORKER_RUNTIME=python", f"AzureWebJobsStorage__accountName={HOST}",
        "AzureWebJobsStorage__credential=managedidentity", f"AzureWebJobsStorage__clientId={client}",
-       f"{CONNECTION}__credential=managedidentity", f"{CONNECTION}__clientId={client}")
+       f"{connection}__credential=managedidentity", f"{connection}__clientId={client}")
 
-    def uris(account: str) -> list[str]:
-        return [f"{CONNECTION}__blobServiceUri=https://{account}.blob.core.windows.net",
-                f"{CONNECTION}__queueServiceUri=https://{account}.queue.core.windows.net"]
+    def own(side: str) -> list[str]:  # each side's own trigger account or namespace: a slot setting
+        if app_.bus:
+            return [f"{connection}__fullyQualifiedNamespace={hosts[BUS if side == 'production' else BUS_STAG]}"]
+        account = TRIG if side == "production" else STAG
+        return [f"{connection}__blobServiceUri=https://{account}.blob.core.windows.net",
+                f"{connection}__queueServiceUri=https://{account}.queue.core.windows.net"]
 
-    az("functionapp", "config", "appsettings", "set", *app, "--only-show-errors", "--slot-settings", *uris(TRIG))
+    az("functionapp", "config", "appsettings", "set", *app, "--only-show-errors", "--slot-settings",
+       *own("production"))
     slot = [*app, "--slot", SLOT]
     az("functionapp", "deployment", "slot", "create", *app, "--slot", SLOT, "--configuration-source", APP)
     az("functionapp", "identity", "assign", *slot, "--identities", identity["id"])
     az("functionapp", "config", "set", *slot, "--generic-configurations", acr, "--only-show-errors")
     az("functionapp", "config", "container", "set", *slot, "--image", IMAGE, "--only-show-errors")
-    az("functionapp", "config", "appsettings", "set", *slot, "--only-show-errors", "--slot-settings", *uris(STAG))
+    az("functionapp", "config", "appsettings", "set", *slot, "--only-show-errors", "--slot-settings", *own(SLOT))
     az("functionapp", "deployment", "slot", "swap", *app, "--slot", SLOT, "--target-slot", "production")
 
 
@@ -208,7 +262,31 @@ def end_state(store: dict[str, dict[str, Any]]) -> dict[str, Any]:
         state[f"acrUserManagedIdentityID, {label}"] = placeholder(config.get("acrUserManagedIdentityID"))
         state[f"identity, {label}"] = f"{identity.get('type')}: " + ", ".join(
             sorted(k.rsplit("/", 1)[-1] for k in identity.get("userAssignedIdentities") or {}))
-        state[f"app setting, {label}"] = set(get(f"{path}/config/appsettings").get("properties") or {})
+        settings = get(f"{path}/config/appsettings").get("properties") or {}
+        state[f"app setting, {label}"] = set(settings)
+        for name, value in settings.items():
+            if name.endswith(VALUE_SUFFIXES):
+                state[f"{name}, {label}"] = placeholder(value)
+    of_type = {}
+    for v in store.values():
+        of_type.setdefault(v.get("type"), []).append(v)
+    state["storage account"] = {
+        f"{v['name']}: {(v.get('sku') or {}).get('name')}, {v.get('kind')}, "
+        f"minimumTlsVersion {v['properties'].get('minimumTlsVersion')}, "
+        f"allowBlobPublicAccess {v['properties'].get('allowBlobPublicAccess')}"
+        for v in of_type.get("microsoft.storage/storageaccounts", []) if f"/resourcegroups/{RG}/" in v["id"].lower()}
+    state["blob container"] = {"/".join(v["id"].split("/")[-5::4]) for v in of_type.get(
+        "microsoft.storage/storageaccounts/blobservices/containers", [])}
+    for v in of_type.get("microsoft.servicebus/namespaces", []):
+        props, sku = v.get("properties") or {}, v.get("sku") or {}
+        state[f"Service Bus namespace {v['name']}, sku"] = f"{sku.get('name')} (tier {sku.get('tier')})"
+        state[f"Service Bus namespace {v['name']}, disableLocalAuth"] = props.get("disableLocalAuth")
+        state[f"Service Bus namespace {v['name']}, minimumTlsVersion"] = props.get("minimumTlsVersion")
+    queues = set()
+    for v in of_type.get("microsoft.servicebus/namespaces/queues", []):  # with what was sent beside the defaults
+        sent = ", ".join(f"{k}={w}" for k, w in sorted((v.get("properties") or {}).items()) if k != "status")
+        queues.add("/".join(v["id"].split("/")[-3::2]) + (f" ({sent})" if sent else ""))
+    state["Service Bus queue"] = queues
     roles = set()
     for v in store.values():
         if v.get("type") != "microsoft.authorization/roleassignments":
@@ -217,7 +295,7 @@ def end_state(store: dict[str, dict[str, Any]]) -> dict[str, Any]:
         role = ROLE_NAMES.get(props["roleDefinitionId"].rsplit("/", 1)[-1].lower(), props["roleDefinitionId"])
         who = identities.get(props["principalId"]) or ("the deploying principal"
                                                        if props["principalId"] == DEPLOYER_OID else "?")
-        scope = "/".join(props["scope"].split("/")[-2:])
+        scope = props["scope"].split("/providers/")[-1].split("/", 1)[-1]  # e.g. storageaccounts/diabhost
         roles.add(f"{role} on {scope} for {who} ({props.get('principalType')})")
     state["role assignment"] = roles
     return state
@@ -256,18 +334,24 @@ def documented(section: str) -> dict[tuple[str, ...], str]:
         if inside and line.startswith("|") and not re.match(r"^\|\s*-", line):
             cells = [c.strip().strip("`").replace("\\|", "|") for c in line.strip().strip("|").split(" | ")]
             rows[tuple(cells[:-1])] = cells[-1]
-    rows.pop(next(iter(rows)), None)  # the header
+    rows.pop(next(iter(rows), None), None)  # the header (no table: no rows)
     return rows
 
 
 # ------------------------------------------------------------------------------------------- the test
 
 
+@pytest.fixture(params=APPS, ids=lambda a: a.trigger)
+def app(request: pytest.FixtureRequest) -> App:
+    return request.param
+
+
 @pytest.fixture
-def two_clouds(tmp_path: Path) -> Iterator[tuple[ArmServer, ArmServer]]:
-    az_cloud = start_arm_server(tmp_path / "az-cloud", image_functions={IMAGE: ["score_blob"]})
+def two_clouds(tmp_path: Path, app: App) -> Iterator[tuple[ArmServer, ArmServer]]:
+    functions = {IMAGE: [app.function]}
+    az_cloud = start_arm_server(tmp_path / "az-cloud", image_functions=functions)
     try:
-        mf_cloud = start_arm_server(tmp_path / "modelfunc-cloud", image_functions={IMAGE: ["score_blob"]})
+        mf_cloud = start_arm_server(tmp_path / "modelfunc-cloud", image_functions=functions)
         try:
             yield az_cloud, mf_cloud
         finally:
@@ -278,16 +362,16 @@ def two_clouds(tmp_path: Path) -> Iterator[tuple[ArmServer, ArmServer]]:
 
 @needs_az
 def test_the_end_state_matches_what_the_azure_cli_leaves_or_the_difference_is_documented(
-        two_clouds: tuple[ArmServer, ArmServer], example, tmp_path: Path) -> None:  # noqa: ANN001
+        two_clouds: tuple[ArmServer, ArmServer], app: App, example, tmp_path: Path) -> None:  # noqa: ANN001
     az_cloud, mf_cloud = two_clouds
     started = time.monotonic()
     az = Az(az_cloud, tmp_path / "az")
     try:
-        az_recipe(az)
+        az_recipe(az, app)
     finally:  # az keeps a service principal's secret in its config directory (service_principal_entries.json)
         shutil.rmtree(az.config, ignore_errors=True)
     az_seconds = time.monotonic() - started
-    modelfunc_deploy(mf_cloud, example("diabetes-blob"))
+    modelfunc_deploy(mf_cloud, example(app.example))
 
     # Nothing secret in what az printed (it was run with -o none; warnings only), and nothing left loopback.
     printed = "\n".join(az.outputs)
@@ -297,22 +381,27 @@ def test_the_end_state_matches_what_the_azure_cli_leaves_or_the_difference_is_do
 
     az_state, mf_state = end_state(az_cloud.store()), end_state(mf_cloud.store())
     found = differences(az_state, mf_state)
-    known = documented("Differences")
+    known = documented(f"Differences{app.section}")  # intentional differences, each with its reason
     new = [row for row in found if row not in known]
     stale = [row for row in known if row not in found]
     unexplained = [row for row, why in known.items() if not why]
-    assert not new, ("differences from the Azure CLI's end state that docs/azure-parity.md does not explain (fix "
-                     "modelfunc, or add the row with its reason):\n" + "\n".join(
+    assert not new, (f"differences from the Azure CLI's end state that docs/azure-parity.md (Differences{app.section}) "
+                     "does not explain (fix modelfunc, or add the row with its reason):\n" + "\n".join(
                          "| " + " | ".join(f"`{escape(c)}`" for c in row) + " | why |" for row in new))
     assert not stale, "rows of docs/azure-parity.md that no longer differ: " + repr(stale)
     assert not unexplained, unexplained
     # The aspects both agree on are listed too, with the value they share.
     same = {(aspect, str(v)) for aspect, v in az_state.items() if not isinstance(v, set) and v == mf_state.get(aspect)}
     same |= {(aspect, item) for aspect, v in az_state.items() if isinstance(v, set) for item in v & mf_state[aspect]}
-    assert same == set(documented("The same in both")), sorted(same ^ set(documented("The same in both")))
+    shared = set(documented(f"The same in both{app.section}"))
+    assert same == shared, "\n".join(f"{'missing from' if row in same else 'not shared, but in'} the doc: | "
+                                      + " | ".join(f"`{escape(c)}`" for c in row) + " | note |"
+                                      for row in sorted(same ^ shared))
     assert az_seconds < 120, f"the az recipe took {az_seconds:.0f} s"
 
 
 def test_the_parity_doc_names_its_test() -> None:
     text = DOC.read_text(encoding="utf-8")
-    assert "tests/test_azure_parity.py" in text and documented("Differences") and documented("The same in both")
+    assert "tests/test_azure_parity.py" in text
+    for app in APPS:
+        assert documented(f"Differences{app.section}") and documented(f"The same in both{app.section}"), app.section

@@ -285,6 +285,9 @@ def test_a_service_bus_app_gets_a_namespace_per_slot_its_queues_and_identity_rol
     assert SlotDeployment.from_summary(deployment.summary()).bus_namespace == deployment.bus_namespace
     assert arm.get(f"{RG}/providers/Microsoft.Storage/storageAccounts/sbapphost/blobServices/default/containers/"
                    f"{STAMP_CONTAINER}") is not None
+    # No blob trigger, no trigger storage (the az parity test found modelfunc creating two unused accounts).
+    accounts = {v["name"] for v in arm.store.values() if v.get("type") == "microsoft.storage/storageaccounts"}
+    assert accounts == {"sbapphost"}
 
 
 def test_a_second_service_bus_deploy_writes_nothing(arm: FakeArm, example) -> None:  # noqa: ANN001

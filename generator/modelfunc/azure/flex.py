@@ -292,7 +292,8 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
         namespaces = servicebus.preflight(d) if bus else {}
         d.resource_group()
         d.storage_account(names.host_storage, [PACKAGE_CONTAINER] + ([STAMP_CONTAINER] if bus else []))
-        d.storage_account(names.trigger_storage, trigger_containers(project))
+        if project.trigger.type == "blob":  # trigger storage: only a blob app has one
+            d.storage_account(names.trigger_storage, trigger_containers(project))
         d.plan_resource(*FLEX_SKU, "functionapp")
         hosts = {ns: servicebus.ensure_namespace(d, ns, current) for ns, current in namespaces.items()}
         what = f"function app {names.app}"

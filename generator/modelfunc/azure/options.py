@@ -85,7 +85,7 @@ class Names:
     resource_group: str
     plan: str
     host_storage: str
-    trigger_storage: str
+    trigger_storage: str  # a blob app's trigger account (created for a blob trigger only)
     slot_trigger_storage: str | None  # the slot's own trigger account: a slot must never consume production blobs
     slot: str | None
     location: str | None

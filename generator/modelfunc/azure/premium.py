@@ -274,10 +274,11 @@ def reconcile(d: PremiumDeployer) -> SlotDeployment:
     namespaces = servicebus.preflight(d) if bus else {}
     d.resource_group()
     d.identity()
-    containers = trigger_containers(d.project)
     d.storage_account(names.host_storage, [STAMP_CONTAINER] if bus else [])
-    d.storage_account(names.trigger_storage, containers)
-    d.storage_account(names.slot_trigger_storage, containers)
+    if d.project.trigger.type == "blob":  # trigger storage: a blob app's own, one per side
+        containers = trigger_containers(d.project)
+        d.storage_account(names.trigger_storage, containers)
+        d.storage_account(names.slot_trigger_storage, containers)
     d.plan_resource(*plan_sku(d.options))
     hosts = {namespace: servicebus.ensure_namespace(d, namespace, current) for namespace, current in namespaces.items()}
 
