@@ -30,8 +30,8 @@ from modelfunc.azure import DeployOptions, PipelineSettings, deploy, destroy, pl
 from modelfunc.azure.results import SlotDeployment
 from modelfunc.blobtest import TestReport as Report
 from modelfunc.config import load_project
-from modelfunc.errors import OptionError
-from modelfunc.queuetest import run_queue_test, stamp_name
+from modelfunc.errors import DeployError, OptionError
+from modelfunc.queuetest import NotAuthorizedYet, run_queue_test, stamp_name
 from modelfunc.runtime.modelfunc_runtime import MESSAGE_STAMP_CONNECTION, MESSAGE_STAMP_PATH, STAMP_CONTAINER
 
 HERE = Path(__file__).resolve().parent
@@ -199,6 +199,43 @@ def test_nothing_stamped_names_the_message_and_the_stamp(bus_app, containers, st
     assert time.perf_counter() - started < 10
     assert not report.passed
     assert f"{STAMP_CONTAINER}/messages/{slot.sent[0]}" in report.error and "within 2 s" in report.error
+
+
+class Refusing(Slot):
+    """A namespace that refuses the identity's sends ``times`` times (its new role is not applied yet)."""
+
+    def __init__(self, times: int, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.refusals = times
+
+    def send(self, queue: str, body: bytes, *, message_id: str, content_type: str) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise NotAuthorizedYet("Unauthorized access. 'Send' claim(s) are required to perform this operation.")
+        super().send(queue, body, message_id=message_id, content_type=content_type)
+
+
+def test_a_send_refused_while_the_role_applies_is_tried_again(bus_app, containers, stamps, monkeypatch) -> None:  # noqa: ANN001
+    import modelfunc.queuetest as queuetest
+
+    monkeypatch.setattr(queuetest, "ROLE_RETRY_FIRST", 0.05)
+    project, app, _old = bus_app
+    service, container = stamps
+    slot = Refusing(2, [containers(app, NEW)], service, project.trigger.input_queue)
+    progress: list[str] = []
+    report = run_queue_test(project, namespace="ns", stamps=container, bus=slot, deployment=NEW, timeout=30,
+                            progress=progress.append)
+    assert report.passed, report.render()
+    assert len(slot.sent) == 1 and sum("does not let this identity send yet" in p for p in progress) == 2
+
+
+def test_a_send_refused_for_good_names_the_role(bus_app, containers, stamps) -> None:  # noqa: ANN001
+    project, app, _old = bus_app
+    service, container = stamps
+    slot = Refusing(99, [containers(app, NEW)], service, project.trigger.input_queue)
+    with pytest.raises(DeployError) as e:
+        run_queue_test(project, namespace="ns", stamps=container, bus=slot, deployment=NEW, timeout=30, role_wait=1)
+    assert "Azure Service Bus Data Sender" in e.value.hint and "'Send' claim" in e.value.message
 
 
 # ------------------------------------------------------------------------------- provisioning, against the fake

@@ -23,18 +23,24 @@ from typing import Any, Protocol
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from .blobtest import TestReport, answered_elsewhere, judge
+from .blobtest import ROLE_RETRY_FIRST, TestReport, answered_elsewhere, judge
 from .config import Project, load_expected
+from .errors import DeployError
 from .runtime.modelfunc_runtime import STAMP_CONTAINER
 
 Progress = Callable[[str], None]
 POLL_SECONDS = 1.0
 
 
+class NotAuthorizedYet(Exception):
+    """Service Bus refused the identity (a role the deploy granted moments ago is not applied yet)."""
+
+
 class Bus(Protocol):
     """What the test needs of Service Bus: send one message, take what has arrived on a queue."""
 
-    def send(self, queue: str, body: bytes, *, message_id: str, content_type: str) -> None: ...
+    def send(self, queue: str, body: bytes, *, message_id: str, content_type: str) -> None:
+        """Send one message; raises NotAuthorizedYet while the namespace refuses the identity."""
 
     def receive(self, queue: str, *, max_wait: float) -> list[bytes]:
         """The messages waiting on ``queue`` (settled: taken off it); waits up to ``max_wait`` s when none is."""
@@ -52,9 +58,13 @@ class ServiceBusQueues:
 
     def send(self, queue: str, body: bytes, *, message_id: str, content_type: str) -> None:
         from azure.servicebus import ServiceBusMessage
+        from azure.servicebus.exceptions import ServiceBusAuthorizationError
 
-        with self._client.get_queue_sender(queue) as sender:
-            sender.send_messages(ServiceBusMessage(body, message_id=message_id, content_type=content_type))
+        try:
+            with self._client.get_queue_sender(queue) as sender:
+                sender.send_messages(ServiceBusMessage(body, message_id=message_id, content_type=content_type))
+        except ServiceBusAuthorizationError as e:
+            raise NotAuthorizedYet(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
     def receive(self, queue: str, *, max_wait: float) -> list[bytes]:
         bodies = []
@@ -73,12 +83,36 @@ def stamp_name(message_id: str) -> str:
     return f"messages/{message_id}"
 
 
+def _send(bus: Bus, queue: str, body: bytes, message_id: str, *, role_wait: float,
+          progress: Progress | None) -> None:
+    """Send the sample; while the namespace refuses the identity, try again for up to ``role_wait`` s."""
+    deadline = time.monotonic() + role_wait
+    delay = ROLE_RETRY_FIRST
+    while True:
+        try:
+            bus.send(queue, body, message_id=message_id, content_type="application/json")
+            return
+        except NotAuthorizedYet as e:
+            if time.monotonic() + delay > deadline:
+                raise DeployError(f"Service Bus refused to take the sample on {queue} for {role_wait:.0f} s ({e})",
+                                  hint="the identity running the test needs Azure Service Bus Data Sender on the "
+                                       "slot's namespace (a new role assignment can take minutes to apply: deploy "
+                                       "again)") from None
+            if progress:
+                progress(f"  the namespace does not let this identity send yet ({e}); a new role assignment can "
+                         f"take minutes to apply: trying again in {delay:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 def run_queue_test(project: Project, *, namespace: str, stamps: ContainerClient, bus: Bus | None = None,
                    credential: Any = None, deployment: str | None = None, timeout: float = 120.0,
-                   progress: Progress | None = None) -> TestReport:
+                   progress: Progress | None = None, role_wait: float = 300.0) -> TestReport:
     """Send the sample to the input queue of ``namespace`` and judge the answer read from its output queue.
 
     ``stamps``: the host storage account's STAMP_CONTAINER. ``deployment``: only an answer stamped with it counts.
+    A send refused while the test's role on the namespace is applied is tried again for up to ``role_wait`` s
+    (before ``timeout`` starts).
     """
     trigger = project.trigger
     assert trigger.type == "service-bus-queue"
@@ -89,12 +123,13 @@ def run_queue_test(project: Project, *, namespace: str, stamps: ContainerClient,
     body = project.sample_input.read_bytes()
     bus = bus or ServiceBusQueues(namespace, credential)
     answers: dict[str, bytes] = {}  # sha256 -> body, every answer read from the output queue so far
-    started = time.perf_counter()
+    started: float | None = None
     try:
         while True:
             message_id = uuid.uuid4().hex
+            _send(bus, trigger.input_queue, body, message_id, role_wait=role_wait, progress=progress)
             sent = time.perf_counter()
-            bus.send(trigger.input_queue, body, message_id=message_id, content_type="application/json")
+            started = sent if started is None else started
             if progress:
                 progress(f"  sent the sample to {namespace}/{trigger.input_queue} (message {message_id})")
             stamp = _wait_for_stamp(stamps, message_id, bus, trigger.output_queue, answers,
