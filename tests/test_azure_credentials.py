@@ -4,15 +4,12 @@ clear error when no credential works."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from azure.identity import ClientAssertionCredential, DefaultAzureCredential, EnvironmentCredential
 from azurefake import SUB, TOKEN, FakeArm
+from idtoken_server import ID_TOKEN, REQUEST_TOKEN, IdTokenServer
 from modelfunc.azure import DeployOptions, PipelineSettings, plan
 from modelfunc.azure.credentials import AUDIENCE, SETUP_HINT, check, get_credential, github_id_token
 from modelfunc.config import load_project
@@ -20,45 +17,6 @@ from modelfunc.errors import CredentialError
 
 TENANT = "72f988bf-0000-0000-0000-000000000000"
 CLIENT = "0c1d2e3f-0000-0000-0000-000000000000"
-ID_TOKEN = "gh-oidc-id-token-SECRET-31415"
-REQUEST_TOKEN = "actions-request-token-SECRET-27182"
-
-
-class IdTokenServer:
-    """What GitHub's ACTIONS_ID_TOKEN_REQUEST_URL answers: {"value": <JWT>} for a bearer request token."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.requests: list[dict[str, object]] = []
-        self.status = status
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                url = urlsplit(self.path)
-                owner.requests.append({"path": url.path, "query": parse_qs(url.query),
-                                       "authorization": self.headers.get("Authorization")})
-                ok = self.headers.get("Authorization") == f"bearer {REQUEST_TOKEN}"
-                body = json.dumps({"value": ID_TOKEN} if ok else {"message": "bad token"}).encode()
-                self.send_response(owner.status if ok else 401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/_apis/distributedtask/token?api-version=2.0"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> IdTokenServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
