@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 VENV_AZ ?= .venv-az
+VENV_AML ?= .venv-aml
 EXAMPLE ?= examples/diabetes-blob
 
 .PHONY: setup demo test bench bench-image bench-cache lint clean azure-rehearsal
@@ -33,7 +34,19 @@ $(VENV_AZ)/bin/az:
 	$(VENV_AZ)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV_AZ)/bin/python -m pip install --quiet azure-cli==2.91.0  # the version docs/azure-parity.md was made with
 
-setup: .system-deps $(VENV)/.installed-test node_modules/.bin/azurite $(VENV_AZ)/bin/az
+# azmlinfsrv (azureml-inference-server-http), Azure ML's own scoring server: the oracle tests/test_conformance.py
+# compares `modelfunc serve` with. A venv of its own, as its pins (pydantic~=2.12, opentelemetry-sdk==1.33.0) would
+# otherwise decide modelfunc's test environment; the libraries the entry scripts use (numpy, pandas,
+# inference-schema, flask, werkzeug) are pinned to the versions in $(VENV), so both servers run the same code.
+$(VENV_AML)/.installed: $(VENV)/.installed-test
+	$(PYTHON) -m venv $(VENV_AML)
+	$(VENV_AML)/bin/python -m pip install --quiet --upgrade pip
+	{ $(BIN)/python -m pip freeze --all | grep -iE '^(numpy|pandas|inference-schema|flask|werkzeug)==' || true; } > $(VENV_AML)/constraints.txt
+	$(VENV_AML)/bin/python -m pip install --quiet -c $(VENV_AML)/constraints.txt \
+	  azureml-inference-server-http==1.5.1 'inference-schema[numpy-support,pandas-support]' numpy pandas  # the version docs/contract.md was made with
+	touch $@
+
+setup: .system-deps $(VENV)/.installed-test node_modules/.bin/azurite $(VENV_AZ)/bin/az $(VENV_AML)/.installed
 
 ## The main job on the local default: package the example, start Azurite and the
 ## local host, upload the sample blob and check the output.
@@ -76,4 +89,4 @@ azure-rehearsal: $(VENV)/.installed-test
 	$(BIN)/python dev/azure_rehearsal.py --json build/azure-rehearsal.json
 
 clean:
-	rm -rf $(VENV) $(VENV_AZ) node_modules build .system-deps
+	rm -rf $(VENV) $(VENV_AZ) $(VENV_AML) node_modules build .system-deps

@@ -109,7 +109,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     for cid, style, body, ctype, status, message in BAD_BODIES:
         shown = f"{_bytes(body)} as {ctype} to a {style} run()"
         out.append(("request bodies", cid, shown, f"HTTP {status}: {message}…",
-                    f"test_serve_http.py::test_bad_request_bodies_get_4xx_with_a_message[{cid}]"))
+                    f"test_serve_http.py::test_bad_request_bodies_get_an_answer_with_a_message[{cid}]"))
     for cid, raw, status, message in BAD_BLOBS:
         out.append(("blobs", cid, f"{_bytes(raw)} uploaded as input/….json",
                     f"error record, status {status}: {message}…",

@@ -147,7 +147,7 @@ CASES = [
          "allowed here: auth_level, methods, route, type"),
     case("http-bad-method", HTTP, replace("modelfunc.yaml", "[GET, POST]", "[GET, FETCH]"),
          "error: <repo>/modelfunc.yaml:6: trigger.methods.1: 'FETCH' is not allowed; "
-         "use one of: GET, POST, PUT, PATCH or DELETE"),
+         "use one of: GET, POST, PUT, PATCH, DELETE or OPTIONS"),
     case("http-route-with-leading-slash", HTTP, replace("modelfunc.yaml", "route: score", "route: /score"),
          "error: <repo>/modelfunc.yaml:5: trigger.route: '/score' is not a valid route: use a path without "
          "leading/trailing '/', spaces, '?', '#' or '{}', e.g. 'score' (served at /api/score)"),
@@ -242,9 +242,18 @@ CASES = [
     case("score-module-named-function_app", BLOB,
          steps(replace("score.py", "import json\n", "import json\nimport function_app\n"),
                write("function_app.py", "X = 1\n")),
-         "error: <repo>/score.py: the entry script or a module beside it is named 'function_app.py', "
-         "which the app needs",
-         "hint: rename it"),
+         "error: <repo>/function_app.py: a file named 'function_app.py' beside the entry script would be shipped in "
+         "place of the app's own function_app.py, which modelfunc writes",
+         "hint: rename it, or leave it out of the app: add the line /function_app.py to .amlignore beside score.py"),
+    case("score-folder-beside-named-model", HTTP,
+         steps(write("artifacts/model.json", "{}\n"), write("model/notes.txt", "old weights\n"),
+               replace("modelfunc.yaml", "name: diabetes-http\n", "name: diabetes-http\nmodel_dir: artifacts\n")),
+         "error: <repo>/model: a folder named 'model' beside the entry script would be shipped where the app keeps "
+         "the model files (model_dir is 'artifacts')",
+         "hint: rename it, or leave it out of the app: add the line /model/ to .amlignore beside score.py"),
+    case("entry-script-left-out-by-amlignore", BLOB, write(".amlignore", "*.py\n"),
+         "error: <repo>/score.py: the entry script is left out of the app by .amlignore",
+         "hint: remove the pattern that matches score.py from .amlignore"),
     case("score-not-utf8", BLOB, write_bytes("score.py", b"def init():\n    pass\n# \xff\xfe\n"),
          "error: <repo>/score.py: is not UTF-8 text"),
     # ---------------------------------------------------------------- environment.yml / requirements.txt

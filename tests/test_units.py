@@ -347,7 +347,7 @@ def test_line_numbers_for_deep_fields(example) -> None:  # noqa: ANN001
     err = e.value
     assert (err.field, err.line) == ("trigger.methods.2", 10)
     assert err.file == str(repo / "modelfunc.yaml")
-    assert err.message.startswith("'FETCH' is not allowed; use one of: GET, POST, PUT, PATCH or DELETE")
+    assert err.message.startswith("'FETCH' is not allowed; use one of: GET, POST, PUT, PATCH, DELETE or OPTIONS")
     assert "\n  modelfunc.yaml:15: samples.tolerance: input should be greater than or equal to 0" in err.message
     assert str(err).startswith(f"{repo / 'modelfunc.yaml'}:10: trigger.methods.2: 'FETCH'")
 

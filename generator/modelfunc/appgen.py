@@ -7,7 +7,9 @@ Layout of the output directory (default ``<repo>/build``)::
     app/host.json                    extension bundle v4, trigger settings
     app/requirements.txt             from environment.yml / requirements.txt, plus azure-functions
     app/modelfunc_runtime.py         the entry-script contract shim (copied verbatim)
-    app/<score.py> + local modules   the entry script and what it imports from beside itself
+    app/<score.py> and the rest      the entry script's whole source directory, as Azure ML ships it (less
+                                     .amlignore/.gitignore, the build output, the model directory and
+                                     tooling: see sourcedir.py)
     app/model/                       the model files
     app/local.settings.json          for `func start` / `modelfunc serve`, not deployed (.funcignore)
 
@@ -33,13 +35,15 @@ from .entryscript import inspect_entry_script
 from .environment import add_requirement, read_requirements
 from .errors import PackageError
 from .runtime.modelfunc_runtime import MESSAGE_STAMP_CONNECTION, MESSAGE_STAMP_PATH, STAMP_CONTAINER
+from .sourcedir import AMLIGNORE, BUILD_MARKER, SYMLINK_OUT, SourceFiles, collect
 
 RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
-MARKER = ".modelfunc-build"
+MARKER = BUILD_MARKER  # every output modelfunc writes holds it, so a later walk passes it over
 APP_MODEL_DIR = "model"
 FIXED_MTIME = 315532800  # 1980-01-01: stable mtimes keep image layers identical across renders
 RESERVED = {"function_app.py", "modelfunc_runtime.py", "host.json", "requirements.txt", "local.settings.json",
-            APP_MODEL_DIR, MARKER}
+            ".funcignore", APP_MODEL_DIR, MARKER}
+LARGE_SOURCE = 64 * 2**20  # bytes beside the entry script past which package says what they cost
 CACHE_REQUIREMENT = "redis>=5"  # redis-py, for cache: {redis: ...}
 FUNCTION_NAMES = {"http": "score", "blob": "score_blob", "service-bus-queue": "score_message"}
 
@@ -50,6 +54,7 @@ class PackageResult:
     app_dir: Path
     entry_style: str
     skipped_requirements: tuple[str, ...]  # conda-only packages pip has nothing to install for
+    source: SourceFiles | None = None  # what of the entry script's folder the app got, and what was left out
 
 
 def _env() -> jinja2.Environment:
@@ -100,13 +105,13 @@ def _local_settings(project: Project) -> str:
     return json.dumps({"IsEncrypted": False, "Values": values}, indent=2) + "\n"
 
 
-def _check_out_dir(project: Project, out_dir: Path, local_modules: tuple[Path, ...] = ()) -> None:
+def _check_out_dir(project: Project, out_dir: Path) -> None:
     out = out_dir.resolve()
     root = project.root
     if out == root or out in root.parents:
         raise PackageError(f"output directory {out_dir} would contain the model repo itself",
                            hint="use a sub-directory such as build/")
-    for inside in (project.model_dir, project.entry_script, *local_modules):
+    for inside in (project.model_dir, project.entry_script):
         if out == inside or out in inside.parents or inside in out.parents:
             raise PackageError(f"output directory {out_dir} overlaps {inside}, which is copied into the app",
                                hint="use a directory outside it, such as build/ in the model repo")
@@ -120,6 +125,54 @@ def _check_out_dir(project: Project, out_dir: Path, local_modules: tuple[Path, .
             f"output directory {out_dir} exists and was not written by modelfunc; refusing to replace it",
             hint="choose another --out, or remove it yourself",
         )
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when below it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(path)
+
+
+def collect_source(project: Project, out_dir: Path) -> SourceFiles:
+    """What of the entry script's folder the app gets (see sourcedir.py); clashes with the app's files are errors."""
+    source = collect(project.entry_script.parent, out_dir=out_dir, separate=(project.model_dir,),
+                     inputs=(project.config_path, project.environment_file))
+    entry_name = project.entry_script.name
+    if entry_name in RESERVED:
+        raise PackageError(f"the entry script is named {entry_name!r}, which the app needs for its own file",
+                           file=project.entry_script, hint="rename it (and entry_script in modelfunc.yaml)")
+    if entry_name not in {rel for rel, _ in source.files}:
+        why = next((i.reason for i in source.left_out if i.path == entry_name), "the build rules")
+        raise PackageError(f"the entry script is left out of the app by {why}", file=project.entry_script,
+                           hint=f"remove the pattern that matches {entry_name} from "
+                                f"{source.ignore_file or 'the ignore file'}")
+    ignore = source.ignore_file or AMLIGNORE
+    for rel, _ in source.files:
+        top = rel.split("/", 1)[0]
+        if top not in RESERVED:
+            continue
+        is_dir = "/" in rel
+        if top == APP_MODEL_DIR:
+            why = (f"{'a folder' if is_dir else 'a file'} named {top!r} beside the entry script would be shipped "
+                   f"where the app keeps the model files (model_dir is {project.config.model_dir!r})")
+        else:
+            why = (f"{'a folder' if is_dir else 'a file'} named {top!r} beside the entry script would be shipped "
+                   f"in place of the app's own {top}, which modelfunc writes")
+        raise PackageError(why, file=source.root / top,
+                           hint=f"rename it, or leave it out of the app: add the line /{top}{'/' if is_dir else ''} "
+                                f"to {ignore} beside {entry_name}")
+    return source
+
+
+def _copy_source(source: SourceFiles, app: Path) -> None:
+    for rel, path in source.files:
+        target = app / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        if path.stat().st_mode & 0o111:  # an executable stays one (the image layer keeps 0755 for it)
+            target.chmod(0o755)
 
 
 def _copy_tree(src: Path, dst: Path) -> list[Path]:
@@ -152,18 +205,21 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     """
     out_dir = Path(out_dir) if out_dir else project.root / "build"
     info = inspect_entry_script(project.entry_script)
-    _check_out_dir(project, out_dir, info.local_modules)
+    _check_out_dir(project, out_dir)
+    source = collect_source(project, out_dir)
     requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
     if project.config.cache is not None and project.config.cache.redis is not None:
         add_requirement(requirements, CACHE_REQUIREMENT)  # the runtime's Redis client
     if requirements.skipped:
         progress(f"left out conda-only packages (nothing for pip to install): {', '.join(requirements.skipped)}")
+    progress(source.summary_line(_shown(source.root)))
+    if source.total_bytes > LARGE_SOURCE:
+        progress(f"  note: these files are the image's code layer, sent again whenever the code changes; keep large "
+                 f"files out of it with .amlignore, or put model files in model_dir ({APP_MODEL_DIR}/, its own layer)")
+    for item in source.left_out:
+        if item.reason == SYMLINK_OUT:
+            progress(f"  not followed: {item.path} -> {item.target} (a symlink leading out of {_shown(source.root)})")
     entry_name = project.entry_script.name
-    code = [entry_name] + [m.name for m in info.local_modules]
-    clash = sorted(set(code) & RESERVED)
-    if clash:
-        raise PackageError(f"the entry script or a module beside it is named {clash[0]!r}, which the app needs",
-                           file=project.entry_script, hint="rename it")
     function_name = FUNCTION_NAMES[project.trigger.type]
     env = _env()
     context = {
@@ -200,12 +256,7 @@ def render(project: Project, out_dir: str | Path | None = None, *,
         for rel, text in files.items():
             (staging / rel).write_text(text, encoding="utf-8")
         shutil.copyfile(RUNTIME_FILE, app / "modelfunc_runtime.py")
-        shutil.copyfile(project.entry_script, app / entry_name)
-        for module in info.local_modules:
-            if module.is_dir():
-                _copy_tree(module, app / module.name)
-            else:
-                shutil.copyfile(module, app / module.name)
+        _copy_source(source, app)
         (app / APP_MODEL_DIR).mkdir()
         _copy_tree(project.model_dir, app / APP_MODEL_DIR)
         for path in staging.rglob("*"):
@@ -224,4 +275,4 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return PackageResult(out_dir, out_dir / "app", info.style, tuple(requirements.skipped))
+    return PackageResult(out_dir, out_dir / "app", info.style, tuple(requirements.skipped), source)

@@ -55,7 +55,7 @@ class HttpTrigger(_Strict):
     type: Literal["http"]
     auth_level: Literal["anonymous", "function", "admin"] = "function"
     route: str = "score"
-    methods: tuple[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], ...] = ("GET", "POST")
+    methods: tuple[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], ...] = ("GET", "POST")
 
     @field_validator("route")
     @classmethod

@@ -53,7 +53,11 @@ def _parse(path: Path) -> ast.Module:
 
 
 def local_modules(script: Path, tree: ast.Module) -> tuple[Path, ...]:
-    """Modules/packages beside the script that it imports (recursively), to ship with it."""
+    """Modules/packages beside the script that it imports (recursively), parsed here for an early syntax error.
+
+    What ships is not decided here: the app gets the script's whole folder (sourcedir.py), so a module loaded
+    with importlib or from a folder without ``__init__.py`` ships too, though no import names it.
+    """
     root = script.parent
     found: dict[Path, None] = {}
     todo = [tree]

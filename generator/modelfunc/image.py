@@ -33,6 +33,7 @@ from .appgen import APP_MODEL_DIR, FIXED_MTIME
 from .config import Project, load_expected
 from .errors import EnvironmentSpecError, ModelfuncError, OptionError
 from .runtime.modelfunc_runtime import SELFTEST_MARK
+from .sourcedir import SourceFiles
 
 Progress = Callable[[str], None]
 SCRIPT_ROOT = "home/site/wwwroot"
@@ -551,6 +552,7 @@ class Packaged:
 
     app_dir: Path
     context: Context
+    source: SourceFiles | None = None  # what of the entry script's folder the app (the code layer) got
     built: Built | None = None
     test: SelfTest | None = None
     pushed: Pushed | None = None
@@ -563,6 +565,8 @@ class Packaged:
     def summary(self) -> dict[str, Any]:
         data: dict[str, Any] = {"app": str(self.app_dir), "context": str(self.context.dir),
                                 "layer_tars": self.context.layers}
+        if self.source is not None:
+            data["source"] = self.source.to_dict()
         if self.built:
             names = [n for n in LAYERS if n in self.context.layers or n != "dependencies"]
             data.update(image_id=self.built.image_id, tag=self.built.reference, diff_ids=self.built.diff_ids,
@@ -616,7 +620,7 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
 
     rendered = render(project, out, before_swap=before_swap, progress=progress)
     context = Context(rendered.out_dir, rendered.out_dir / "Dockerfile", contexts[0].layers, contexts[0].deps_in_build)
-    result = Packaged(rendered.app_dir, context)
+    result = Packaged(rendered.app_dir, context, rendered.source)
     if not build_image:
         return result
     client = clients[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -14,8 +15,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import anyio
 import azure.functions as func
 import uvicorn
+from azure.functions.http import HttpResponseConverter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,6 +31,7 @@ from .loader import LoadedApp, LoadedFunction
 
 logger = logging.getLogger("modelfunc.host")
 ROUTE_PREFIX = "api"
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 def _host_id(app_dir: Path) -> str:
@@ -43,13 +47,40 @@ def _poison_threshold(app_dir: Path) -> int:
         return 5
 
 
+def _host_request(request: Request, body: bytes) -> func.HttpRequest:
+    """The HttpRequest the Python worker builds from what the Functions host sends it (azure-functions-host
+    GrpcMessageConversionExtensions.ToRpcHttp): header names lower-cased, a repeated header or query parameter one
+    value joined by commas (ASP.NET's StringValues.ToString()), the URL with its query string as the client sent it.
+    In Azure, App Service's front end adds the client's address to X-Forwarded-For; so does this host."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in request.headers.raw:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    if request.client is not None:
+        host = request.client.host
+        hop = f"[{host}]:{request.client.port}" if ":" in host else f"{host}:{request.client.port}"
+        headers["x-forwarded-for"] = f"{headers['x-forwarded-for']},{hop}" if "x-forwarded-for" in headers else hop
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        params[key] = f"{params[key]},{value}" if key in params else value
+    return func.HttpRequest(method=request.method, url=str(request.url), headers=headers, params=params,
+                            route_params=dict(request.path_params), body=body)
+
+
 def _to_starlette(resp: Any) -> Response:
     if isinstance(resp, func.HttpResponse):
-        headers = dict(resp.headers)
-        media = headers.pop("Content-Type", None) or headers.pop("content-type", None) or resp.mimetype
-        if media and resp.charset and media.startswith("text/") and "charset" not in media:
-            media = f"{media}; charset={resp.charset}"
-        return Response(resp.get_body(), status_code=resp.status_code, headers=headers, media_type=media)
+        # What the Python worker sends the host for it: the library's own converter (one value per header name, each
+        # Set-Cookie a cookie of its own, a content type added when there is none).
+        value = HttpResponseConverter.encode(resp, expected_type=None).value
+        status = int(value["status_code"].value)
+        body = value["body"].value or b""
+        if status < 200 or status in (204, 304):  # Kestrel sends no body with these
+            body = b""
+        out = Response(body, status_code=status, headers={n: d.value for n, d in value["headers"].items()})
+        for cookie in value.get("cookies") or []:
+            for morsel in cookie.values():
+                out.raw_headers.append((b"set-cookie", morsel.OutputString().encode("latin-1")))
+        return out
     if isinstance(resp, (str, bytes)):
         return Response(resp, media_type="text/plain")
     if resp is None:
@@ -95,20 +126,28 @@ class HostServer:
             Route("/admin/functions/{name}", self._invoke, methods=["POST"]),
         ]
         for f, route, methods in self.http:
-            routes.append(Route(f"/{ROUTE_PREFIX}/{route}", self._http_endpoint(f), methods=methods, name=f.name))
+            # Every method reaches the endpoint, which answers one the function does not list as the Functions host
+            # does (404); ASP.NET routing matches the route with a trailing slash too.
+            endpoint = self._http_endpoint(f, methods)
+            routes.append(Route(f"/{ROUTE_PREFIX}/{route}", endpoint, methods=ANY_METHOD, name=f.name))
+            routes.append(Route(f"/{ROUTE_PREFIX}/{route}/", endpoint, methods=ANY_METHOD))
         return routes
 
-    def _http_endpoint(self, f: LoadedFunction):  # noqa: ANN202 - starlette endpoint
+    def _http_endpoint(self, f: LoadedFunction, methods: list[str]):  # noqa: ANN202 - starlette endpoint
         arg = f.trigger.name
+        allowed = set(methods)
 
         async def endpoint(request: Request) -> Response:
+            if request.method not in allowed:
+                # The Functions host's routing answers a method the function does not list with an empty 404
+                # (azure-functions-host#10098), HEAD included (#11625).
+                return Response(status_code=404)
             body = await request.body()
-            req = func.HttpRequest(
-                method=request.method, url=str(request.url), headers=dict(request.headers),
-                params=dict(request.query_params), route_params=dict(request.path_params), body=body)
+            req = _host_request(request, body)
             self.invocations += 1
             try:
-                resp = await run_in_threadpool(f.user_function, **{arg: req})
+                resp = await anyio.to_thread.run_sync(functools.partial(f.user_function, **{arg: req}),
+                                                      limiter=self._thread_limiter())
             except Exception:  # noqa: BLE001 - as the host: 500, details in the log only
                 error_id = uuid.uuid4().hex
                 logger.exception("[%s] function %s raised", error_id, f.name)
@@ -116,6 +155,14 @@ class HostServer:
             return _to_starlette(resp)
 
         return endpoint
+
+    def _thread_limiter(self) -> anyio.CapacityLimiter | None:
+        """How many calls of a synchronous function may run at once: the Python worker's app setting
+        PYTHON_THREADPOOL_THREAD_COUNT when it is set (1: one run() at a time), else the thread pool's default."""
+        if not hasattr(self, "_limiter"):
+            value = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "").strip()
+            self._limiter = anyio.CapacityLimiter(int(value)) if value.isdigit() and int(value) > 0 else None
+        return self._limiter
 
     async def _status(self, request: Request) -> JSONResponse:
         listeners = {name: {"last_error": lst.last_error, **lst.stats.as_dict()}

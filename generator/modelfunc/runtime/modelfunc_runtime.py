@@ -12,7 +12,11 @@ The contract follows ``azureml-inference-server-http``:
 * a ``run`` decorated with ``@input_schema`` receives keyword arguments from the JSON object;
 * a ``run`` decorated with ``@rawhttp`` receives an ``AMLRequest`` and may return ``AMLResponse``;
 * a ``request_headers`` parameter, when present, receives the request headers as a dict;
+* ``run()`` is called inside a Flask request context (when Flask is installed), as azmlinfsrv calls it, so
+  ``flask.request``, ``flask.jsonify``, ``make_response`` and ``send_file`` work in score.py;
 * ``AZUREML_MODEL_DIR`` points at the model folder of the app.
+
+docs/contract.md lists what differs from azmlinfsrv on purpose, each with its reason.
 
 Prediction cache (``cache: {redis: ...}`` in modelfunc.yaml): with the app setting it names holding a Redis
 connection string, successful answers of ``run()`` are kept in Redis under a key made of the model version
@@ -21,9 +25,11 @@ bytes. The cache only ever makes answers faster: Redis down or slow costs one sh
 scored normally, the outage is logged once and Redis is tried again later (with a growing back-off). It
 needs the ``redis`` package (redis-py), which ``modelfunc package`` adds to the app's requirements.
 
-Errors: malformed input → 400 (415 for a schema-decorated run without a JSON body); an exception
-in ``run()`` → 500 with an error id, the traceback only in the log. A blob that fails to score
-gets an error record written through the error output binding instead of being retried forever.
+Errors: over HTTP an undecorated run() gets the body as it is (it may parse it itself), as under azmlinfsrv; a
+schema-decorated run() refuses what azmlinfsrv refuses, in its words (415 without a JSON content type, 400 for a
+body that is not a JSON object), and an input inference-schema cannot convert → 400 (azmlinfsrv: 500); an
+exception in ``run()`` → 500 with an error id, the traceback only in the log. A blob that fails to score (malformed
+JSON included) gets an error record written through the error output binding instead of being retried forever.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 __all__ = ["EntryScript", "EntryScriptError", "Outcome", "PredictionCache", "load", "parse_redis_connection"]
 
@@ -94,6 +100,8 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     error_id: str | None = None
     elapsed_ms: float = 0.0
+    # Set-Cookie values, one per cookie (a repeated header other than Set-Cookie is one combined value in headers).
+    cookies: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -122,10 +130,68 @@ def _is_response(value: Any) -> bool:
 
 
 def _is_json_content_type(ctype: str | None) -> bool:
+    """What flask's ``Request.is_json`` (and so azmlinfsrv) accepts: application/json or application/*+json."""
     if not ctype:
         return False
     media = ctype.split(";", 1)[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+# Statuses whose answers carry no body (RFC 9110 §6.4.1): sending one breaks the client's next read on the connection.
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def _no_body(status: int) -> bool:
+    return status < 200 or status in _NO_BODY_STATUSES
+
+
+def _combine_headers(pairs: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """Response header lines → one value per name and the Set-Cookie values.
+
+    azure.functions.HttpResponse keeps one value per name on the way to the host (its converter builds a dict),
+    so a repeated header becomes one line with the values joined by ", ", which RFC 9110 §5.3 makes equivalent;
+    Set-Cookie cannot be joined that way and the library passes each one on as a cookie of its own.
+    """
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in pairs:
+        key, value = name.lower(), str(value)
+        if key == "set-cookie":
+            cookies.append(value)
+        elif key in headers:
+            headers[key] = f"{headers[key]}, {value}"
+        else:
+            headers[key] = value
+    return headers, cookies
+
+
+def _request_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``request_headers`` as azmlinfsrv passes it: ``dict(flask.request.headers)``, whose names werkzeug spells
+    in title case from the WSGI environ (``X-Unit``, ``Content-Type``) whatever case the client used."""
+    return {name.replace("_", "-").title(): value for name, value in headers.items()}
+
+
+def _remote_addr(headers: dict[str, str]) -> str | None:
+    """The client's address: the last X-Forwarded-For hop, which the platform's front end appends (Azure App Service
+    in Azure, the local host here); the port it may carry is dropped."""
+    forwarded = next((v for k, v in headers.items() if k.lower() == "x-forwarded-for"), "")
+    hop = forwarded.split(",")[-1].strip()
+    if not hop:
+        return None
+    if hop.startswith("["):  # [v6]:port
+        return hop[1:].split("]", 1)[0]
+    if hop.count(":") == 1:  # v4:port
+        return hop.split(":", 1)[0]
+    return hop
+
+
+def _query_from_url(url: str) -> dict[str, list[str]]:
+    """Every query parameter with all its values, in order, from the request URL (the Functions host joins a
+    repeated parameter into one value with commas in ``req.params``; the URL keeps them apart)."""
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        query.setdefault(key, []).append(value)
+    return query
 
 
 # ---------------------------------------------------------------------------------- prediction cache
@@ -529,12 +595,16 @@ class EntryScript:
         query: dict[str, list[str]] | None = None,
         url: str = "http://localhost/score",
         kind: str = "http",
+        remote_addr: str | None = None,
     ) -> Outcome:
         """Score one input. Never raises for a user or input error: the Outcome says what happened.
 
-        ``kind`` (the trigger: http, blob, message) is part of the cache key.
+        ``kind`` (the trigger: http, blob, message) is part of the cache key. ``remote_addr`` is the client's
+        address (``request.remote_addr`` in score.py); by default it is read from X-Forwarded-For.
         """
         headers = dict(headers or {})
+        if remote_addr is None:
+            remote_addr = _remote_addr(headers)
         started = time.perf_counter()
         try:
             self.wait_ready()
@@ -553,7 +623,8 @@ class EntryScript:
                                   elapsed)
                 return Outcome(200, cached, {"content-type": "application/json", "x-modelfunc-cache": "hit"},
                                elapsed_ms=elapsed)
-        outcome = self._score(body, method=method, headers=headers, query=query, url=url, started=started)
+        outcome = self._score(body, method=method, headers=headers, query=query, url=url, started=started,
+                              kind=kind, remote_addr=remote_addr)
         if key is not None and cache is not None:
             stored = outcome.status == 200 and outcome.headers.get("x-modelfunc-cacheable") == "1" and cache.put(
                 key, outcome.body)
@@ -565,13 +636,31 @@ class EntryScript:
         return outcome
 
     def _score(self, body: bytes, *, method: str, headers: dict[str, str], query: dict[str, list[str]] | None,
-               url: str, started: float) -> Outcome:
+               url: str, started: float, kind: str = "http", remote_addr: str | None = None) -> Outcome:
+        context = _request_context(self.style, body, method=method, headers=headers, url=url, remote_addr=remote_addr)
+        if context is not None:
+            context.push()  # flask.request, jsonify, make_response, send_file work in run(), as under azmlinfsrv
         try:
-            kwargs = self._arguments(body, method=method, headers=headers, query=query or {}, url=url)
+            return self._score_in_context(body, method=method, headers=headers, query=query, url=url, kind=kind,
+                                          request=context.request if context is not None else None, started=started,
+                                          remote_addr=remote_addr)
+        finally:
+            if context is not None:
+                context.pop()
+
+    def _score_in_context(self, body: bytes, *, method: str, headers: dict[str, str],
+                          query: dict[str, list[str]] | None, url: str, kind: str, request: Any, started: float,
+                          remote_addr: str | None) -> Outcome:
+        if method == "OPTIONS" and self.style != "rawhttp":
+            # azmlinfsrv answers OPTIONS itself (200, empty) unless run() takes the raw request.
+            return Outcome(200, b"", {"content-type": "text/html; charset=utf-8"})
+        try:
+            kwargs = self._arguments(body, method=method, headers=headers, query=query or {}, url=url, kind=kind,
+                                     request=request, remote_addr=remote_addr)
         except BadInput as ex:
             return Outcome(ex.status, _error_body(str(ex)), {"content-type": "application/json"})
         if self.wants_headers:
-            kwargs["request_headers"] = headers
+            kwargs["request_headers"] = _request_headers(headers)
         run_started = time.perf_counter()
         try:
             result = self._run(**kwargs)
@@ -595,7 +684,7 @@ class EntryScript:
             outcome.headers["x-modelfunc-cacheable"] = "1"  # a JSON answer of run() itself: safe to cache
         outcome.elapsed_ms = elapsed
         outcome.headers["x-ms-run-fn-exec-ms"] = f"{elapsed:.3f}"
-        if outcome.status >= 500:
+        if outcome.status >= 500 and _is_response(result):  # as azmlinfsrv marks a failing answer of run()
             outcome.headers["x-ms-run-function-failed"] = "True"
         logger.debug("scored in %.3f ms (total %.3f ms)", elapsed, (time.perf_counter() - started) * 1000)
         return outcome
@@ -608,11 +697,13 @@ class EntryScript:
         return in_schema and not in_script
 
     def _arguments(self, body: bytes, *, method: str, headers: dict[str, str], query: dict[str, list[str]],
-                   url: str) -> dict[str, Any]:
+                   url: str, kind: str = "http", request: Any = None, remote_addr: str | None = None) -> dict[str, Any]:
         first = self.params[0].name
         ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
         if self.style == "rawhttp":
-            return {first: _aml_request(body, method=method, headers=headers, url=url)}
+            if request is None:  # no Flask request context (Flask missing): build the request on its own
+                request = _aml_request(body, method=method, headers=headers, url=url, remote_addr=remote_addr)
+            return {first: request}
         if method == "GET":
             parsed = {k: _parse_json_or_text(v[0]) if len(v) == 1 else [_parse_json_or_text(x) for x in v]
                       for k, v in query.items()}
@@ -620,23 +711,28 @@ class EntryScript:
                 return {first: json.dumps(parsed)}
             return self._schema_arguments(parsed)
         if method != "POST":
-            raise BadInput(f"Method {method} is not supported; send the input with POST", 405)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as ex:
-            raise BadInput(f"Input cannot be decoded as UTF-8: {ex}") from None
+            raise BadInput("Method not allowed", 405)  # azmlinfsrv's answer to a method run() cannot take
         if self.style == "json":
-            if _is_json_content_type(ctype):
+            if request is not None and kind == "http":
+                # What azmlinfsrv gives run(): flask's request.data, which is empty for a form or multipart body
+                # (werkzeug has parsed it into request.form and request.files).
+                body = request.data
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as ex:
+                raise BadInput(f"Input cannot be decoded as UTF-8: {ex}") from None
+            if kind != "http" and _is_json_content_type(ctype):
+                # A blob or message that is not JSON gets a 400 error record. Over HTTP run() gets the text as it is,
+                # as under azmlinfsrv: it may parse it itself, or answer its own error.
                 _loads(text)
             return {first: text}
-        if ctype and not _is_json_content_type(ctype):
-            raise BadInput(f"Expected Content-Type application/json for this model, got {ctype}", 415)
-        parsed = _loads(text)
+        # From here on azmlinfsrv's own rules and words (input_parsers.ObjectInput), so that the answers match.
+        if not _is_json_content_type(ctype) and (ctype or kind == "http"):
+            # flask's is_json; a blob or message without a content type is taken as JSON.
+            raise BadInput("Expects Content-Type to be application/json", 415)
+        parsed = _loads_bytes(body)
         if not isinstance(parsed, dict):
-            raise BadInput(
-                "The body must be a JSON object whose keys are run()'s parameters: "
-                + ", ".join(p.name for p in self.params)
-            )
+            raise BadInput("POST body should be a JSON dictionary.")
         return self._schema_arguments(parsed)
 
     def _schema_arguments(self, parsed: dict[str, Any]) -> dict[str, Any]:
@@ -651,8 +747,28 @@ class EntryScript:
     @staticmethod
     def _to_outcome(result: Any) -> Outcome:
         if _is_response(result):
-            headers = {k.lower(): v for k, v in result.headers.items()}
-            return Outcome(int(result.status_code), result.get_data(), headers)
+            if getattr(result, "direct_passthrough", False):  # send_file(): a file wrapper, read it here
+                result.direct_passthrough = False
+            try:
+                body = result.get_data()
+                pairs = list(result.headers.items())
+            finally:
+                close = getattr(result, "close", None)
+                if callable(close):
+                    close()
+            status = int(result.status_code)
+            headers, cookies = _combine_headers(pairs)
+            if _no_body(status):  # 204, 304: the headers as run() set them, but no body (AMLResponse(None) has {})
+                body = b""
+            if status == 304:  # werkzeug sends a 304 without its entity headers (Content-Type, ...)
+                from werkzeug.http import is_entity_header
+
+                headers = {k: v for k, v in headers.items()
+                           if not is_entity_header(k) or k in ("expires", "content-location")}
+            headers.pop("content-length", None)  # the host counts the body it sends
+            return Outcome(status, body, headers, cookies=cookies)
+        if result is None:  # azmlinfsrv answers {} for a run() that returns nothing
+            return Outcome(200, b"{}", {"content-type": "application/json"})
         try:
             body = json.dumps(result, default=_json_default).encode()
         except (TypeError, ValueError) as ex:
@@ -668,15 +784,20 @@ class EntryScript:
         """An HTTP trigger invocation: azure.functions.HttpRequest → HttpResponse."""
         import azure.functions as func
 
-        query = {k: [v] for k, v in req.params.items()}
+        query = _query_from_url(req.url) or {k: [v] for k, v in req.params.items()}
         outcome = self.invoke(req.get_body() or b"", method=req.method.upper(), headers=dict(req.headers),
                               query=query, url=req.url)
         headers = dict(outcome.headers)
-        mimetype = headers.pop("content-type", None)
         deployment = deployment_id()
         if deployment:
             headers[DEPLOYMENT_HEADER] = deployment
-        return func.HttpResponse(body=outcome.body, status_code=outcome.status, headers=headers, mimetype=mimetype)
+        # The content type stays a header: HttpResponse's mimetype would get "; charset=utf-8" appended to a text/*
+        # type that already names its charset.
+        resp = func.HttpResponse(body=outcome.body, status_code=outcome.status, headers=headers,
+                                 mimetype=headers.get("content-type") or "application/octet-stream")
+        for cookie in outcome.cookies:  # each becomes a cookie of its own in the library's converter
+            resp.headers.add("Set-Cookie", cookie)
+        return resp
 
     def handle_blob(self, blob: Any, output: Any, error: Any, stamp: Any = None) -> Outcome:
         """A blob trigger invocation: the result goes to ``output``, a failure to ``error`` (never raised);
@@ -737,6 +858,19 @@ def _loads(text: str) -> Any:
         raise BadInput(f"The body is not valid JSON: {ex}") from None
 
 
+def _loads_bytes(body: bytes) -> Any:
+    """A JSON body as azmlinfsrv reads one for @input_schema: ``json.loads`` on the bytes, which takes UTF-8 with or
+    without a byte-order mark, UTF-16 and UTF-32."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as ex:
+        raise BadInput(f"Input cannot be decoded as UTF-8, UTF-16 or UTF-32: {ex}") from None
+    except json.JSONDecodeError as ex:
+        if not body:
+            raise BadInput("POST body is empty. Expecting a JSON dictionary.") from None
+        raise BadInput(f"POST body could not be decoded as JSON: {ex}") from None
+
+
 def _parse_json_or_text(value: str) -> Any:
     try:
         return json.loads(value)
@@ -745,13 +879,12 @@ def _parse_json_or_text(value: str) -> Any:
 
 
 _REQUEST_CLASS: Any = None
+_FLASK_APPS: dict[str, Any] = {}
 
 
-def _aml_request(body: bytes, *, method: str, headers: dict[str, str], url: str) -> Any:
-    """An ``AMLRequest`` (a flask Request) carrying the invocation, as azmlinfsrv passes to @rawhttp run()."""
+def _request_class() -> Any:
+    """``AMLRequest`` (a flask Request) with flask.Request's constructor: what @rawhttp run() receives."""
     global _REQUEST_CLASS
-    from werkzeug.test import EnvironBuilder
-
     if _REQUEST_CLASS is None:
         try:
             from azureml.contrib.services.aml_request import AMLRequest as base
@@ -764,8 +897,54 @@ def _aml_request(body: bytes, *, method: str, headers: dict[str, str], url: str)
                 init(self, environ)
 
         _REQUEST_CLASS = _InvocationRequest
-    env = EnvironBuilder(url, method=method, headers=headers, data=body).get_environ()
-    return _REQUEST_CLASS(env)
+    return _REQUEST_CLASS
+
+
+def _environ(body: bytes, *, method: str, headers: dict[str, str], url: str, remote_addr: str | None
+             ) -> dict[str, Any]:
+    """The WSGI environ of the invocation, as a WSGI server (gunicorn under azmlinfsrv) would have built it."""
+    from werkzeug.test import EnvironBuilder
+
+    env = EnvironBuilder(url, method=method, headers=list(headers.items()), data=body,
+                         environ_base={"REMOTE_ADDR": remote_addr or ""}).get_environ()
+    length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+    if length is None:
+        env.pop("CONTENT_LENGTH", None)  # e.g. a chunked request: the header says so, as the client sent it
+    else:
+        env["CONTENT_LENGTH"] = length  # as sent, 0 included (EnvironBuilder leaves a 0 out)
+    # The body is already whole (the host de-chunked it): werkzeug must read it as it is, never de-chunk it again.
+    env["wsgi.input_terminated"] = True
+    return env
+
+
+def _flask_app(style: str) -> Any:
+    """The Flask app whose request context run() is called in (None when Flask is not installed)."""
+    app = _FLASK_APPS.get(style)
+    if app is None:
+        try:
+            import flask
+        except ImportError:
+            _FLASK_APPS[style] = False
+            return None
+        app = flask.Flask("modelfunc_entry_script")
+        if style == "rawhttp":
+            app.request_class = _request_class()
+        _FLASK_APPS[style] = app
+    return app or None
+
+
+def _request_context(style: str, body: bytes, *, method: str, headers: dict[str, str], url: str,
+                     remote_addr: str | None) -> Any:
+    app = _flask_app(style)
+    if app is None:
+        return None
+    return app.request_context(_environ(body, method=method, headers=headers, url=url, remote_addr=remote_addr))
+
+
+def _aml_request(body: bytes, *, method: str, headers: dict[str, str], url: str, remote_addr: str | None = None
+                 ) -> Any:
+    """An ``AMLRequest`` (a flask Request) carrying the invocation, as azmlinfsrv passes to @rawhttp run()."""
+    return _request_class()(_environ(body, method=method, headers=headers, url=url, remote_addr=remote_addr))
 
 
 def load(app_file: str | os.PathLike[str], *, entry_script: str = "score.py", model_dir: str = "model",

@@ -1,0 +1,221 @@
+"""The entry script's source directory: what of it is shipped in the app, and what is left out, and why.
+
+Azure ML uploads the whole ``source_directory`` of a deployment (the folder holding ``score.py``) less what
+its ignore file excludes: ``.amlignore`` when there is one, else ``.gitignore``, read from that directory
+only, in gitignore syntax. modelfunc does the same, and also leaves out:
+
+* the build output (``--out``, and any other folder modelfunc wrote: it holds ``.modelfunc-build``);
+* the model directory, which is shipped on its own as the app's ``model/`` (the image's model layer);
+* modelfunc's own inputs, which become the app's generated files: the config file (``modelfunc.yaml``)
+  and the environment file (``environment.yml`` / ``requirements.txt`` → the app's ``requirements.txt``);
+* version-control, CI, editor and tool folders and files (``TOOLING_DIRS``, ``TOOLING_FILES``, any virtual
+  environment: a folder holding ``pyvenv.cfg``), and compiled bytecode;
+* symbolic links that lead out of the source directory (or nowhere): never followed, so nothing outside
+  it is shipped through a link. A link to a file or folder inside it is shipped as a copy of what it
+  points to.
+
+Nothing here reads a file's contents except the ignore file; the walk is sorted, so the result is
+deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+AMLIGNORE, GITIGNORE = ".amlignore", ".gitignore"
+BUILD_MARKER = ".modelfunc-build"  # appgen.MARKER: every output modelfunc writes holds it
+TOOLING_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".github", ".gitlab", ".circleci", ".azure-pipelines", ".devcontainer",
+    ".vscode", ".idea", "__pycache__", ".venv", "venv", "node_modules", ".pytest_cache", ".mypy_cache",
+    ".ruff_cache", ".tox", ".nox", ".ipynb_checkpoints", ".python_packages",
+})
+TOOLING_FILES = frozenset({
+    AMLIGNORE, GITIGNORE, ".gitattributes", ".gitmodules", ".gitlab-ci.yml", "azure-pipelines.yml",
+    ".pre-commit-config.yaml", ".DS_Store", "Thumbs.db",
+})
+TOOLING_SUFFIXES = (".pyc", ".pyo")
+
+# Why something was left out (the keys of SourceFiles.reasons()); the ignore file's own name is one too.
+BUILD_OUTPUT = "build output"
+TOOLING = "tooling"
+MODELFUNC_INPUT = "modelfunc input"
+SYMLINK_OUT = "symlink out of the source directory"
+SYMLINK_LOOP = "symlink loop"
+SYMLINK_MODEL = "symlink into the model directory"
+SYMLINK_LEFT_OUT = "symlink to something left out"
+NOT_A_FILE = "not a regular file"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    path: str  # relative to the source directory, POSIX; a folder ends with "/"
+    reason: str  # ".amlignore", ".gitignore", or one of the reasons above
+    size: int | None = None  # bytes, for a file (a folder left out is not walked)
+    target: str | None = None  # where a symbolic link points
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "reason": self.reason}
+        if self.size is not None:
+            data["bytes"] = self.size
+        if self.target is not None:
+            data["target"] = self.target
+        return data
+
+
+@dataclass(frozen=True)
+class SourceFiles:
+    root: Path
+    files: tuple[tuple[str, Path], ...]  # (path in the app, relative POSIX; the file to copy), sorted
+    sizes: tuple[int, ...]
+    left_out: tuple[LeftOut, ...]
+    ignore_file: str | None = None  # AMLIGNORE or GITIGNORE: the one that was read, if any
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.sizes)
+
+    def reasons(self) -> Counter[str]:
+        return Counter(item.reason for item in self.left_out)
+
+    def largest(self, n: int = 3) -> list[tuple[str, int]]:
+        pairs = sorted(zip((rel for rel, _ in self.files), self.sizes, strict=True), key=lambda p: (-p[1], p[0]))
+        return pairs[:n]
+
+    def summary_line(self, shown_as: str, *, limit: int = 5) -> str:
+        """One line: what was shipped from where, what was left out and why, the largest of each."""
+        largest = ", ".join(f"{rel} {_size(size)}" for rel, size in self.largest())
+        line = (f"source: {len(self.files)} file{'s' if len(self.files) != 1 else ''} ({_size(self.total_bytes)}) "
+                f"from {shown_as}" + (f" (largest: {largest})" if largest else ""))
+        if not self.left_out:
+            return line + "; nothing left out"
+        counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.reasons().items()))
+        ordered = sorted(self.left_out, key=lambda i: (i.size is None, -(i.size or 0), i.path))
+        shown = ", ".join(i.path + (f" {_size(i.size)}" if i.size is not None else "") for i in ordered[:limit])
+        more = f", and {len(ordered) - limit} more (--json lists them)" if len(ordered) > limit else ""
+        return f"{line}; left out {len(self.left_out)} ({counts}): {shown}{more}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dir": str(self.root), "ignore_file": self.ignore_file, "files": len(self.files),
+                "bytes": self.total_bytes, "shipped": [rel for rel, _ in self.files],
+                "left_out": [item.to_dict() for item in self.left_out]}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def _ignore_spec(root: Path) -> tuple[str | None, pathspec.GitIgnoreSpec | None]:
+    """The source directory's ignore file, as Azure ML picks it: .amlignore when present, else .gitignore."""
+    for name in (AMLIGNORE, GITIGNORE):
+        path = root / name
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            return name, pathspec.GitIgnoreSpec.from_lines(lines)
+    return None, None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def collect(root: Path, *, out_dir: Path | None = None, separate: tuple[Path, ...] = (),
+            inputs: tuple[Path, ...] = ()) -> SourceFiles:
+    """Walk ``root`` (the entry script's folder) and decide, for each file, whether the app gets it.
+
+    ``out_dir`` is the build output; ``separate`` folders are shipped otherwise (the model directory), so
+    they are passed over silently; ``inputs`` are modelfunc's own files (config, environment), left out.
+    """
+    root = root.resolve()
+    out = out_dir.resolve() if out_dir is not None else None
+    separate_real = tuple(p.resolve() for p in separate)
+    inputs_real = {p.resolve() for p in inputs}
+    ignore_name, spec = _ignore_spec(root)
+    files: list[tuple[str, Path, int]] = []
+    left: list[LeftOut] = []
+
+    def excluded(entry: os.DirEntry[str], path: Path, real: Path, rel: str, is_dir: bool) -> str | None:
+        if is_dir:
+            if entry.name in TOOLING_DIRS or (path / "pyvenv.cfg").is_file():
+                return TOOLING
+            if real == out or (path / BUILD_MARKER).is_file():
+                return BUILD_OUTPUT
+        else:
+            if entry.name in TOOLING_FILES or entry.name.endswith(TOOLING_SUFFIXES):
+                return TOOLING
+            if real in inputs_real:
+                return MODELFUNC_INPUT
+        if spec is not None and spec.match_file(rel + "/" if is_dir else rel):
+            return ignore_name
+        return None
+
+    def target_left_out(real: Path) -> bool:
+        """Whether a link inside the source directory points at something the walk leaves out."""
+        parts = real.relative_to(root).parts
+        if real in inputs_real or (out is not None and _inside(real, out)):
+            return True
+        if any(part in TOOLING_DIRS for part in parts[:-1]) or parts[-1] in TOOLING_DIRS | TOOLING_FILES:
+            return True
+        return spec is not None and any(spec.match_file("/".join(parts[:n]) + "/") for n in range(1, len(parts))) \
+            or spec is not None and spec.match_file("/".join(parts) + ("/" if real.is_dir() else ""))
+
+    def walk(directory: Path, real_dir: Path, prefix: str, chain: frozenset[Path]) -> None:
+        """``chain``: the real paths of the folders above, so a link back up the tree is not walked again."""
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            left.append(LeftOut(prefix or "./", UNREADABLE))
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            rel = prefix + entry.name
+            link = entry.is_symlink()
+            real = path.resolve() if link else real_dir / entry.name
+            try:
+                info: os.stat_result | None = path.stat()  # through a link, to what it points to
+            except OSError:
+                info = None  # a dangling link
+            is_dir = info is not None and stat.S_ISDIR(info.st_mode)
+            shown = rel + "/" if is_dir else rel
+            if not link and is_dir and real in separate_real:
+                continue  # the model directory: shipped as the app's model/
+            reason = excluded(entry, path, real, rel, is_dir)
+            if reason is None and link:
+                # Never follow a link out of the source directory (nor into what is shipped otherwise).
+                if info is None or not _inside(real, root) or (out is not None and _inside(real, out)):
+                    reason = SYMLINK_OUT
+                elif any(_inside(real, s) for s in separate_real):
+                    reason = SYMLINK_MODEL
+                elif is_dir and real in chain:
+                    reason = SYMLINK_LOOP
+                elif real != root and target_left_out(real):
+                    reason = SYMLINK_LEFT_OUT
+                if reason is not None:
+                    left.append(LeftOut(shown, reason, None, os.readlink(path)))
+                    continue
+            if reason is None and info is not None and not is_dir and not stat.S_ISREG(info.st_mode):
+                reason = NOT_A_FILE
+            if reason is not None:
+                size = info.st_size if info is not None and not is_dir and reason != NOT_A_FILE else None
+                left.append(LeftOut(shown, reason, size))
+            elif is_dir:
+                walk(path, real, rel + "/", chain | {real})
+            else:
+                assert info is not None
+                files.append((rel, path, info.st_size))
+
+    walk(root, root, "", frozenset({root}))
+    files.sort(key=lambda f: f[0])
+    return SourceFiles(root, tuple((rel, p) for rel, p, _ in files), tuple(s for _, _, s in files),
+                       tuple(left), ignore_name)
