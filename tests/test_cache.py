@@ -142,6 +142,33 @@ def test_model_version_changes_with_the_model_files(example, serve, redis_server
     assert one.status()["cache"]["model_version"] != two.status()["cache"]["model_version"]
 
 
+def test_model_version_covers_the_whole_source_directory_not_the_wiring(tmp_path) -> None:  # noqa: ANN001
+    """Files beside score.py ship with it (a data file read through __file__ decides answers): they are part of
+    the version; the files that only wire the app to its host are not."""
+    from modelfunc.runtime.modelfunc_runtime import model_version
+
+    app = tmp_path / "app"
+    (app / "model").mkdir(parents=True)
+    (app / "score.py").write_text("def run(data):\n    return data\n")
+    (app / "lookup.csv").write_text("a,1\n")
+    (app / "model" / "weights.bin").write_bytes(b"\x00\x01")
+    (app / "function_app.py").write_text("# generated\n")
+
+    def version() -> str:
+        return model_version(app, app / "score.py", app / "model")
+
+    first = version()
+    (app / "function_app.py").write_text("# generated again\n")
+    (app / "host.json").write_text("{}")
+    (app / ".hidden").write_text("x")
+    assert version() == first
+    (app / "lookup.csv").write_text("a,2\n")
+    second = version()
+    assert second != first
+    (app / "model" / "weights.bin").write_bytes(b"\x00\x02")
+    assert version() not in (first, second)
+
+
 def test_redis_stopped_and_restarted_mid_run_fails_no_request(example, serve, redis_server, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv(SETTING, redis_server.url())
     repo = cache_repo(example)

@@ -20,7 +20,7 @@ docs/contract.md lists what differs from azmlinfsrv on purpose, each with its re
 
 Prediction cache (``cache: {redis: ...}`` in modelfunc.yaml): with the app setting it names holding a Redis
 connection string, successful answers of ``run()`` are kept in Redis under a key made of the model version
-(a digest of the entry script, the modules beside it and the model files), the trigger and the exact input
+(a digest of the entry script, the files shipped beside it and the model files), the trigger and the exact input
 bytes. The cache only ever makes answers faster: Redis down or slow costs one short timeout, the request is
 scored normally, the outage is logged once and Redis is tried again later (with a growing back-off). It
 needs the ``redis`` package (redis-py), which ``modelfunc package`` adds to the app's requirements.
@@ -394,7 +394,9 @@ class PredictionCache:
 
 
 def model_version(root: Path, entry_script: Path, model_dir: Path) -> str:
-    """A digest of what decides the answers: the entry script, the Python modules beside it, the model files.
+    """A digest of what decides the answers: the entry script, every file of its source directory shipped beside
+    it (modules, data files read through ``__file__``, the app's requirements), the model files. Not the files
+    that only wire the app to its host (function_app.py, host.json, local settings, this shim), nor hidden ones.
 
     ``MODELFUNC_MODEL_VERSION`` (an app setting) replaces it, e.g. for a model too large to hash at start.
     """
@@ -403,7 +405,9 @@ def model_version(root: Path, entry_script: Path, model_dir: Path) -> str:
         return "v-" + hashlib.sha256(explicit.encode()).hexdigest()[:32]
     digest = hashlib.sha256()
     files = [entry_script]
-    files += sorted(p for p in root.rglob("*.py") if p != entry_script and p.name != "function_app.py"
+    wiring = {"function_app.py", "host.json", "local.settings.json", Path(__file__).name}
+    files += sorted(p for p in root.rglob("*") if p.is_file() and p != entry_script
+                    and p.relative_to(root).as_posix() not in wiring
                     and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts)
                     and model_dir not in p.parents)
     files += sorted(p for p in model_dir.rglob("*") if p.is_file())
