@@ -216,9 +216,9 @@ class Refusing(Slot):
 
 
 def test_a_send_refused_while_the_role_applies_is_tried_again(bus_app, containers, stamps, monkeypatch) -> None:  # noqa: ANN001
-    import modelfunc.queuetest as queuetest
+    import modelfunc.blobtest as blobtest
 
-    monkeypatch.setattr(queuetest, "ROLE_RETRY_FIRST", 0.05)
+    monkeypatch.setattr(blobtest, "ROLE_RETRY_FIRST", 0.05)  # the retry both tests share (while_role_applies)
     project, app, _old = bus_app
     service, container = stamps
     slot = Refusing(2, [containers(app, NEW)], service, project.trigger.input_queue)

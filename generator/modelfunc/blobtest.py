@@ -156,28 +156,45 @@ PERMISSION_PENDING = frozenset({"AuthorizationPermissionMismatch", "Authorizatio
 ROLE_RETRY_FIRST = 5.0  # seconds before the first retry; doubled up to 30 s
 
 
-def _upload(blob: Any, data: bytes, *, service: BlobServiceClient, role_wait: float,
-            progress: Progress | None) -> None:
-    """Upload the sample; while the account refuses the identity's permission, wait up to ``role_wait`` s."""
+def while_role_applies(attempt: Callable[[], None], refusal: Callable[[Exception], str | None], *,
+                       role_wait: float, progress: Progress | None, waiting: str,
+                       give_up: Callable[[str], Exception]) -> None:
+    """Run ``attempt``; while it fails with an error ``refusal`` names (a role granted moments ago is not applied
+    yet: the reason), say ``waiting`` and try again with a growing delay, for up to ``role_wait`` s, then raise
+    ``give_up(reason)``. Any other error is raised as it is."""
     deadline = time.monotonic() + role_wait
     delay = ROLE_RETRY_FIRST
     while True:
         try:
-            blob.upload_blob(data, overwrite=False)
+            attempt()
             return
-        except HttpResponseError as e:
-            if e.status_code != 403 or e.error_code not in PERMISSION_PENDING:
+        except Exception as e:
+            reason = refusal(e)
+            if reason is None:
                 raise
             if time.monotonic() + delay > deadline:
-                raise StorageError(f"{describe(service)} refused the test's upload ({e.error_code}) for "
-                                   f"{role_wait:.0f} s", hint="the identity running the test needs Storage Blob "
-                                   "Data Contributor on this account (a new role assignment can take a few minutes "
-                                   "to apply: run again)") from None
+                raise give_up(reason) from None
             if progress:
-                progress(f"  {e.error_code}: the account does not let this identity write yet (a new role "
-                         f"assignment can take minutes to apply); trying again in {delay:.0f} s")
+                progress(f"  {reason}: {waiting} (a new role assignment can take minutes to apply); trying again in "
+                         f"{delay:.0f} s")
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _upload(blob: Any, data: bytes, *, service: BlobServiceClient, role_wait: float,
+            progress: Progress | None) -> None:
+    """Upload the sample; while the account refuses the identity's permission, wait up to ``role_wait`` s."""
+    def refusal(e: Exception) -> str | None:
+        pending = isinstance(e, HttpResponseError) and e.status_code == 403 and e.error_code in PERMISSION_PENDING
+        return str(e.error_code) if pending else None  # type: ignore[union-attr]
+
+    while_role_applies(
+        lambda: blob.upload_blob(data, overwrite=False), refusal, role_wait=role_wait, progress=progress,
+        waiting="the account does not let this identity write yet",
+        give_up=lambda reason: StorageError(
+            f"{describe(service)} refused the test's upload ({reason}) for {role_wait:.0f} s",
+            hint="the identity running the test needs Storage Blob Data Contributor on this account (a new role "
+                 "assignment can take a few minutes to apply: run again)"))
 
 
 def run_blob_test(project: Project, connection_string: str | None, *, timeout: float = 60.0, keep: bool = False,

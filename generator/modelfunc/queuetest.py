@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from .blobtest import ROLE_RETRY_FIRST, TestReport, answered_elsewhere, judge
+from .blobtest import TestReport, answered_elsewhere, judge, while_role_applies
 from .config import Project, load_expected
 from .errors import DeployError
 from .runtime.modelfunc_runtime import STAMP_CONTAINER
@@ -86,23 +86,14 @@ def stamp_name(message_id: str) -> str:
 def _send(bus: Bus, queue: str, body: bytes, message_id: str, *, role_wait: float,
           progress: Progress | None) -> None:
     """Send the sample; while the namespace refuses the identity, try again for up to ``role_wait`` s."""
-    deadline = time.monotonic() + role_wait
-    delay = ROLE_RETRY_FIRST
-    while True:
-        try:
-            bus.send(queue, body, message_id=message_id, content_type="application/json")
-            return
-        except NotAuthorizedYet as e:
-            if time.monotonic() + delay > deadline:
-                raise DeployError(f"Service Bus refused to take the sample on {queue} for {role_wait:.0f} s ({e})",
-                                  hint="the identity running the test needs Azure Service Bus Data Sender on the "
-                                       "slot's namespace (a new role assignment can take minutes to apply: deploy "
-                                       "again)") from None
-            if progress:
-                progress(f"  the namespace does not let this identity send yet ({e}); a new role assignment can "
-                         f"take minutes to apply: trying again in {delay:.0f} s")
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
+    while_role_applies(
+        lambda: bus.send(queue, body, message_id=message_id, content_type="application/json"),
+        lambda e: str(e) if isinstance(e, NotAuthorizedYet) else None, role_wait=role_wait, progress=progress,
+        waiting="the namespace does not let this identity send yet",
+        give_up=lambda reason: DeployError(
+            f"Service Bus refused to take the sample on {queue} for {role_wait:.0f} s ({reason})",
+            hint="the identity running the test needs Azure Service Bus Data Sender on the slot's namespace (a new "
+                 "role assignment can take minutes to apply: deploy again)"))
 
 
 def run_queue_test(project: Project, *, namespace: str, stamps: ContainerClient, bus: Bus | None = None,
