@@ -2,15 +2,16 @@
 
 Inputs (``INPUT_*``): model-repo, config, connection-string (blob; masked), url and function-key (http;
 the key masked), host-url (Service Bus, through the local host), blob-test-timeout, report-path; or, for
-target azure, deployment (the deploy step's hand-off) with tenant-id and client-id (OIDC).
-Outputs: test-result (pass|fail), report-path.
+target azure, deployment (the deploy step's hand-off) with tenant-id and client-id (OIDC), and golden (the package
+step's golden table: the slot's answer is added, the table published, and any difference fails the step).
+Outputs: test-result (pass|fail), report-path; target azure: golden.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from modelfunc import github
+from modelfunc import github, golden
 
 
 @github.script
@@ -48,7 +49,23 @@ def main() -> int:
                                 url=github.get_input("url") or None, function_key=function_key or None,
                                 host_url=github.get_input("host-url") or None,
                                 timeout=github.get_float("blob-test-timeout", 60.0), progress=progress)
+    if not deployment_file:
+        github.publish_test(report, report_path)
+        return 0
+    # target azure: the slot's answer joins the package step's (run() directly and the function, in the image).
+    golden_file = github.get_input("golden")
+    if golden_file:
+        table = golden.load(Path(golden_file))
+    else:  # flex: the app is zip-deployed, no image is built or self-tested
+        table = golden.for_project(project)
+        for place in (golden.DIRECT, golden.IMAGE):
+            table.set(place, golden.Answer(skipped="no image (flex: the app is zip-deployed)"))
+        table.set(golden.LOCAL_HOST, golden.Answer(skipped="the app does not run on the runner (target azure)"))
+    where = deployment.slot_url if deployment.slot else f"{deployment.app_url} (flex: no slot)"
+    table.set(golden.SLOT, golden.from_report(report, where))
+    github.publish_golden(table, check=False)
     github.publish_test(report, report_path)
+    table.check()
     return 0
 
 

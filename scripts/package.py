@@ -4,7 +4,8 @@ Inputs (``INPUT_*``): model-repo, config, image (``[REGISTRY/]REPOSITORY``), tag
 (default true), pull (default true), registry-username, registry-password (masked at once). With target
 azure: registry (an ACR; the image defaults to ``<login server>/<app>``), tenant-id and client-id — the push
 signs in with the identity (ACR token exchange, the token masked at once) unless a password is given.
-Outputs: image (``REPOSITORY@sha256:…`` once pushed, else ``REPOSITORY:TAG``; empty without a build), digest.
+Outputs: image (``REPOSITORY@sha256:…`` once pushed, else ``REPOSITORY:TAG``; empty without a build), digest,
+golden (the golden table so far, as JSON: run() directly and through the function, inside the image).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from modelfunc import github
+from modelfunc import github, golden
 
 
 @github.script
@@ -67,7 +68,10 @@ def main() -> int:
             packaged = getattr(e, "packaged", None)
             if packaged is not None:
                 github.add_summary(github.summary_for_image(packaged.summary()))
+                github.publish_golden(_golden(project, packaged), check=False)
             raise
+    if result.test is not None:  # the test step adds the slot's answer and publishes the table
+        github.set_output("golden", str(golden.save(_golden(project, result), github.default_golden_path())))
     summary = result.summary()
     github.set_output("image", result.reference or "")
     github.set_output("digest", summary.get("digest", ""))
@@ -75,6 +79,14 @@ def main() -> int:
     if result.reference:
         github.echo(result.reference, file=sys.stdout)
     return 0
+
+
+def _golden(project, packaged):  # noqa: ANN001, ANN202
+    """The golden table so far: run() directly and through the function, both inside the image (the runner has
+    not the app's dependencies); target azure runs no local host."""
+    table = golden.for_project(project)
+    table.set(golden.LOCAL_HOST, golden.Answer(skipped="the app does not run on the runner (target azure)"))
+    return golden.with_image(table, packaged, direct_too=True)
 
 
 if __name__ == "__main__":

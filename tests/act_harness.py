@@ -432,5 +432,6 @@ class ActionRunner:
 def _runner_env() -> dict[str, str]:
     """A runner's environment: this machine's PATH and HOME, nothing of the test process's GITHUB_*/INPUT_*."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "DOCKER_HOST", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL",
-            "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "NPM_CONFIG_USERCONFIG", "npm_config_registry")
+            "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "NPM_CONFIG_USERCONFIG", "npm_config_registry",
+            "MODELFUNC_UP_IMAGE")  # the suite's choice of the up step's image default (see conftest.py)
     return {k: v for k, v in os.environ.items() if k in keep}

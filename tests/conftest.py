@@ -20,6 +20,11 @@ from modelfunc.azurite import Azurite
 # Every secret the suite creates is looked for in every output, log and summary (tests/secrets_guard.py).
 pytest_plugins = ["secrets_guard"]
 
+# `modelfunc up` (and the action's up step) builds and self-tests the image when a Docker engine answers. Whether
+# one answers during a test depends on which test started dockerd first, and the default base image cannot be
+# pulled here: so `up` builds no image in the suite unless a test asks for one (--image on, with the local base).
+os.environ["MODELFUNC_UP_IMAGE"] = "off"
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

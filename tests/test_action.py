@@ -492,7 +492,7 @@ def test_action_inputs_and_outputs_are_documented_and_mapped() -> None:
                  "run-blob-test", "blob-test-timeout", "python-version"):
         assert name in action["inputs"]
     assert action["inputs"]["target"]["default"] == "local"
-    assert set(action["outputs"]) == {"image", "app-url", "slot-url", "test-result", "report-path"}
+    assert set(action["outputs"]) == {"image", "app-url", "slot-url", "test-result", "report-path", "golden"}
     for spec in action["outputs"].values():
         assert spec["description"] and spec["value"].startswith("${{ ")
     steps = [s.get("id") for s in action["runs"]["steps"]]

@@ -83,7 +83,7 @@ def test_target_azure_runs_package_deploy_test_swap_in_order_with_their_inputs(a
                        # where the registry is created when the subscription has none (a new user's first push)
                        "INPUT_SUBSCRIPTION_ID": SUB, "INPUT_APP_NAME": deploy["INPUT_APP_NAME"],
                        "INPUT_RESOURCE_GROUP": deploy["INPUT_RESOURCE_GROUP"],
-                       "INPUT_LOCATION": deploy["INPUT_LOCATION"]}
+                       "INPUT_LOCATION": deploy["INPUT_LOCATION"], "INPUT_BASE_IMAGE": ""}
     assert all(step["INPUT_CLOUD"] == "AzureCloud" and step["INPUT_ARM_ENDPOINT"] == ""
                for step in (deploy, test, swap))  # every Azure step signs in to the same cloud
     assert deploy["INPUT_IMAGE"] == IMAGE  # the package step's output, by digest
@@ -93,7 +93,7 @@ def test_target_azure_runs_package_deploy_test_swap_in_order_with_their_inputs(a
     assert "INPUT_CONNECTION_STRING" not in test  # the slot's storage is reached by identity
     assert run.outputs == {"image": IMAGE, "app-url": "https://diabetes-http.azurewebsites.net",
                            "slot-url": "https://diabetes-http-staging.azurewebsites.net", "test-result": "pass",
-                           "report-path": "/r.json"}
+                           "report-path": "/r.json", "golden": ""}
 
 
 def test_a_failed_test_on_the_slot_never_swaps(act: Act) -> None:

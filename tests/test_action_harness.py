@@ -92,8 +92,10 @@ def test_the_action_packages_runs_and_tests_an_http_model(act: Act) -> None:
     assert "| path | expected | actual | result |" in run.summary
     assert "| (root) | <code>[661.6371, 362.4341]</code> | <code>[661.6371, 362.4341]</code> | match |" in run.summary
     assert run.log.annotations == []
-    assert run.log.groups == ["package diabetes-http", "install the app's requirements", "start the local host",
-                              "test the sample"]
+    assert run.log.groups == ["package diabetes-http", "install the app's requirements",
+                              "score the sample with run() called directly", "start the local host", "test the sample"]
+    assert "### modelfunc golden answer: ✅ the same answer everywhere" in run.summary
+    assert Path(run.outputs["golden"]).is_file()
     # What ran, in order, and how: the two installs faked, everything else real.
     assert _ran(run) == ["python", "pip-key", "pip-cache", "install", "azurite", "up"]
     assert list(act.fp.calls) == [act.runner.command(s) for s in _ran(run) if run.step(s).uses is None]
@@ -113,7 +115,8 @@ def test_the_action_packages_runs_and_tests_an_http_model(act: Act) -> None:
     inputs = {k: v for k, v in up.env.items() if k.startswith("INPUT_")}
     assert inputs == {"INPUT_MODEL_REPO": "model", "INPUT_CONFIG": "modelfunc.yaml", "INPUT_TARGET": "local",
                       "INPUT_CONNECTION_STRING": "", "INPUT_INSTALL_REQUIREMENTS": "true",
-                      "INPUT_RUN_BLOB_TEST": "true", "INPUT_BLOB_TEST_TIMEOUT": ""}  # "": by target and trigger
+                      "INPUT_RUN_BLOB_TEST": "true", "INPUT_BLOB_TEST_TIMEOUT": "",  # "": by target and trigger
+                      "INPUT_BUILD_IMAGE": "", "INPUT_BASE_IMAGE": ""}
     assert up.env["MODELFUNC_AZURITE"] == str(ROOT / "node_modules" / ".bin" / "azurite-blob")
 
 
@@ -199,7 +202,7 @@ def test_hostile_path_and_inputs_run_nothing_the_user_did_not_write(tmp_path: Pa
     for step in run.steps:
         for payload in PAYLOADS:
             assert payload not in step.script
-    assert set(run.outputs) == {"image", "app-url", "slot-url", "test-result", "report-path"}
+    assert set(run.outputs) == {"image", "app-url", "slot-url", "test-result", "report-path", "golden"}
 
 
 def test_an_injection_in_a_checked_input_is_a_clear_error_and_runs_nothing(tmp_path: Path, fp) -> None:  # noqa: ANN001

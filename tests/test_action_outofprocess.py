@@ -255,7 +255,7 @@ def test_the_actions_azure_steps_deploy_and_swap_with_oidc(server: ArmServer, id
     assert production["properties"]["linuxFxVersion"] == f"DOCKER|{IMAGE}"
     assert slot["properties"]["linuxFxVersion"] != f"DOCKER|{IMAGE}"
     assert run.outputs == {"image": IMAGE, "app-url": out["app-url"], "slot-url": out["slot-url"],
-                           "test-result": "skipped", "report-path": ""}
+                           "test-result": "skipped", "report-path": "", "golden": ""}
 
     # Every sign-in (deploy's and swap's own) was the OIDC assertion; nothing left 127.0.0.1.
     assert_signed_in_with_the_oidc_assertion(recorded, ids)

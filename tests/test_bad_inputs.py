@@ -151,6 +151,10 @@ CASES = [
     case("http-route-with-leading-slash", HTTP, replace("modelfunc.yaml", "route: score", "route: /score"),
          "error: <repo>/modelfunc.yaml:5: trigger.route: '/score' is not a valid route: use a path without "
          "leading/trailing '/', spaces, '?', '#' or '{}', e.g. 'score' (served at /api/score)"),
+    case("http-route-is-the-openapi-route", HTTP, replace("modelfunc.yaml", "route: score", "route: Swagger.json"),
+         "error: <repo>/modelfunc.yaml:5: trigger.route: 'Swagger.json' is the route of the app's OpenAPI document "
+         "(GET /api/swagger.json, which modelfunc adds to every HTTP app, as Azure ML serves /swagger.json): use "
+         "another route for run(), e.g. 'score'"),
     case("blob-input-path-without-blobname", BLOB,
          replace("modelfunc.yaml", "input_path: input/{blobname}.json", "input_path: input/{name}.json"),
          "error: <repo>/modelfunc.yaml:5: trigger.input_path: 'input/{name}.json' must contain {blobname}, "
@@ -251,6 +255,12 @@ CASES = [
          "error: <repo>/model: a folder named 'model' beside the entry script would be shipped where the app keeps "
          "the model files (model_dir is 'artifacts')",
          "hint: rename it, or leave it out of the app: add the line /model/ to .amlignore beside score.py"),
+    case("score-folder-swagger-json-not-json", HTTP, write("swagger.json", "{'swagger': '2.0'}\n"),
+         "error: <repo>/swagger.json: swagger.json beside the entry script is served as the app's OpenAPI document, "
+         "as azmlinfsrv serves it, but it is not valid JSON (Expecting property name enclosed in double quotes: "
+         "line 1 column 2 (char 1))",
+         "hint: fix it; or delete it (or add the line /swagger.json to .amlignore beside score.py) to serve the "
+         "document modelfunc generates"),
     case("entry-script-left-out-by-amlignore", BLOB, write(".amlignore", "*.py\n"),
          "error: <repo>/score.py: the entry script is left out of the app by .amlignore",
          "hint: remove the pattern that matches score.py from .amlignore"),

@@ -3,6 +3,7 @@ self-test, digests, credentials."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -76,8 +77,42 @@ def test_self_test_passes_inside_the_image(example, tmp_path, docker_engine, nam
     test = data["self_test"]
     assert test["passed"] and test["status"] == 200
     assert json.loads(test["body"]) == [661.6371, 362.4341]
+    # Scored twice inside the image: run() through the contract alone, and through the app's own function called
+    # with the objects the worker builds for its trigger (HttpRequest, InputStream and Out, ServiceBusMessage).
+    sha = hashlib.sha256(b"[661.6371, 362.4341]").hexdigest()
+    assert test["direct"]["sha256"] == test["function"]["sha256"] == sha
+    assert test["functions"][0] == {"diabetes-blob": "score_blob", "diabetes-http": "score",
+                                    "diabetes-servicebus": "score_message"}[name]
     assert result.stdout.strip() == data["tag"]  # no registry host: built and tested, not pushed
     assert "not pushed" in result.stderr
+
+
+def test_up_puts_the_images_answer_beside_run_directly_and_the_local_host(example, tmp_path, docker_engine) -> None:
+    repo = example("diabetes-blob")
+    result = run_modelfunc("up", str(repo), "--image", "on", "--base-image", BASE_IMAGE, "--golden",
+                           str(tmp_path / "g.json"), timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "==> self-test" in result.stderr and "==> start Azurite" in result.stderr
+    answers = json.loads((tmp_path / "g.json").read_text())["answers"]
+    sha = hashlib.sha256(b"[661.6371, 362.4341]").hexdigest()
+    assert [answers[p]["sha256"] for p in ("run() directly", "local host", "image self-test")] == [sha] * 3
+    assert answers["image self-test"]["where"].startswith("image ")
+    assert answers["staging slot"] == {"skipped": "target local"}
+
+
+def test_up_fails_naming_the_image_when_only_the_image_answers_differently(example, tmp_path, docker_engine) -> None:
+    repo = example("diabetes-http")
+    # 0.991 on this machine, 1.009 in the image's self-test (its sample is mounted there): each within the
+    # tolerance of the expected 1.0, not of each other.
+    (repo / "score.py").write_text(
+        "import os\n\ndef init():\n    pass\n\ndef run(data):\n"
+        "    return {'value': 1.009 if os.path.exists('/modelfunc-selftest') else 0.991}\n")
+    (repo / "samples" / "expected.json").write_text('{"value": 1.0}\n')
+    (repo / "modelfunc.yaml").write_text((repo / "modelfunc.yaml").read_text().replace("1.0e-4", "0.01"))
+    result = run_modelfunc("up", str(repo), "--image", "on", "--base-image", BASE_IMAGE, timeout=900)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: the sample's answers differ: image self-test (image " in result.stderr
+    assert ") answered differently vs run() directly: .value: 0.991 vs 1.009" in result.stderr
 
 
 def test_missing_package_fails_at_package_time_with_the_import_error(example, tmp_path, registry) -> None:
@@ -270,3 +305,20 @@ def test_requirement_without_a_wheel_falls_back_to_installing_in_the_build(examp
     assert "RUN python -m pip install" in dockerfile and "-r /home/site/requirements.txt" in dockerfile
     assert "# mf-sdist-only==0.1 has no wheel" in dockerfile
     assert not (out / "layers" / "dependencies.tar").exists()
+
+
+def test_the_package_step_hands_the_images_answers_to_the_test_step(example, tmp_path, docker_engine, monkeypatch,
+                                                                    capfd) -> None:
+    """scripts/package.py: run() directly and through the function, both inside the image (the runner has not
+    the app's dependencies), go to the `golden` output, which the azure test step completes with the slot's."""
+    from modelfunc import golden
+    from test_action import Step, load_script
+
+    step = Step(tmp_path, monkeypatch)
+    step.inputs(model_repo=str(example("diabetes-servicebus")), base_image=BASE_IMAGE, pull="false")
+    assert load_script("package").main([]) == 0, capfd.readouterr().out
+    table = golden.load(Path(step.outputs()["golden"]))
+    assert table.answer("run() directly").body == table.answer("image self-test").body == b"[661.6371, 362.4341]"
+    assert table.answer("run() directly").where.endswith("(no function)")
+    assert table.answer("local host").skipped == "the app does not run on the runner (target azure)"
+    assert "golden answer" not in step.summary_text()  # published once, complete, by the test step

@@ -40,7 +40,13 @@ EXPECTED = {
             {"direction": "OUT", "type": "http", "name": "$return"},
             {"direction": "IN", "type": "httpTrigger", "name": "req", "methods": ["GET", "POST"],
              "authLevel": "FUNCTION", "route": "score"},
-        ]
+        ],
+        # the app's OpenAPI document (docs/openapi.md), with the scoring function's auth level
+        "swagger": [
+            {"direction": "OUT", "type": "http", "name": "$return"},
+            {"direction": "IN", "type": "httpTrigger", "name": "req", "methods": ["GET"],
+             "authLevel": "FUNCTION", "route": "swagger.json"},
+        ],
     },
     "diabetes-blob": {
         "score_blob": [
@@ -102,10 +108,13 @@ def test_http_options_reach_the_binding(example, tmp_path: Path) -> None:
     (repo / "modelfunc.yaml").write_text(
         "trigger:\n  type: http\n  auth_level: anonymous\n  route: models/diabetes/score\n  methods: [POST]\n")
     assert run_modelfunc("package", str(repo), "--no-build", "--out", str(tmp_path / "o")).returncode == 0
-    (trigger,) = [b for b in index(tmp_path / "o" / "app")["score"] if b["type"] == "httpTrigger"]
+    functions = index(tmp_path / "o" / "app")
+    (trigger,) = [b for b in functions["score"] if b["type"] == "httpTrigger"]
     assert trigger["authLevel"] == "ANONYMOUS"
     assert trigger["route"] == "models/diabetes/score"
     assert trigger["methods"] == ["POST"]
+    (swagger,) = [b for b in functions["swagger"] if b["type"] == "httpTrigger"]
+    assert (swagger["authLevel"], swagger["route"], swagger["methods"]) == ("ANONYMOUS", "swagger.json", ["GET"])
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -140,7 +149,8 @@ def test_app_contents(example, tmp_path: Path) -> None:
     assert files == {
         ".dockerignore", ".modelfunc-build", "Dockerfile", "app/.funcignore", "app/function_app.py",
         "app/host.json", "app/local.settings.json", "app/model/model.json", "app/modelfunc_runtime.py",
-        "app/requirements.txt", "app/score.py", "app/helpers.py", "app/unrelated.py",
+        "app/modelfunc_openapi.py", "app/modelfunc_openapi.json", "app/requirements.txt", "app/score.py",
+        "app/helpers.py", "app/unrelated.py",
         "app/samples/input.json", "app/samples/expected.json",
         "layers/dependencies.tar", "layers/model.tar", "layers/code.tar",
     }
@@ -159,7 +169,8 @@ def test_app_contents(example, tmp_path: Path) -> None:
     with tarfile.open(out / "layers/code.tar") as tar:
         code = sorted(m.name for m in tar.getmembers() if m.isfile())
     assert code == [f"home/site/wwwroot/{f}" for f in (
-        ".funcignore", "function_app.py", "helpers.py", "host.json", "modelfunc_runtime.py", "requirements.txt",
+        ".funcignore", "function_app.py", "helpers.py", "host.json", "modelfunc_openapi.json", "modelfunc_openapi.py",
+        "modelfunc_runtime.py", "requirements.txt",
         "samples/expected.json", "samples/input.json", "score.py", "unrelated.py")]
     with tarfile.open(out / "layers/model.tar") as tar:
         assert [m.name for m in tar.getmembers() if m.isfile()] == ["home/site/wwwroot/model/model.json"]
@@ -167,8 +178,9 @@ def test_app_contents(example, tmp_path: Path) -> None:
         names = tar.getnames()
     assert "home/site/wwwroot/.python_packages/lib/site-packages/numpy/__init__.py" in names
     assert not any("/bin/" in n for n in names)
-    runtime = Path(__file__).resolve().parents[1] / "generator/modelfunc/runtime/modelfunc_runtime.py"
-    assert (out / "app/modelfunc_runtime.py").read_bytes() == runtime.read_bytes()
+    runtime = Path(__file__).resolve().parents[1] / "generator/modelfunc/runtime"
+    for name in ("modelfunc_runtime.py", "modelfunc_openapi.py"):
+        assert (out / "app" / name).read_bytes() == (runtime / name).read_bytes()
 
 
 def test_default_base_image_follows_python_version(example, tmp_path: Path) -> None:
@@ -192,7 +204,9 @@ def test_conda_only_packages_are_reported_not_installed(example, tmp_path: Path)
 
 APP_FILES = {"function_app.py", "host.json", "requirements.txt", "local.settings.json", "modelfunc_runtime.py",
              ".funcignore", "model/model.json", "score.py"}
-# What each example's app holds beyond the files above: the rest of its source directory, as Azure ML ships it.
+# What each example's app holds beyond the files above: the rest of its source directory, as Azure ML ships it (and
+# an HTTP app's OpenAPI document builder and description, docs/openapi.md).
+OPENAPI_FILES = {"modelfunc_openapi.py", "modelfunc_openapi.json"}
 EXAMPLE_SOURCE = {
     "diabetes-http": {"samples/input.json", "samples/expected.json"},
     "diabetes-blob": {"samples/input.json", "samples/expected.json", "train.py"},
@@ -224,7 +238,8 @@ def test_examples_ship_their_source_directory_and_nothing_else() -> None:
 def test_example_app_is_the_old_app_plus_its_source_files(example, tmp_path: Path, name: str) -> None:
     repo = example(name)
     result, summary = package_json(repo, "--out", str(tmp_path / "o"))
-    assert app_files(tmp_path / "o" / "app") == APP_FILES | EXAMPLE_SOURCE[name]
+    assert app_files(tmp_path / "o" / "app") == APP_FILES | EXAMPLE_SOURCE[name] | (
+        OPENAPI_FILES if name == "diabetes-http" else set())
     assert left_out(summary) == {"environment.yml": "modelfunc input", "modelfunc.yaml": "modelfunc input"}
     assert summary["source"]["dir"] == str(repo.resolve())
     assert sorted(summary["source"]["shipped"]) == sorted({"score.py"} | EXAMPLE_SOURCE[name])
@@ -294,7 +309,8 @@ def test_files_beside_score_py_are_shipped_and_the_app_answers(example, serve) -
     time and one loaded from its path: all shipped, so the packaged app starts and answers."""
     repo = source_repo(example)
     _, summary = package_json(repo)  # into <repo>/build, which the next render (serve's) must not ship
-    assert app_files(repo / "build" / "app") == APP_FILES | set(SOURCE_FILES) | EXAMPLE_SOURCE["diabetes-http"]
+    assert app_files(repo / "build" / "app") == (APP_FILES | OPENAPI_FILES | set(SOURCE_FILES)
+                                                 | EXAMPLE_SOURCE["diabetes-http"])
     host = serve(repo)
     data = json.loads((repo / "samples" / "input.json").read_text())
     resp = httpx.post(f"{host.url}/api/score", json=data, timeout=30)

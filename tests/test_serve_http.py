@@ -119,11 +119,16 @@ def test_exception_in_run_is_500_with_error_id_and_no_traceback(hosts) -> None:
 def test_admin_api_lists_functions_and_readiness(hosts) -> None:
     url = hosts["schema"].url
     assert hosts["schema"].status()["state"] == "Running"
-    (fn,) = httpx.get(f"{url}/admin/functions", timeout=5).json()
+    fn, swagger = httpx.get(f"{url}/admin/functions", timeout=5).json()
     assert fn["name"] == "score"
     assert fn["trigger"] == {"type": "httpTrigger", "methods": ["GET", "POST"], "authLevel": "ANONYMOUS",
                              "route": "score"}
     assert fn["invoke_url"] == f"{url}/api/score"
+    # and the app's OpenAPI document (docs/openapi.md; tests/test_openapi.py)
+    assert swagger["name"] == "swagger"
+    assert swagger["trigger"] == {"type": "httpTrigger", "methods": ["GET"], "authLevel": "ANONYMOUS",
+                                  "route": "swagger.json"}
+    assert swagger["invoke_url"] == f"{url}/api/swagger.json"
     # A method the function does not list: the Functions host's routing answers an empty 404 (not 405).
     put = httpx.put(f"{url}/api/score", content=b"{}", timeout=5)
     assert (put.status_code, put.content) == (404, b"")

@@ -65,3 +65,21 @@ def test_service_bus_function_invoked_through_admin_api(example, serve) -> None:
     result = run_modelfunc("blob-test", str(repo), "--host-url", host.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("PASS: service-bus-queue round trip")
+
+
+def test_a_binary_answer_to_a_message_comes_back_from_the_admin_api_in_base64(example, serve) -> None:
+    """run() may answer bytes that are not UTF-8 (an image): the output message carries them as they are, and the
+    admin API, whose answer is JSON, gives them in base64."""
+    import base64
+
+    repo = example("diabetes-servicebus")
+    (repo / "score.py").write_text(
+        "from azureml.contrib.services.aml_request import rawhttp\n"
+        "from azureml.contrib.services.aml_response import AMLResponse\n\n\n"
+        "def init():\n    pass\n\n\n@rawhttp\ndef run(request):\n"
+        "    return AMLResponse(b'\\x89PNG' + bytes(range(256)), 200)\n")
+    host = serve(repo)
+    resp = httpx.post(f"{host.url}/admin/functions/score_message", json={"input": "{}"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    (message,) = resp.json()["outputs"].values()
+    assert base64.b64decode(message["base64"]) == b"\x89PNG" + bytes(range(256))

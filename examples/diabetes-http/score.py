@@ -16,7 +16,7 @@ def init():
         model = json.load(f)
 
 
-@input_schema("data", NumpyParameterType(np.array([[0.1] * 10]), enforce_shape=False))
+@input_schema("data", NumpyParameterType(np.array([[0.1] * 10])))  # any number of rows of 10 features
 @output_schema(NumpyParameterType(np.array([152.0])))
 def run(data):
     return (data @ np.asarray(model["coef"]) + model["intercept"]).round(4).tolist()

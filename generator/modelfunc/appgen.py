@@ -7,6 +7,8 @@ Layout of the output directory (default ``<repo>/build``)::
     app/host.json                    extension bundle v4, trigger settings
     app/requirements.txt             from environment.yml / requirements.txt, plus azure-functions
     app/modelfunc_runtime.py         the entry-script contract shim (copied verbatim)
+    app/modelfunc_openapi.py         HTTP trigger: the OpenAPI document's builder (copied verbatim), and
+    app/modelfunc_openapi.json       what it describes: the app's HTTP functions, schemas inferred from the samples
     app/<score.py> and the rest      the entry script's whole source directory, as Azure ML ships it (less
                                      .amlignore/.gitignore, the build output, the model directory and
                                      tooling: see sourcedir.py)
@@ -34,15 +36,18 @@ from .config import Project
 from .entryscript import inspect_entry_script
 from .environment import add_requirement, read_requirements
 from .errors import PackageError
+from .openapi import DESCRIPTION_FILE, SWAGGER_FUNCTION, SWAGGER_ROUTE, check_user_documents
+from .openapi import description as openapi_description
 from .runtime.modelfunc_runtime import MESSAGE_STAMP_CONNECTION, MESSAGE_STAMP_PATH, STAMP_CONTAINER
 from .sourcedir import AMLIGNORE, BUILD_MARKER, SYMLINK_OUT, SourceFiles, collect
 
 RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
+OPENAPI_FILE = RUNTIME_FILE.with_name("modelfunc_openapi.py")  # shipped beside it in HTTP-trigger apps
 MARKER = BUILD_MARKER  # every output modelfunc writes holds it, so a later walk passes it over
 APP_MODEL_DIR = "model"
 FIXED_MTIME = 315532800  # 1980-01-01: stable mtimes keep image layers identical across renders
-RESERVED = {"function_app.py", "modelfunc_runtime.py", "host.json", "requirements.txt", "local.settings.json",
-            ".funcignore", APP_MODEL_DIR, MARKER}
+RESERVED = {"function_app.py", "modelfunc_runtime.py", OPENAPI_FILE.name, DESCRIPTION_FILE, "host.json",
+            "requirements.txt", "local.settings.json", ".funcignore", APP_MODEL_DIR, MARKER}
 LARGE_SOURCE = 64 * 2**20  # bytes beside the entry script past which package says what they cost
 CACHE_REQUIREMENT = "redis>=5"  # redis-py, for cache: {redis: ...}
 FUNCTION_NAMES = {"http": "score", "blob": "score_blob", "service-bus-queue": "score_message"}
@@ -207,6 +212,8 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     info = inspect_entry_script(project.entry_script)
     _check_out_dir(project, out_dir)
     source = collect_source(project, out_dir)
+    if project.trigger.type == "http":  # served as the app's OpenAPI document, as azmlinfsrv serves them
+        check_user_documents(source.files, source.ignore_file or AMLIGNORE, project.entry_script.name)
     requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
     if project.config.cache is not None and project.config.cache.redis is not None:
         add_requirement(requirements, CACHE_REQUIREMENT)  # the runtime's Redis client
@@ -221,6 +228,14 @@ def render(project: Project, out_dir: str | Path | None = None, *,
             progress(f"  not followed: {item.path} -> {item.target} (a symlink leading out of {_shown(source.root)})")
     entry_name = project.entry_script.name
     function_name = FUNCTION_NAMES[project.trigger.type]
+    openapi = None
+    if project.trigger.type == "http":
+        openapi, notes = openapi_description(project, function_name, project.name)
+        if info.style == "schema":
+            progress(f"openapi: GET /api/{SWAGGER_ROUTE} describes run() by its inference-schema decorators")
+        else:
+            progress(f"openapi: GET /api/{SWAGGER_ROUTE}; run() has no inference-schema decorators: "
+                     + "; ".join(notes))
     env = _env()
     context = {
         "version": __version__,
@@ -234,6 +249,8 @@ def render(project: Project, out_dir: str | Path | None = None, *,
         # for a queue answer, by its input message's id in the host storage account.
         "stamp_path": stamp_path(project.trigger.output_path) if project.trigger.type == "blob" else MESSAGE_STAMP_PATH,
         "stamp_connection": MESSAGE_STAMP_CONNECTION,
+        # HTTP trigger: the app's OpenAPI document, GET /api/swagger.json (runtime/modelfunc_openapi.py)
+        "swagger": {"function": SWAGGER_FUNCTION, "route": SWAGGER_ROUTE},
     }
 
     try:
@@ -253,9 +270,13 @@ def render(project: Project, out_dir: str | Path | None = None, *,
             "app/.funcignore": "local.settings.json\n__pycache__/\n.venv/\n",
             MARKER: f"modelfunc {__version__}\n",
         }
+        if openapi is not None:
+            files[f"app/{DESCRIPTION_FILE}"] = json.dumps(openapi, indent=2) + "\n"
         for rel, text in files.items():
             (staging / rel).write_text(text, encoding="utf-8")
         shutil.copyfile(RUNTIME_FILE, app / "modelfunc_runtime.py")
+        if openapi is not None:
+            shutil.copyfile(OPENAPI_FILE, app / OPENAPI_FILE.name)
         _copy_source(source, app)
         (app / APP_MODEL_DIR).mkdir()
         _copy_tree(project.model_dir, app / APP_MODEL_DIR)

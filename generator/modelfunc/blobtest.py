@@ -11,6 +11,8 @@ render the same facts:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import os
@@ -56,9 +58,12 @@ class TestReport:
     mismatches: list[Mismatch] = field(default_factory=list)
     error: str | None = None
     deployment: str | None = None  # the deployment that answered, when the app says (see DEPLOYMENT_SETTING)
+    answer: bytes | None = field(default=None, repr=False)  # the answer as it came, byte for byte
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["answer_sha256"] = hashlib.sha256(self.answer).hexdigest() if self.answer is not None else None
+        del d["answer"]
         for key in ("expected", "actual"):
             if isinstance(d[key], bytes):
                 d[key] = d[key].decode("utf-8", "replace")
@@ -126,6 +131,7 @@ def compare(expected: Any, actual: Any, tolerance: float, path: str = "") -> lis
 
 
 def judge(report: TestReport, expected: Any, body: bytes) -> TestReport:
+    report.answer = body
     if isinstance(expected, bytes):
         report.actual = body
         if body != expected:
@@ -396,6 +402,8 @@ def run_invoke_test(project: Project, host_url: str, function_name: str, *, time
     if message is None:
         report.error = f"the function sent nothing to {trigger.output_queue!r}"
         return report
+    if isinstance(message, dict):  # a message that is not UTF-8 text comes back in base64
+        return judge(report, expected, base64.b64decode(message["base64"]))
     return judge(report, expected, message.encode("utf-8"))
 
 

@@ -209,7 +209,7 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
 @main.command()
 @click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(["local"]), default="local", show_default=True,
-              help="Where to deploy (Azure is a later target).")
+              help="Where to run the app: the local default (for Azure: `modelfunc package`, then `deploy`).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build directory.  [default: REPO/build]")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for start-up and for the output.")
 @click.option("--install-requirements", is_flag=True,
@@ -218,15 +218,38 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
               help="Blob trigger: the storage account to use.  [default: an Azurite started for the run]")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the test report as JSON here.")
+@click.option("--image", "image_mode", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              envvar="MODELFUNC_UP_IMAGE", show_envvar=True,  # local.UP_IMAGE_ENV
+              help="Also build the image and self-test it (a column of the golden table); auto: when a Docker "
+                   "engine answers.")
+@click.option("--base-image", help="Base image of the image.  [default: "
+              "mcr.microsoft.com/azure-functions/python:4-python<python_version>]")
+@click.option("--golden", "golden_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the golden table (each place's answer to the sample) as JSON here.")
 def up(repo: Path, target: str, out: Path | None, timeout: float, install_requirements: bool,
-       connection_string: str | None, report_file: Path | None) -> None:
-    """The whole pipeline: package, run on the local default (Azurite + local host), test the sample."""
-    from . import local
+       connection_string: str | None, report_file: Path | None, image_mode: str, base_image: str | None,
+       golden_file: Path | None) -> None:
+    """The whole pipeline: package (and build the image), run on the local default (Azurite + local host), test
+    the sample, and show its answer from run() directly, the local host and the image side by side."""
+    from . import golden, local
     from .config import load_project
 
-    _, report = local.up(load_project(repo), out, timeout=timeout, install=install_requirements,
-                         connection_string=connection_string, progress=_echo_progress)
-    _finish(report, report_file)
+    result = local.up(load_project(repo), out, timeout=timeout, install=install_requirements,
+                      connection_string=connection_string, progress=_echo_progress, image=image_mode,
+                      base_image=base_image)
+    if golden_file:
+        golden.save(result.golden, golden_file)
+    if result.report is None:  # --no-test does not exist here: run_test is always on
+        raise SampleTestFailed("the sample was not tested")
+    click.echo(result.report.render())
+    if report_file:
+        from .blobtest import write_report
+
+        write_report(result.report, report_file)
+    click.echo(result.golden.render_text())
+    if not result.report.passed:
+        raise SampleTestFailed("the sample did not round-trip: see the report above")
+    result.golden.check()
 
 
 # ---------------------------------------------------------------------------- deploy / destroy (Azure)

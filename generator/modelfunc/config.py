@@ -21,6 +21,8 @@ from .errors import ConfigError
 CONFIG_FILE = "modelfunc.yaml"
 SUPPORTED_PYTHON = ("3.10", "3.11", "3.12")
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python{python_version}"
+# The route of an HTTP app's OpenAPI document (its second function, beside the scoring one: openapi.py).
+OPENAPI_ROUTE = "swagger.json"
 
 
 def _parse_path(value: str) -> BlobPath:
@@ -64,6 +66,11 @@ class HttpTrigger(_Strict):
             raise ValueError(
                 f"{v!r} is not a valid route: use a path without leading/trailing '/', spaces, "
                 "'?', '#' or '{}', e.g. 'score' (served at /api/score)"
+            )
+        if v.lower() == OPENAPI_ROUTE:  # the Functions host matches routes without regard to case
+            raise ValueError(
+                f"{v!r} is the route of the app's OpenAPI document (GET /api/{OPENAPI_ROUTE}, which modelfunc adds "
+                "to every HTTP app, as Azure ML serves /swagger.json): use another route for run(), e.g. 'score'"
             )
         return v
 

@@ -92,3 +92,7 @@ class DeployError(ModelfuncError):
     """An Azure deployment step failed or timed out (provisioning, the slot never became healthy, the swap)."""
 
     exit_code = 1
+
+
+class GoldenMismatch(SampleTestFailed):
+    """The sample was answered differently in two places (run() directly, the local host, the image, the slot)."""

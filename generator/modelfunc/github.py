@@ -326,6 +326,38 @@ def summary_for_image(summary: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def summary_for_golden(golden: Any) -> str:
+    """``golden.Golden`` as Markdown: one column per place (run() directly, local host, image, slot)."""
+    from .golden import PLACES
+
+    failure = golden.first_failure()
+    verdict = "✅ the same answer everywhere" if failure is None else "❌ the answers differ"
+    out = [f"### modelfunc golden answer: {verdict}", "",
+           f"{_text(golden.sample)}, tolerance {golden.tolerance:g}", "",
+           "| | " + " | ".join(PLACES) + " |", "|---|" + "---|" * len(PLACES)]
+    for label, cells in golden.rows():
+        code = label in ("answer", "SHA-256")  # what came back, as code; verdicts and reasons as text
+        out.append(f"| {label} | " + " | ".join(
+            f"<code>{_text(c)}</code>" if code and c != "-" and not c.startswith(("not run", "FAILED")) else _text(c)
+            for c in cells) + " |")
+    if failure:
+        out += ["", f"First difference: {_text(failure)}"]
+    return "\n".join(out) + "\n"
+
+
+def publish_golden(golden: Any, path: Path | None = None, *, check: bool = True) -> None:
+    """Print the golden table, write it as JSON (output ``golden``), add it to the summary; then (``check``) raise
+    GoldenMismatch naming the first place that differs."""
+    from . import golden as goldens
+
+    echo(golden.render_text(), file=sys.stdout)
+    path = goldens.save(golden, path or default_golden_path())
+    set_output("golden", str(path))
+    add_summary(summary_for_golden(golden))
+    if check:
+        golden.check()
+
+
 def summary_for_deployment(summary: Mapping[str, Any], plan: str = "") -> str:
     """``SlotDeployment.summary()`` (and the plan it carried out) as Markdown: where the image runs, its state."""
     out = ["### modelfunc deploy", "", "| | |", "|---|---|"]
@@ -383,6 +415,11 @@ def script(body: Callable[[], int | None]) -> Callable[[list[str] | None], int]:
 def default_report_path() -> Path:
     """Where a step writes its JSON test report when the report-path input is empty: the runner's temp dir."""
     return Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "modelfunc-report.json"
+
+
+def default_golden_path() -> Path:
+    """Where a step writes the golden table (a step output hands it to the next step): the runner's temp dir."""
+    return Path(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "modelfunc-golden.json"
 
 
 def publish_test(report: Any, report_path: Path) -> None:

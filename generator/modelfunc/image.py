@@ -434,12 +434,15 @@ class SelfTest:
 def self_test(client: Any, image_id: str, project: Project, *, timeout: float = 300,
               progress: Progress = _quiet) -> SelfTest:
     """Run the image with the entrypoint overridden: import the app, init(), score the sample, compare."""
+    from .appgen import FUNCTION_NAMES
     from .blobtest import compare
 
     sample = project.sample_input
-    progress(f"self-test: scoring {sample.name} inside the image (no network)")
+    progress(f"self-test: scoring {sample.name} inside the image (no network): run() directly, then through the "
+             f"app's function {FUNCTION_NAMES[project.trigger.type]}")
     container = client.containers.run(
-        image_id, entrypoint=["python3", "-m", "modelfunc_runtime", "selftest", f"{SELFTEST_DIR}/{sample.name}"],
+        image_id, entrypoint=["python3", "-m", "modelfunc_runtime", "selftest", f"{SELFTEST_DIR}/{sample.name}",
+                              FUNCTION_NAMES[project.trigger.type]],
         working_dir=f"/{SCRIPT_ROOT}", network_mode="none", detach=True,
         environment={"PYTHONPATH": f"/{SCRIPT_ROOT}:/{SITE_PACKAGES}"},
         volumes={str(sample): {"bind": f"{SELFTEST_DIR}/{sample.name}", "mode": "ro"}})
@@ -556,6 +559,7 @@ class Packaged:
     built: Built | None = None
     test: SelfTest | None = None
     pushed: Pushed | None = None
+    rendered: Any = None  # appgen.PackageResult: the app as rendered
 
     @property
     def reference(self) -> str | None:
@@ -573,12 +577,17 @@ class Packaged:
                         layers=dict(zip(names, self.built.diff_ids[-len(names):], strict=True)))
         if self.test:
             data["self_test"] = {"passed": self.test.passed,
-                                 **{k: v for k, v in self.test.result.items() if k != "traceback"}}
+                                 **{k: _without_base64(v) for k, v in self.test.result.items() if k != "traceback"}}
         if self.pushed:
             data.update(digest=self.pushed.digest, pushed_layers=self.pushed.pushed_layers,
                         existing_layers=self.pushed.existing_layers)
         data["reference"] = self.reference
         return data
+
+
+def _without_base64(value: Any) -> Any:
+    """A self-test part for the summary: the answer's text and SHA-256 (the bytes travel in the golden table)."""
+    return {k: v for k, v in value.items() if k != "body_base64"} if isinstance(value, dict) else value
 
 
 # Docker's reference grammar: a tag, and repository path components (lower case) after an optional registry host.
@@ -620,7 +629,7 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
 
     rendered = render(project, out, before_swap=before_swap, progress=progress)
     context = Context(rendered.out_dir, rendered.out_dir / "Dockerfile", contexts[0].layers, contexts[0].deps_in_build)
-    result = Packaged(rendered.app_dir, context, rendered.source)
+    result = Packaged(rendered.app_dir, context, rendered.source, rendered=rendered)
     if not build_image:
         return result
     client = clients[0]

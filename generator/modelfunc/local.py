@@ -15,15 +15,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import CONNECTION_ENV
 from .appgen import PackageResult, render
 from .blobtest import TestReport, round_trip
 from .config import Project
 from .errors import EnvironmentSpecError, HostError
+from .golden import DIRECT, IMAGE, LOCAL_HOST, SLOT, Answer, Golden, for_project, from_report, from_selftest, with_image
 
 Progress = Callable[[str], None]
+UP_IMAGE_ENV = "MODELFUNC_UP_IMAGE"  # the default of `up --image` (and the action's build-image): auto, on, off
 Output = Callable[[str], object]
 
 
@@ -98,22 +102,92 @@ def install_requirements(project: Project, app_dir: Path, *, output: Output | No
                                    hint=f"they were generated into {requirements}")
 
 
+@dataclass
+class UpResult:
+    """What ``up`` did: the app, the image when one was built, the round trip, and the golden table."""
+
+    package: PackageResult
+    report: TestReport | None
+    golden: Golden
+    image: Any = None  # image.Packaged, when the image was built and self-tested
+
+
+def direct_answer(project: Project, app_dir: Path, *, timeout: float, output: Output | None = None) -> Answer:
+    """The sample scored by run() called directly, in this Python: the app's runtime self-test in a child process
+    (init(), then run() through the entry-script contract alone: no host, no transport, no cache)."""
+    from .appgen import FUNCTION_NAMES
+    from .runtime.modelfunc_runtime import SELFTEST_MARK
+
+    where = f"this Python ({sys.version.split()[0]})"
+    cmd = [sys.executable, "-m", "modelfunc_runtime", "selftest", str(project.sample_input.resolve()),
+           FUNCTION_NAMES[project.trigger.type]]
+    try:
+        proc = subprocess.run(cmd, cwd=app_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Answer(where=where, error=f"no answer within {timeout:.0f} s")
+    marks = [ln for ln in proc.stdout.splitlines() if ln.startswith(SELFTEST_MARK)]
+    result = json.loads(marks[-1][len(SELFTEST_MARK):]) if marks else {}
+    if not result.get("direct") and output is not None:
+        for line in (proc.stderr or "").splitlines()[-40:]:
+            output(line)
+    if not marks:
+        return Answer(where=where, error=f"the self-test exited with code {proc.returncode} without a result "
+                                         "(its output is above)")
+    return from_selftest(result, "direct", where)
+
+
+def _image_mode(image: str, progress: Progress) -> bool:
+    """Whether to build and self-test the image: ``on``, ``off``, or ``auto`` (when a Docker engine answers)."""
+    if image != "auto":
+        return image == "on"
+    from .errors import ModelfuncError
+    from .image import engine
+
+    try:
+        engine(timeout=10)
+    except ModelfuncError as e:
+        progress(f"    (no image built: {e.message})")
+        return False
+    return True
+
+
 def up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
        install: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
-       output: Output | None = None) -> tuple[PackageResult, TestReport | None]:
-    """Package, then (unless ``run_test`` is false) run the app on the local host and test the sample.
+       output: Output | None = None, image: str = "off", base_image: str | None = None) -> UpResult:
+    """Package (and, with ``image`` on or auto, build and self-test the image), then (unless ``run_test`` is
+    false) score the sample with run() called directly, run the app on the local host, round-trip the sample and
+    put the answers side by side: they must agree (byte for byte, or within the sample's tolerance).
 
     A blob trigger listens to ``connection_string``'s storage account, or to an Azurite started for the run.
     ``output`` receives the lines pip and the host print (default: they go straight to stderr).
     """
-    progress(f"==> package {project.name}")
-    result = render(project, out, progress=progress)
+    golden = for_project(project)
+    golden.set(SLOT, Answer(skipped="target local"))
+    build = _image_mode(image, progress)
+    packaged = None
+    if build:
+        from . import image as images
+
+        progress(f"==> package {project.name} and build its image")
+        try:
+            packaged = images.package(project, out, base_image=base_image, progress=progress)
+        except images.SelfTestFailed as e:
+            packaged = e.packaged  # type: ignore[attr-defined]
+        result = packaged.rendered
+        with_image(golden, packaged, direct_too=False)
+    else:
+        progress(f"==> package {project.name}")
+        result = render(project, out, progress=progress)
+        golden.set(IMAGE, Answer(skipped="no image built" + (" (--image off)" if image == "off" else "")))
     progress(f"    {result.app_dir} ({project.trigger.type} trigger, run() style {result.entry_style})")
     if install:
         progress("==> install the app's requirements")
         install_requirements(project, result.app_dir, output=output)
     if not run_test:
-        return result, None
+        return UpResult(result, None, golden, packaged)
+    progress("==> score the sample with run() called directly")
+    golden.set(DIRECT, direct_answer(project, result.app_dir, timeout=timeout, output=output))
     with contextlib.ExitStack() as stack:
         conn = None
         if project.trigger.type == "blob" and connection_string:
@@ -128,4 +202,5 @@ def up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_
         progress(f"    {base_url}")
         progress("==> test the sample")
         report = round_trip(project, connection_string=conn, host_url=base_url, timeout=timeout, progress=progress)
-    return result, report
+    golden.set(LOCAL_HOST, from_report(report, base_url))
+    return UpResult(result, report, golden, packaged)

@@ -242,3 +242,25 @@ SCRIPTS: list[Script] = [
 
 BY_NAME = {s.name: s for s in SCRIPTS}
 assert len(BY_NAME) == len(SCRIPTS)
+
+# ---------------------------------------------------------------------------------- the other triggers
+# A blob or a Service Bus message is a body with (at most) a content type: it has no method, path, headers or query.
+# What azmlinfsrv answers to the same body POSTed to /score is what the blob and the message paths must answer.
+TRIGGERS = ("blob", "message")
+TRIGGER_NAMES = {"blob": "blob trigger", "message": "Service Bus queue trigger"}
+BLOB_CONTAINER = "input"  # the blob trigger's default input_path: input/{blobname}.json
+
+
+def trigger_requests(script: Script) -> list[Req]:
+    """The requests whose azmlinfsrv equivalent is "a body in, an answer out": a POST with a body to /score (the
+    trailing-slash ones excluded: azmlinfsrv answers those 404 by route, whatever the body). The blob gets the body
+    with the request's content type (an upload without one gets application/octet-stream), the message likewise (a
+    message without one has none)."""
+    if not script.starts:
+        return []
+    return [r for r in requests_for(script) if r.method == "POST" and r.body is not None and not r.slash]
+
+
+def blob_name(req: Req) -> str:
+    """The blob's name as the host passes it (container/name), under the default input_path."""
+    return f"{BLOB_CONTAINER}/{req.id}.json"

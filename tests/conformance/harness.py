@@ -1,10 +1,12 @@
-"""Run each catalogue script under azmlinfsrv and under `modelfunc serve`, side by side, and record both answers.
+"""Run each catalogue script under azmlinfsrv and under `modelfunc serve`, side by side, and record both answers; and
+push the same bodies through the runtime's blob and Service Bus paths (triggers.py), beside them.
 
 azmlinfsrv is started through its own entry point (``azureml_inference_server_http.amlserver.run``, what the
 ``azmlinfsrv`` command calls: gunicorn, one sync worker) with one change: it binds 127.0.0.1 instead of its hard-coded
 0.0.0.0. It runs from its own venv (``make .venv-aml/.installed``), with the same numpy, pandas, inference-schema,
 Flask and Werkzeug versions as modelfunc's. ``modelfunc serve`` is the real CLI. Both are forked from a fork server per
-interpreter (zygote.py) that has imported the heavy libraries once: start-up is most of the suite's time.
+interpreter (zygote.py) that has imported the heavy libraries once: start-up is most of the suite's time. So is the
+trigger driver (triggers.py), a third process per script that loads score.py with the runtime, as an app would.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from .catalogue import Req, Script, requests_for
+from .catalogue import Req, Script, requests_for, trigger_requests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +65,8 @@ class Run:
     seconds: float = 0.0
     pids: list[int] = field(default_factory=list)
     log_files: dict[str, Path] = field(default_factory=dict)
+    # trigger (blob, message) → request id → what triggers.py recorded: {"outputs": {binding: [type, b64]}, "raised"}
+    triggers: dict[str, dict[str, dict]] = field(default_factory=dict)
 
 
 def _free_port() -> int:
@@ -90,6 +94,9 @@ def write_repo(script: Script, parent: Path) -> Path:
         f"name: conf-{script.name.replace('_', '-')}\ntrigger:\n  type: http\n  auth_level: anonymous\n"
         f"  route: score\n  methods: [{methods}]\n")
     return repo
+
+
+TRIGGERS_DRIVER = Path(__file__).with_name("triggers.py")
 
 
 class Zygote:
@@ -197,6 +204,12 @@ def run_script(script: Script, work: Path, zygotes: dict[str, Zygote]) -> Run:
     mf = zygotes["modelfunc"].spawn(["modelfunc", "serve", str(repo), "--port", "0", "--ready-file", str(ready_file),
                                      "--no-azurite"], cwd=repo, env={**env, "PYTHONUNBUFFERED": "1"},
                                     log=logs["modelfunc"])
+    trigger_result = work / f"{script.name}.triggers.json"
+    driver = None
+    if trigger_requests(script):  # the blob and message paths, in a process of their own (as an app's worker is)
+        logs["triggers"] = work / f"{script.name}.triggers.log"
+        driver = zygotes["modelfunc"].spawn([str(TRIGGERS_DRIVER), script.name, str(repo), str(trigger_result)],
+                                            cwd=repo, env={**env, "PYTHONUNBUFFERED": "1"}, log=logs["triggers"])
     try:
         az_base = f"http://127.0.0.1:{port}"
         started = {"azmlinfsrv": _wait(az, _http_ok(f"{az_base}/"), 90),
@@ -209,27 +222,98 @@ def run_script(script: Script, work: Path, zygotes: dict[str, Zygote]) -> Run:
                 for req in requests_for(script):
                     result.answers[req.id] = (send(az_client, f"{az_base}/score", req),
                                               send(mf_client, f"{mf_base}/api/score", req))
+        if driver is not None and _wait(driver, trigger_result.exists, 120):
+            result.triggers = json.loads(trigger_result.read_text(encoding="utf-8"))
     finally:  # stopped in the background: run_all waits for them at the end
         _signal(az, signal.SIGTERM)
         _signal(mf, signal.SIGINT)
-    result.pids = [az, mf]
+        if driver is not None:
+            _signal(driver, signal.SIGTERM)
+    result.pids = [az, mf] + ([driver] if driver is not None else [])
     result.log_files = logs
     result.seconds = time.monotonic() - started_at
     return result
 
 
-def run_all(scripts: list[Script], work: Path, oracle: Path, parallel: int = 2) -> dict[str, Run]:
-    """Every script on both servers, ``parallel`` scripts at a time. The azmlinfsrv version is in
-    ``run_all.oracle_version`` afterwards."""
-    zygotes = {"azmlinfsrv": Zygote("azmlinfsrv", oracle), "modelfunc": Zygote("modelfunc", sys.executable)}
+@dataclass
+class BlobApp:
+    """`modelfunc serve` of a script's blob-trigger app (forked from the modelfunc fork server)."""
+
+    script: Script
+    repo: Path
+    pid: int
+    ready_file: Path
+    log: Path
+    containers: dict[str, str]  # input, output, error
+
+    def ready(self, timeout: float = 90) -> bool:
+        return _wait(self.pid, self.ready_file.exists, timeout)
+
+    def output_name(self, blob: str) -> str:
+        return f"{blob}_out.json"
+
+    def error_name(self, blob: str) -> str:
+        return f"{blob}_error.json"
+
+
+def start_blob_app(script: Script, work: Path, zygote: Zygote, connection_string: str, tag: str) -> BlobApp:
+    """The script's repo with a blob trigger (containers of its own, named with ``tag``), served on the storage
+    account of ``connection_string``: ``modelfunc serve`` packages the app and runs its blob listener."""
+    repo = write_repo(script, work)
+    containers = {kind: f"{kind[:3]}-{tag}" for kind in ("input", "output", "error")}
+    (repo / "modelfunc.yaml").write_text(
+        f"name: conf-{script.name.replace('_', '-')}\ntrigger:\n  type: blob\n"
+        f"  input_path: {containers['input']}/{{blobname}}.json\n"
+        f"  output_path: {containers['output']}/{{blobname}}_out.json\n"
+        f"  error_path: {containers['error']}/{{blobname}}_error.json\n")
+    ready_file, log = work / f"{script.name}.ready.json", work / f"{script.name}.modelfunc.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "AML_", "MODELFUNC_CONNECTION"))}
+    pid = zygote.spawn(["modelfunc", "serve", str(repo), "--port", "0", "--ready-file", str(ready_file),
+                        "--poll-interval", "0.1"], cwd=repo,
+                       env={**env, "PYTHONUNBUFFERED": "1", "MODELFUNC_CONNECTION_STRING": connection_string},
+                       log=log)
+    return BlobApp(script, repo, pid, ready_file, log, containers)
+
+
+def stop(pids: list[int]) -> None:
+    """SIGINT (as Ctrl-C stops `modelfunc serve`), and wait until they are gone."""
+    for pid in pids:
+        _signal(pid, signal.SIGINT)
+    _reap(pids)
+
+
+def start_zygotes(oracle: Path) -> dict[str, Zygote]:
+    """Both fork servers (close them with close_zygotes)."""
+    zygotes = {"modelfunc": Zygote("modelfunc", sys.executable)}
+    try:
+        zygotes["azmlinfsrv"] = Zygote("azmlinfsrv", oracle)
+    except BaseException:
+        close_zygotes(zygotes)
+        raise
+    return zygotes
+
+
+def close_zygotes(zygotes: dict[str, Zygote]) -> None:
+    for zygote in zygotes.values():
+        zygote.close()
+
+
+def run_all(scripts: list[Script], work: Path, oracle: Path, parallel: int = 2,
+            zygotes: dict[str, Zygote] | None = None) -> dict[str, Run]:
+    """Every script on both servers and through both triggers, ``parallel`` scripts at a time, forked from
+    ``zygotes`` (started and closed here when not given). The azmlinfsrv version is in ``run_all.oracle_version``
+    afterwards."""
+    own = zygotes is None
+    if zygotes is None:
+        zygotes = start_zygotes(oracle)
     run_all.oracle_version = zygotes["azmlinfsrv"].version  # type: ignore[attr-defined]
     try:
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             runs = list(pool.map(lambda s: run_script(s, work, zygotes), scripts))
         _reap([pid for r in runs for pid in r.pids])
     finally:
-        for zygote in zygotes.values():
-            zygote.close()
+        if own:
+            close_zygotes(zygotes)
     for r in runs:
         r.logs = {k: p.read_text(encoding="utf-8", errors="replace") for k, p in r.log_files.items()}
     return {r.script.name: r for r in runs}

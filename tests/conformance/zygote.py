@@ -5,9 +5,11 @@
 reads one JSON command per line on stdin ({"argv", "cwd", "env", "log"}) and answers the forked child's pid. The child
 is a new process group with the command's environment, working directory, argv and log file, and runs what the real
 command runs: azmlinfsrv's own entry point (``azureml_inference_server_http.amlserver.run``, bound to 127.0.0.1), or
-``modelfunc``'s CLI (``modelfunc.cli.main``, as ``python -m modelfunc`` does). Only libraries are imported before the
-fork (numpy, pandas, flask, gunicorn, ...): nothing that reads the environment or the entry script at import, so each
-child loads its score.py, its configuration and the server's own modules itself, as a freshly started process would.
+``modelfunc``'s CLI (``modelfunc.cli.main``, as ``python -m modelfunc`` does), or, for an argv whose first word is a
+``.py`` file, that file as ``__main__`` (triggers.py: the blob and Service Bus paths, without a host). Only libraries
+are imported before the fork (numpy, pandas, flask, gunicorn, ...): nothing that reads the environment or the entry
+script at import, so each child loads its score.py, its configuration and the server's own modules itself, as a
+freshly started process would.
 Exited children are reaped by the kernel (SIGCHLD ignored); the suite watches them by pid.
 """
 
@@ -57,6 +59,10 @@ def _child(kind: str, command: dict) -> None:
     try:
         if kind == "azmlinfsrv":
             exec(compile(AZMLINFSRV, "<azmlinfsrv>", "exec"), {"__name__": "__main__"})
+        elif sys.argv[0].endswith(".py"):
+            import runpy
+
+            runpy.run_path(sys.argv[0], run_name="__main__")
         else:
             from modelfunc.cli import main
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import logging
@@ -226,7 +227,12 @@ class HostServer:
         for b in f.outputs:
             out = outs[b.name]
             if out.is_set and b.type == "serviceBus":
-                value = out.value.decode("utf-8") if isinstance(out.value, bytes) else out.value
+                value = out.value
+                if isinstance(value, bytes):  # the message as text; one that is not UTF-8 (binary) in base64
+                    try:
+                        value = value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        value = {"base64": base64.b64encode(value).decode("ascii")}
                 outputs[b.data.get("queueName", b.name)] = value
         return JSONResponse({"function": name, "outputs": outputs})
 

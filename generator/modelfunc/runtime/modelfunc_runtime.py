@@ -34,6 +34,7 @@ JSON included) gets an error record written through the error output binding ins
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import inspect
@@ -396,7 +397,8 @@ class PredictionCache:
 def model_version(root: Path, entry_script: Path, model_dir: Path) -> str:
     """A digest of what decides the answers: the entry script, every file of its source directory shipped beside
     it (modules, data files read through ``__file__``, the app's requirements), the model files. Not the files
-    that only wire the app to its host (function_app.py, host.json, local settings, this shim), nor hidden ones.
+    that only wire the app to its host (function_app.py, host.json, local settings, this shim, the OpenAPI
+    builder and its inferred schemas), nor hidden ones.
 
     ``MODELFUNC_MODEL_VERSION`` (an app setting) replaces it, e.g. for a model too large to hash at start.
     """
@@ -405,7 +407,8 @@ def model_version(root: Path, entry_script: Path, model_dir: Path) -> str:
         return "v-" + hashlib.sha256(explicit.encode()).hexdigest()[:32]
     digest = hashlib.sha256()
     files = [entry_script]
-    wiring = {"function_app.py", "host.json", "local.settings.json", Path(__file__).name}
+    wiring = {"function_app.py", "host.json", "local.settings.json", Path(__file__).name,
+              "modelfunc_openapi.py", "modelfunc_openapi.json"}  # the OpenAPI document describes, never answers
     files += sorted(p for p in root.rglob("*") if p.is_file() and p != entry_script
                     and p.relative_to(root).as_posix() not in wiring
                     and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts)
@@ -812,7 +815,8 @@ class EntryScript:
         ctype = props.get("ContentType") or props.get("contentType") or ""
         if not ctype or ctype == "application/octet-stream":  # what most uploads get: judge by the name
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        outcome = self.invoke(data, method="POST", headers={"x-ms-blob-name": name, "content-type": ctype},
+        outcome = self.invoke(data, method="POST", headers={"x-ms-blob-name": name, "content-type": ctype,
+                                                            "content-length": str(len(data))},
                               url=f"http://localhost/blob/{name}", kind="blob")
         if outcome.ok:
             output.set(outcome.body)
@@ -836,21 +840,38 @@ class EntryScript:
         """A Service Bus queue message: the result is sent to the output queue; a failure raises so the
         message is retried and then dead-lettered (the queue's own error record). ``stamp`` (when the
         deployment has an id) gets which deployment answered and the answer's SHA-256."""
-        outcome = self.invoke(msg.get_body(), method="POST",
-                              headers={"content-type": getattr(msg, "content_type", None) or ""},
-                              url="http://localhost/message", kind="message")
+        body = msg.get_body()
+        headers = {"content-length": str(len(body))}
+        if getattr(msg, "content_type", None):  # a message without one reaches run() without one
+            headers["content-type"] = msg.content_type
+        outcome = self.invoke(body, method="POST", headers=headers, url="http://localhost/message", kind="message")
         if not outcome.ok:
             raise RuntimeError(
                 f"scoring message {getattr(msg, 'message_id', '')} failed with status {outcome.status}: "
                 + outcome.body.decode("utf-8", "replace")
             )
-        answer = outcome.body.decode("utf-8")
-        output.set(answer)
+        output.set(outcome.body)  # bytes, as run() answered (binary included): the output converter takes them
         deployment = deployment_id()
         if stamp is not None and deployment:
             stamp.set(json.dumps({"deployment": deployment, "message_id": getattr(msg, "message_id", None),
-                                  "answer_sha256": hashlib.sha256(answer.encode("utf-8")).hexdigest()}).encode())
+                                  "answer_sha256": hashlib.sha256(outcome.body).hexdigest()}).encode())
         return outcome
+
+    def handle_openapi(self, req: Any) -> Any:
+        """``GET /api/swagger.json[?version=2|3|3.1]``: the app's OpenAPI document, as azmlinfsrv serves its
+        /swagger.json (built by modelfunc_openapi.py, beside this file in an HTTP-trigger app; docs/openapi.md)."""
+        import azure.functions as func
+
+        try:
+            from . import modelfunc_openapi as openapi  # type: ignore[attr-defined]  # in the modelfunc package
+        except ImportError:
+            import modelfunc_openapi as openapi  # type: ignore[no-redef]  # in an app
+        query = _query_from_url(req.url) or {k: [v] for k, v in req.params.items()}
+        status, body = openapi.answer(self, (query.get("version") or [None])[0])
+        headers = {"content-type": "application/json"}
+        if deployment_id():
+            headers[DEPLOYMENT_HEADER] = deployment_id()
+        return func.HttpResponse(body=body, status_code=status, headers=headers, mimetype="application/json")
 
 
 def _loads(text: str) -> Any:
@@ -969,22 +990,92 @@ def load(app_file: str | os.PathLike[str], *, entry_script: str = "score.py", mo
 SELFTEST_MARK = "MODELFUNC-SELFTEST "
 
 
-def selftest(sample: str) -> int:
-    """``python -m modelfunc_runtime selftest SAMPLE`` in the app directory: import the app as the Functions
-    worker does (indexing its functions), wait for init(), score SAMPLE, print one result line."""
+class _Out:
+    """What the Python worker passes for an output binding (``azure.functions.Out``): holds what the function set."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def set(self, value: Any) -> None:
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
+
+
+def _answer(status: int, body: bytes | str | None) -> dict[str, Any]:
+    data = body.encode("utf-8") if isinstance(body, str) else body or b""
+    return {"status": status, "body": data.decode("utf-8", "replace"), "sha256": hashlib.sha256(data).hexdigest(),
+            "body_base64": base64.b64encode(data).decode("ascii")}
+
+
+def _through_function(function: Any, data: bytes, sample: str, ctype: str) -> dict[str, Any]:
+    """Call the app's own function with the objects the Python worker builds for its trigger: the function's
+    decorators, bindings and conversions are part of what is tested."""
+    import azure.functions as func
+    from azure.functions.decorators.core import BindingDirection
+
+    trigger = function.get_trigger()
+    out = (BindingDirection.OUT, BindingDirection.OUT.value)  # the library keeps the enum's value
+    outs = {b.name: _Out() for b in function.get_bindings() if b.direction in out}
+    kind = trigger.get_binding_name()
+    name = Path(sample).name
+    if kind == "httpTrigger":
+        route = trigger.get_dict_repr().get("route") or function.get_function_name()
+        req = func.HttpRequest(method="POST", url=f"http://localhost/api/{route}", headers={"content-type": ctype},
+                               params={}, route_params={}, body=data)
+        resp = function.get_user_function()(**{trigger.name: req})
+        return _answer(resp.status_code, resp.get_body())
+    if kind == "blobTrigger":
+        stream = func.blob.InputStream(data=data, name=f"selftest/{name}", length=len(data),
+                                       blob_properties={"ContentType": ctype})
+        function.get_user_function()(**{trigger.name: stream}, **outs)
+        output, error = outs.get("output"), outs.get("error")
+        if output is not None and output.get() is not None:
+            return _answer(200, output.get())
+        record = json.loads(error.get()) if error is not None and error.get() is not None else {}
+        return {**_answer(int(record.get("status") or 500), error.get() if error is not None else None),
+                "error": f"the function wrote an error record: {json.dumps(record.get('response'))}"}
+    if kind == "serviceBusTrigger":
+        from azure.functions.servicebus import ServiceBusMessage  # the trigger's message, as the worker builds it
+
+        msg = ServiceBusMessage(body=data, content_type=ctype, message_id="selftest", application_properties={},
+                                user_properties={})
+        try:
+            function.get_user_function()(**{trigger.name: msg}, **outs)
+        except Exception as ex:  # noqa: BLE001 - the message would be retried, then dead-lettered
+            return {**_answer(500, None), "error": f"the function raised {type(ex).__name__}: {ex}"}
+        return _answer(200, outs["output"].get())
+    raise EntryScriptError(f"the self-test cannot call a {kind} function")
+
+
+def selftest(sample: str, function_name: str | None = None) -> int:
+    """``python -m modelfunc_runtime selftest SAMPLE [FUNCTION]`` in the app directory: import the app as the
+    Functions worker does (indexing its functions), wait for init(), then score SAMPLE twice: ``direct`` calls
+    run() through the entry-script contract alone (no cache, no function), ``function`` calls the app's function
+    FUNCTION (default: the first) with what the worker would pass it. Prints one result line."""
     started = time.perf_counter()
     try:
         sys.path.insert(0, os.getcwd())
         import importlib
 
         app_module = importlib.import_module("function_app")
-        functions = [f.get_function_name() for f in app_module.app.get_functions()]
+        functions = {f.get_function_name(): f for f in app_module.app.get_functions()}
+        function = functions[function_name] if function_name else next(iter(functions.values()))
         entry = app_module.entry
         entry.wait_ready()
+        data = Path(sample).read_bytes()
         ctype = mimetypes.guess_type(sample)[0] or "application/octet-stream"
-        outcome = entry.invoke(Path(sample).read_bytes(), headers={"content-type": ctype})
-        result = {"ok": outcome.ok, "status": outcome.status, "functions": functions, "style": entry.style,
-                  "body": outcome.body.decode("utf-8", "replace"),
+        cache, entry.cache = entry.cache, None
+        try:
+            outcome = entry.invoke(data, headers={"content-type": ctype})
+        finally:
+            entry.cache = cache
+        direct = _answer(outcome.status, outcome.body)
+        through = _through_function(function, data, sample, ctype)
+        result = {"ok": outcome.ok and through["status"] == 200, "status": through["status"],
+                  "functions": list(functions), "style": entry.style, "body": through["body"],
+                  "direct": direct, "function": through,
                   "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
     except BaseException as ex:  # noqa: BLE001 - every failure is the result
         result = {"ok": False, "error": f"{type(ex).__name__}: {ex}", "traceback": traceback.format_exc()}
@@ -993,8 +1084,8 @@ def selftest(sample: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "selftest":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "selftest":
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        sys.exit(selftest(sys.argv[2]))
-    print("usage: python -m modelfunc_runtime selftest SAMPLE", file=sys.stderr)
+        sys.exit(selftest(*sys.argv[2:]))
+    print("usage: python -m modelfunc_runtime selftest SAMPLE [FUNCTION]", file=sys.stderr)
     sys.exit(2)
