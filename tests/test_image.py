@@ -154,7 +154,9 @@ def test_score_py_change_ships_only_the_code_layer(example, tmp_path, registry) 
     # The push uploaded the code layer only; everything else was already in the registry.
     assert list(b["pushed_layers"]) == [lb["code"].split(":")[1][:12]]
     assert len(b["existing_layers"]) == len(b["diff_ids"]) - 1
-    assert sum(b["pushed_layers"].values()) < 64 * 1024
+    # The code layer is score.py and its folder plus the runtime shim and the OpenAPI builder (about 77 KB of the
+    # 80 KB pushed): a layer of their own would make this one file (issue 17).
+    assert sum(b["pushed_layers"].values()) < 128 * 1024
 
 
 def test_two_builds_on_a_clean_engine_give_the_same_layers(example, tmp_path, docker_engine) -> None:
