@@ -852,3 +852,12 @@ if __name__ == "__main__":
     else:
         print("usage: python tests/test_openapi.py --write", file=sys.stderr)
         sys.exit(2)
+
+
+def test_a_sample_nested_too_deeply_gets_azmlinfsrvs_schema_not_a_traceback(tmp_path: Path) -> None:
+    from modelfunc.openapi import UNDECORATED, sample_schema
+
+    deep = tmp_path / "input.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert sample_schema(deep, "samples/input.json", "input") == (
+        dict(UNDECORATED), "samples/input.json is nested too deeply to describe")

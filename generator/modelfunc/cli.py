@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -35,6 +37,60 @@ def _echo_progress(message: str) -> None:
     click.echo(message, err=True)
 
 
+# ---------------------------------------------------------------------------- option values checked on parsing
+
+MAX_TIMEOUT = 24 * 3600.0  # a day (github.MAX_SECONDS for action inputs): beyond it a wait is a hang
+
+
+class _Seconds(click.types.FloatParamType):
+    """A float option (``'soon' is not a valid float``, as before) that is also a usable number of seconds:
+    finite (nan and inf waited for ever) and within [low, high] (a negative wait, or a poll of 0, busy-loops)."""
+
+    def __init__(self, low: float, high: float, *, low_included: bool, rule: str) -> None:
+        self.low, self.high, self.low_included, self.rule = low, high, low_included, rule
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+        number = super().convert(value, param, ctx)
+        above_low = number >= self.low if self.low_included else number > self.low
+        if not (math.isfinite(number) and above_low and number <= self.high):
+            self.fail(f"{str(value)!r} is not {self.rule}", param, ctx)
+        return number
+
+
+TIMEOUT = _Seconds(0.0, MAX_TIMEOUT, low_included=False,
+                   rule=f"a number of seconds greater than 0 and at most {MAX_TIMEOUT:.0f} (a day)")
+POLL_INTERVAL = _Seconds(0.01, 60.0, low_included=True, rule="a number of seconds from 0.01 to 60")
+
+
+def _output_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """--json / --report / --ready-file / --golden: refused before any work when the file could never be written
+    (a parent that is a file, or a folder that is not writable), instead of a traceback at the end."""
+    if value is None:
+        return None
+    for parent in (value.parent, *value.parent.parents):
+        try:
+            info = parent.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # created on writing; or below a file, which the walk up finds
+        except OSError as e:
+            raise click.BadParameter(f"{str(value)!r} cannot be written: {parent}: {e.strerror}", ctx, param) from None
+        if not stat.S_ISDIR(info.st_mode):
+            raise click.BadParameter(f"{str(value)!r} cannot be written: {parent} is a file, not a folder", ctx, param)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"{str(value)!r} cannot be written: the folder {parent} is not writable",
+                                     ctx, param)
+        break
+    return value
+
+
+def _check_service_bus_sample(project) -> None:  # noqa: ANN001
+    """A Service Bus sample goes to the local host's admin API as text: say so before any work, not as a traceback."""
+    if project.trigger.type == "service-bus-queue":
+        from .config import sample_text
+
+        sample_text(project)
+
+
 # ---------------------------------------------------------------------------- package
 
 
@@ -57,7 +113,7 @@ def _echo_progress(message: str) -> None:
               help="pip cache for resolving dependencies.  [default: ~/.cache/modelfunc/pip]")
 @click.option("--refresh-dependencies", is_flag=True,
               help="Resolve the dependencies again instead of reusing the layer cached for these requirements.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Also write the result (image reference, digest, layers, self-test) as JSON here.")
 def package(repo: Path, config_file: str | None, out: Path | None, base_image: str | None, no_build: bool,
             repository: str | None, tag: str | None, registry_username: str | None, pip_cache: Path | None,
@@ -125,14 +181,18 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--setting", "settings", multiple=True, metavar="NAME=VALUE", help="An app setting; repeatable.")
 @click.option("--azurite/--no-azurite", default=None,
               help="Start the embedded Azurite when the app needs storage.  [default: when no connection is set]")
-@click.option("--poll-interval", default=0.2, show_default=True, help="Seconds between blob container scans.")
+@click.option("--poll-interval", default=0.2, type=POLL_INTERVAL, show_default=True,
+              help="Seconds between blob container scans (0.01-60).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to package a model repo.")
-@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Write {url, state} JSON here once the host is ready.")
+@click.option("--max-body-size", type=click.IntRange(min=1), metavar="BYTES",
+              help="Largest request body (413 above it).  [default: the app setting "
+                   "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, else 104857600 as the Functions host]")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def serve(path: Path, host: str, port: int, connection_string: str | None, settings: tuple[str, ...],
           azurite: bool | None, poll_interval: float, out: Path | None, ready_file: Path | None,
-          verbose: int) -> None:
+          max_body_size: int | None, verbose: int) -> None:
     """Run the app locally: HTTP at /api/<route>, blob triggers on Azurite or any storage account.
 
     PATH is a model repo (packaged first) or an app directory with function_app.py.
@@ -158,7 +218,7 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
                            f"  {connection_string}", err=True)
         if connection_string:
             loaded.apply_settings(dict.fromkeys(sorted(names | {"AzureWebJobsStorage"}), connection_string))
-        server = HostServer(loaded, host=host, port=port, poll_interval=poll_interval)
+        server = HostServer(loaded, host=host, port=port, poll_interval=poll_interval, max_body_bytes=max_body_size)
         # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal: make SIGTERM a
         # KeyboardInterrupt too, so that what this command started (the embedded Azurite) is stopped.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -188,8 +248,8 @@ def _finish(report, report_file: Path | None) -> None:  # noqa: ANN001
 @click.option("--url", help="HTTP trigger: the function URL to POST the sample to.")
 @click.option("--function-key", envvar="MODELFUNC_FUNCTION_KEY", help="HTTP trigger: x-functions-key to send.")
 @click.option("--host-url", help="Service Bus trigger: the local host's base URL to invoke the function through.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the output.")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--timeout", default=60.0, type=TIMEOUT, show_default=True, help="Seconds to wait for the output.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Also write the report as JSON here.")
 @click.option("--keep-blobs", is_flag=True, help="Leave the test input/output blobs in place.")
 def blob_test(repo: Path, connection_string: str | None, url: str | None, function_key: str | None,
@@ -198,7 +258,10 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
     from .blobtest import round_trip
     from .config import load_project
 
-    report = round_trip(load_project(repo), connection_string=connection_string, url=url, function_key=function_key,
+    project = load_project(repo)
+    if host_url:
+        _check_service_bus_sample(project)
+    report = round_trip(project, connection_string=connection_string, url=url, function_key=function_key,
                         host_url=host_url, timeout=timeout, keep=keep_blobs, progress=_echo_progress)
     _finish(report, report_file)
 
@@ -211,12 +274,13 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
 @click.option("--target", type=click.Choice(["local"]), default="local", show_default=True,
               help="Where to run the app: the local default (for Azure: `modelfunc package`, then `deploy`).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build directory.  [default: REPO/build]")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for start-up and for the output.")
+@click.option("--timeout", default=60.0, type=TIMEOUT, show_default=True,
+              help="Seconds to wait for start-up and for the output.")
 @click.option("--install-requirements", is_flag=True,
               help="pip-install the app's requirements into this Python first (the local host runs score.py here).")
 @click.option("--connection-string", envvar=CONNECTION_ENV, show_envvar=True,
               help="Blob trigger: the storage account to use.  [default: an Azurite started for the run]")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Also write the test report as JSON here.")
 @click.option("--image", "image_mode", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               envvar="MODELFUNC_UP_IMAGE", show_envvar=True,  # local.UP_IMAGE_ENV
@@ -224,7 +288,7 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
                    "engine answers.")
 @click.option("--base-image", help="Base image of the image.  [default: "
               "mcr.microsoft.com/azure-functions/python:4-python<python_version>]")
-@click.option("--golden", "golden_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--golden", "golden_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Also write the golden table (each place's answer to the sample) as JSON here.")
 def up(repo: Path, target: str, out: Path | None, timeout: float, install_requirements: bool,
        connection_string: str | None, report_file: Path | None, image_mode: str, base_image: str | None,
@@ -234,7 +298,9 @@ def up(repo: Path, target: str, out: Path | None, timeout: float, install_requir
     from . import golden, local
     from .config import load_project
 
-    result = local.up(load_project(repo), out, timeout=timeout, install=install_requirements,
+    project = load_project(repo)
+    _check_service_bus_sample(project)
+    result = local.up(project, out, timeout=timeout, install=install_requirements,
                       connection_string=connection_string, progress=_echo_progress, image=image_mode,
                       base_image=base_image)
     if golden_file:
@@ -307,13 +373,14 @@ def _credential_for(tenant_id: str | None, client_id: str | None, cloud):  # noq
 @click.option("--no-swap", is_flag=True, help="Leave the tested image on the slot; production is not changed.")
 @click.option("--no-test", is_flag=True, help="Swap without the sample's round trip (the image's self-test ran).")
 @click.option("--dry-run", is_flag=True, help="Read only: print what would be created, updated or left unchanged.")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds for each long operation and readiness.")
-@click.option("--test-timeout", type=float, default=None,
+@click.option("--timeout", default=900.0, type=TIMEOUT, show_default=True,
+              help="Seconds for each long operation and readiness.")
+@click.option("--test-timeout", type=TIMEOUT, default=None,
               help="Seconds to wait for the sample's output.  [default: 600 for a polling blob trigger (its "
                    "documented latency in Azure), else 120]")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Also write the test report as JSON here.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Also write the deployment (URLs, state, plan; secrets masked) as JSON here.")
 @_cloud_options
 def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str | None, resource_group: str | None,
@@ -367,7 +434,7 @@ def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str
 @click.option("--tenant-id", envvar="AZURE_TENANT_ID", show_envvar=True, help="Azure AD tenant (OIDC sign-in).")
 @click.option("--client-id", envvar="AZURE_CLIENT_ID", show_envvar=True, help="App registration (OIDC sign-in).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds for each long operation.")
+@click.option("--timeout", default=900.0, type=TIMEOUT, show_default=True, help="Seconds for each long operation.")
 @_cloud_options
 def destroy(repo: Path, app_name: str | None, resource_group: str | None, subscription_id: str | None,
             tenant_id: str | None, client_id: str | None, dry_run: bool, timeout: float, cloud_name: str,

@@ -7,22 +7,29 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .blobpath import BlobPath, BlobPathError
 from .errors import ConfigError
+from .yamlload import load_yaml
 
 CONFIG_FILE = "modelfunc.yaml"
 SUPPORTED_PYTHON = ("3.10", "3.11", "3.12")
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python{python_version}"
 # The route of an HTTP app's OpenAPI document (its second function, beside the scoring one: openapi.py).
 OPENAPI_ROUTE = "swagger.json"
+# A function app's name, as Azure takes it (Microsoft.Web/sites: 2-60 alphanumerics and hyphens, not starting or
+# ending with a hyphen): the `name:` field, the name derived from the folder, and deploy's --app-name.
+APP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]$")
+APP_NAME_RULE = "2-60 letters, digits and hyphens, not starting or ending with a hyphen"
+# samples.expected is compared value by value (recursively): deeper is no model output, and would overflow.
+MAX_EXPECTED_DEPTH = 100
 
 
 def _parse_path(value: str) -> BlobPath:
@@ -66,6 +73,13 @@ class HttpTrigger(_Strict):
             raise ValueError(
                 f"{v!r} is not a valid route: use a path without leading/trailing '/', spaces, "
                 "'?', '#' or '{}', e.g. 'score' (served at /api/score)"
+            )
+        bad = next((seg for seg in v.split("/") if not seg.strip(".")), None)
+        if bad is not None:
+            what = "an empty segment ('//')" if not bad else f"the segment {bad!r}"
+            raise ValueError(
+                f"{v!r} is not a valid route: it has {what}, which URLs resolve away (/api/{v} is not where a "
+                "client's request would arrive); use names, e.g. 'score' or 'models/score'"
             )
         if v.lower() == OPENAPI_ROUTE:  # the Functions host matches routes without regard to case
             raise ValueError(
@@ -198,6 +212,18 @@ class Samples(_Strict):
     expected: str = "samples/expected.json"
     tolerance: float = Field(default=1e-6, ge=0)
 
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        try:  # as pydantic will read it: a number, or text such as "inf"
+            number = float(v) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else 0.0
+        except (ValueError, OverflowError):
+            return v  # not a number: pydantic says so
+        if not math.isfinite(number):
+            raise ValueError(f"{getattr(v, 'source', v)!r} is not a tolerance: with it every difference would "
+                             "pass (or, for nan, none would); use a finite number >= 0, e.g. 1.0e-6")
+        return v
+
 
 class ConfigModel(_Strict):
     name: str | None = None
@@ -227,10 +253,17 @@ class ConfigModel(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]", v):
+        if v is not None and not APP_NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid app name: {APP_NAME_RULE}, e.g. 'diabetes-scorer'")
+        return v
+
+    @field_validator("entry_script")
+    @classmethod
+    def _entry_script(cls, v: str) -> str:
+        if not v.endswith(".py") or v.endswith("/.py") or v == ".py":
             raise ValueError(
-                f"{v!r} is not a valid app name: 2-60 letters, digits and hyphens, not starting or "
-                "ending with a hyphen, e.g. 'diabetes-scorer'"
+                f"{v!r} is not a Python file: the entry script is imported as a module, so its name ends in .py, "
+                "e.g. 'score.py'"
             )
         return v
 
@@ -291,74 +324,16 @@ class Project:
 
 def _default_name(root: Path) -> str:
     name = re.sub(r"[^A-Za-z0-9-]+", "-", root.resolve().name).strip("-")
-    return (name or "model-app")[:60]
+    return (name or "model-app")[:60].rstrip("-")
 
 
 # ---------------------------------------------------------------- YAML with line numbers
 
 
-def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path of a YAML mapping document to its 1-based line."""
-    index: dict[tuple[str, ...], int] = {}
-
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                k = (*path, str(key.value))
-                index[k] = key.start_mark.line + 1
-                walk(value, k)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                index[(*path, str(i))] = item.start_mark.line + 1
-                walk(item, (*path, str(i)))
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return index
-    if root is not None:
-        walk(root, ())
-    return index
-
-
-class _SourceFloat(float):
-    """A YAML float that remembers how it was written (``3.10`` is not ``3.1`` for a Python version)."""
-
-    source: str
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
-    value = _SourceFloat(loader.construct_yaml_float(node))
-    value.source = str(node.value)
-    return value
-
-
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-
-
 def read_yaml(path: Path, *, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """Parse a YAML file; a syntax error becomes a ConfigError with the line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{what} is not UTF-8 text ({e.reason})", file=path) from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(
-            f"{what} is not valid YAML: {problem}"
-            + (f" (column {mark.column + 1})" if mark else ""),
-            file=path,
-            line=mark.line + 1 if mark else None,
-            hint="check the indentation and that every 'key: value' has a space after the colon",
-        ) from None
-    return data, _line_index(text)
+    """Parse a YAML file with the limits of :mod:`modelfunc.yamlload` (size, nesting, aliases, duplicate keys):
+    (data, each key path's line). Every problem is a ConfigError with the file and the line."""
+    return load_yaml(path, what=what, error=ConfigError)
 
 
 def _describe(err: dict[str, Any], data: Any) -> tuple[tuple[str, ...], str]:
@@ -398,7 +373,11 @@ def load_project(root: str | Path, *, config_file: str | Path | None = None) -> 
     config_path = Path(config_file) if config_file else root / CONFIG_FILE
     if not config_path.is_absolute() and config_file:
         config_path = root / config_path
-    if not config_path.is_file():
+    try:
+        found = config_path.is_file()
+    except OSError as e:  # a folder on the way that cannot be searched
+        raise ConfigError(f"cannot be read: {e.strerror}", file=config_path) from None
+    if not found:
         raise ConfigError(
             "not found",
             file=config_path,
@@ -433,7 +412,13 @@ def load_project(root: str | Path, *, config_file: str | Path | None = None) -> 
 
     def existing(rel: str, field: str, *, is_dir: bool = False, hint: str | None = None) -> Path:
         p = (root / rel).resolve()
-        ok = p.is_dir() if is_dir else p.is_file()
+        try:
+            ok = p.is_dir() if is_dir else p.is_file()
+        except OSError as e:  # a folder on the way that cannot be searched (chmod 000)
+            reason = "permission denied" if isinstance(e, PermissionError) else e.strerror
+            raise ConfigError(f"cannot be read: {reason}", file=p,
+                              hint="make the folders on the way readable by the user running modelfunc, e.g. "
+                                   "chmod a+rx <folder>") from None
         try:
             p.relative_to(root.resolve())
         except ValueError:
@@ -446,8 +431,17 @@ def load_project(root: str | Path, *, config_file: str | Path | None = None) -> 
                 f"{rel!r} does not exist" + (" or is not a directory" if is_dir else ""),
                 file=config_path, field=field, line=lines.get(tuple(field.split("."))), hint=hint,
             )
+        if not is_dir:
+            _check_readable(p)
         return p
 
+    if model.name is None and not APP_NAME_RE.match(_default_name(root)):
+        raise ConfigError(
+            f"is not set, and the folder name {root.resolve().name!r} gives the app name {_default_name(root)!r}, "
+            f"which Azure would refuse: an app name is {APP_NAME_RULE}",
+            file=config_path, field="name",
+            hint="set the app's name in modelfunc.yaml, e.g. name: diabetes-scorer",
+        )
     entry = existing(model.entry_script, "entry_script", hint="the AML entry script defining init() and run(data)")
     model_dir = existing(model.model_dir, "model_dir", is_dir=True, hint="put the model files in a folder, e.g. model/")
     if model.environment:
@@ -469,17 +463,70 @@ def load_project(root: str | Path, *, config_file: str | Path | None = None) -> 
     return project
 
 
+def _check_readable(path: Path) -> None:
+    """A file the config names must be readable now, not fail later with a traceback in whatever reads it."""
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise ConfigError("cannot be read: permission denied", file=path,
+                          hint=f"make it readable by the user running modelfunc, e.g. chmod a+r {path.name}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot be read: {e.strerror}", file=path) from None
+
+
+def _json_depth(value: Any) -> int:
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            depth = max(depth, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return depth
+
+
 def load_expected(project: Project) -> Any:
     """The expected output: parsed JSON when the file is JSON by name, raw bytes otherwise."""
     path = project.sample_expected
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot be read: {e.strerror}", file=path) from None
     if path.suffix.lower() != ".json":
         return raw
+    too_deep = ConfigError(
+        f"is nested more than {MAX_EXPECTED_DEPTH} levels deep, more than any model output (and more than the "
+        "comparison follows)", file=path,
+        hint="samples.expected must hold the JSON the model returns for samples.input")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         line = getattr(e, "lineno", None)
         raise ConfigError(
             f"is not valid JSON: {getattr(e, 'msg', e)}", file=path, line=line,
             hint="samples.expected must hold the JSON the model returns for samples.input",
+        ) from None
+    if _json_depth(value) > MAX_EXPECTED_DEPTH:
+        raise too_deep
+    return value
+
+
+def sample_text(project: Project) -> str:
+    """The sample input as text: what the local host's admin API takes for a Service Bus message (as the Functions
+    host's does: ``{"input": "<string>"}``)."""
+    path = project.sample_input
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot be read: {e.strerror}", file=path) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"is not UTF-8 text ({e.reason} at byte {e.start}): a Service Bus message is sent to the local host as "
+            "text, through its admin API (as to the Functions host's)", file=path,
+            hint="save the sample as UTF-8 text (JSON, CSV ...); a binary message can be tested in Azure, where "
+                 "`modelfunc deploy` sends the sample's bytes to the queue",
         ) from None

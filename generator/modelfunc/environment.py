@@ -3,6 +3,13 @@
 The Functions Python worker installs with pip, so the conda part is translated: ``numpy=1.26``
 becomes ``numpy==1.26.*``, channel prefixes are dropped, ``python`` is checked against the
 configured version, and conda-only system packages (mkl, cudatoolkit, ...) are left out with a note.
+
+The app's requirements name packages, each resolved by name and version from the package index: pip options
+(``--index-url``, ``--extra-index-url``, ``--find-links``, ``--trusted-host``, ``-e``, ``-r`` ...) and direct
+references (``pkg @ https://…``, ``pkg @ file:…``, ``git+https://…``, ``./wheels/x.whl``, ``../pkg``) are refused
+with the line that has them, never passed on to pip: they would fetch code from wherever the line says, at build
+time, outside the repo and outside the image's reproducible layers. Code that is not on an index ships the way the
+entry script's own modules do: copied beside score.py (its folder is shipped whole).
 """
 
 from __future__ import annotations
@@ -11,11 +18,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .config import read_yaml
-from .errors import ConfigError, EnvironmentSpecError
+from .errors import EnvironmentSpecError
+from .yamlload import load_yaml, read_text
 
 # conda package name → pip distribution name, where they differ.
 CONDA_TO_PIP = {
@@ -35,6 +43,15 @@ CONDA_ONLY = {
     "libffi", "zlib", "xz", "sqlite", "tk", "readline", "ncurses", "intel-openmp", "nomkl",
 }
 RUNTIME_REQUIREMENT = "azure-functions"
+MAX_REQUIREMENTS_BYTES = 1024 * 1024  # pip-compile output with hashes for a large stack stays well below
+# pip options that choose where packages come from (pip's requirements-file options, short and long forms).
+SOURCE_OPTIONS = {"-i": "--index-url", "--index-url": "--index-url", "--extra-index-url": "--extra-index-url",
+                  "--no-index": "--no-index", "-f": "--find-links", "--find-links": "--find-links",
+                  "--trusted-host": "--trusted-host"}
+EDITABLE_OPTIONS = ("-e", "--editable")
+ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar")
+NOT_FROM_AN_INDEX_HINT = ("pin a release from the package index (e.g. name==1.2.3), or copy the package's code "
+                          "beside score.py: that folder ships whole with the app")
 _CONDA_SPEC = re.compile(
     r"^(?P<name>[A-Za-z0-9_.\-]+)"
     r"(?:\s*(?P<op>==|>=|<=|!=|>|<|=)\s*(?P<ver>[^\s=]*)(?:=\S+)?"  # numpy=1.26, numpy>=1.2, numpy=1.26=build
@@ -77,24 +94,45 @@ def _check_requirement(text: str, *, file: Path, field_: str, line: int | None, 
     return req
 
 
+def _option(text: str) -> str:
+    """The pip option a line starts with: ``--index-url`` of ``--index-url=x``, ``-i`` of ``-ihttps://x``."""
+    word = re.split(r"[\s=]", text, maxsplit=1)[0]
+    return word if word.startswith("--") else word[:2]
+
+
+def _not_from_an_index(text: str, *, file: Path, field_: str, line: int | None) -> EnvironmentSpecError:
+    return EnvironmentSpecError(
+        f"{text!r} refers to a URL or local path, which the Functions build cannot reach reproducibly: the app's "
+        "requirements are resolved by name from the package index", file=file, field=field_, line=line,
+        hint=NOT_FROM_AN_INDEX_HINT)
+
+
 def _pip_line(text: str, *, file: Path, field_: str, line: int | None) -> str | None:
     text = text.strip()
     if not text or text.startswith("#"):
         return None
-    if text.startswith(("--index-url", "--extra-index-url", "-i ", "--find-links", "--trusted-host")):
-        return text
     if text.startswith("-"):
+        option = _option(text)
+        if option in SOURCE_OPTIONS:
+            raise EnvironmentSpecError(
+                f"{text!r} is a pip option choosing where packages come from ({SOURCE_OPTIONS[option]}); modelfunc "
+                "does not pass pip options on: the app's requirements name packages, resolved from the package "
+                "index", file=file, field=field_, line=line,
+                hint="remove the line, and " + NOT_FROM_AN_INDEX_HINT)
+        if option in EDITABLE_OPTIONS:
+            raise _not_from_an_index(text, file=file, field_=field_, line=line)
         raise EnvironmentSpecError(
             f"{text!r} is not supported: the app is built from a single requirements list",
             file=file, field=field_, line=line,
             hint="list the packages themselves instead of -r/-e/-c lines",
         )
-    if "://" in text or text.startswith((".", "/")):
-        raise EnvironmentSpecError(
-            f"{text!r} refers to a URL or local path, which the Functions build cannot reach reproducibly",
-            file=file, field=field_, line=line, hint="publish the package or vendor it under the model repo",
-        )
-    _check_requirement(text, file=file, field_=field_, line=line)
+    first = (text.split(";", 1)[0].split() or [""])[0]
+    if ("://" in text or text.startswith((".", "/", "~")) or re.match(r"[A-Za-z]:[\\/]", text)
+            or ("@" not in text and ("/" in first or "\\" in first or first.lower().endswith(ARCHIVE_SUFFIXES)))):
+        raise _not_from_an_index(text, file=file, field_=field_, line=line)
+    req = _check_requirement(text, file=file, field_=field_, line=line)
+    if req.url is not None:  # name @ file:/x, name @ ../x, name @ https://...
+        raise _not_from_an_index(text, file=file, field_=field_, line=line)
     return text
 
 
@@ -123,6 +161,10 @@ def _conda_line(spec: str, *, file: Path, field_: str, line: int | None, python_
         return None
     if name in CONDA_ONLY:
         return ""
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", name):  # PEP 508 names: "-", "_x" or "a." are not
+        raise EnvironmentSpecError(
+            f"{spec!r} is not a conda package spec: {m.group('name')!r} is not a package name", file=file,
+            field=field_, line=line, hint="write it as name, name=1.2 or name>=1.2")
     pip_name = CONDA_TO_PIP.get(name, name)
     if not op:
         return pip_name
@@ -133,13 +175,44 @@ def _conda_line(spec: str, *, file: Path, field_: str, line: int | None, python_
     return text
 
 
-def _with_runtime(lines: list[str]) -> list[str]:
+def app_marker_environment(python_version: str) -> dict[str, str]:
+    """PEP 508 marker values of the app's interpreter: CPython ``python_version`` on Linux x86-64 (the image)."""
+    return {"python_version": python_version, "python_full_version": f"{python_version}.0",
+            "implementation_name": "cpython", "implementation_version": f"{python_version}.0",
+            "platform_python_implementation": "CPython", "os_name": "posix", "sys_platform": "linux",
+            "platform_system": "Linux", "platform_machine": "x86_64", "extra": ""}
+
+
+def _marker_holds(marker: Marker, python_version: str) -> bool | None:
+    try:
+        return marker.evaluate(app_marker_environment(python_version))
+    except Exception:  # noqa: BLE001 - packaging's UndefinedComparison and friends
+        return None
+
+
+Entry = tuple[str, str, int | None]  # (requirement line, field, line number)
+
+
+def _with_runtime(entries: list[Entry], *, file: Path, python_version: str) -> list[str]:
     names = set()
-    for line in lines:
-        if not line.startswith("-"):
-            names.add(canonicalize_name(Requirement(line).name))
-    out = list(dict.fromkeys(lines))
-    if canonicalize_name(RUNTIME_REQUIREMENT) not in names:
+    dropped: Entry | None = None
+    runtime = canonicalize_name(RUNTIME_REQUIREMENT)
+    for entry in entries:
+        req = Requirement(entry[0])
+        name = canonicalize_name(req.name)
+        if name == runtime and req.marker is not None and not _marker_holds(req.marker, python_version):
+            dropped = dropped or entry
+            continue
+        names.add(name)
+    if runtime not in names and dropped is not None:
+        text, field_, line = dropped
+        raise EnvironmentSpecError(
+            f"{text!r} leaves {RUNTIME_REQUIREMENT} out for the app's Python {python_version} on Linux (its marker "
+            f"does not hold there), but the app needs it: the Functions worker imports it",
+            file=file, field=field_, line=line,
+            hint=f"remove the marker, or the line (modelfunc adds {RUNTIME_REQUIREMENT} when it is missing)")
+    out = list(dict.fromkeys(text for text, _, _ in entries))
+    if runtime not in names:
         out.insert(0, RUNTIME_REQUIREMENT)
     return out
 
@@ -157,24 +230,17 @@ def read_requirements(path: Path, *, python_version: str) -> Requirements:
     path = Path(path)
     if path.suffix.lower() in (".yml", ".yaml"):
         return _from_conda(path, python_version=python_version)
-    lines, skipped = [], []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise EnvironmentSpecError(f"is not UTF-8 text ({e.reason} at byte {e.start})", file=path,
-                                   hint="save the file as UTF-8") from None
+    entries: list[Entry] = []
+    text = read_text(path, what=path.name, max_bytes=MAX_REQUIREMENTS_BYTES, error=EnvironmentSpecError)
     for n, raw in enumerate(text.splitlines(), start=1):
         got = _pip_line(raw.split(" #", 1)[0], file=path, field_="requirements", line=n)
         if got:
-            lines.append(got)
-    return Requirements(path, _with_runtime(lines), skipped)
+            entries.append((got, "requirements", n))
+    return Requirements(path, _with_runtime(entries, file=path, python_version=python_version), [])
 
 
 def _from_conda(path: Path, *, python_version: str) -> Requirements:
-    try:
-        data, index = read_yaml(path, what=path.name)
-    except ConfigError as e:
-        raise EnvironmentSpecError(e.message, file=e.file, line=e.line, hint=e.hint) from None
+    data, index = load_yaml(path, what=path.name, error=EnvironmentSpecError)
     if not isinstance(data, dict):
         raise EnvironmentSpecError(
             "must be a conda environment mapping with a 'dependencies:' list", file=path,
@@ -189,7 +255,7 @@ def _from_conda(path: Path, *, python_version: str) -> Requirements:
             f"must be a list, got {type(deps).__name__}", file=path, field="dependencies",
             line=index.get(("dependencies",)),
         )
-    lines: list[str] = []
+    entries: list[Entry] = []
     skipped: list[str] = []
     for i, dep in enumerate(deps):
         where = f"dependencies[{i}]"
@@ -199,7 +265,7 @@ def _from_conda(path: Path, *, python_version: str) -> Requirements:
             if got == "":
                 skipped.append(dep)
             elif got:
-                lines.append(got)
+                entries.append((got, where, line))
         elif isinstance(dep, dict) and set(dep) == {"pip"}:
             pips = dep["pip"] or []
             if not isinstance(pips, list):
@@ -212,10 +278,10 @@ def _from_conda(path: Path, *, python_version: str) -> Requirements:
                                                field=f"{where}.pip[{j}]", line=pline)
                 got = _pip_line(item, file=path, field_=f"{where}.pip[{j}]", line=pline)
                 if got:
-                    lines.append(got)
+                    entries.append((got, f"{where}.pip[{j}]", pline))
         else:
             raise EnvironmentSpecError(
                 f"{dep!r} is neither a package spec nor a 'pip:' list", file=path, field=where, line=line,
                 hint="entries are strings like numpy=1.26 or one mapping '- pip: [...]'",
             )
-    return Requirements(path, _with_runtime(lines), skipped)
+    return Requirements(path, _with_runtime(entries, file=path, python_version=python_version), skipped)

@@ -96,12 +96,14 @@ def sample_schema(path: Path, shown: str, what: str) -> tuple[dict[str, Any], st
         return fallback, f"{shown} is not a .json file"
     try:
         value = json.loads(path.read_bytes())
+        schema = infer_schema(value)
+        size = len(json.dumps(value))
     except (UnicodeDecodeError, ValueError) as e:
         return fallback, f"{shown} is not valid JSON ({e})"
-    schema = infer_schema(value)
+    except RecursionError:  # JSON nested thousands deep: no schema worth reading either
+        return fallback, f"{shown} is nested too deeply to describe"
     schema["description"] = f"{what} of run(), inferred by modelfunc from {shown} (run() has no inference-schema " \
                             "decorators)"
-    size = len(json.dumps(value))
     if not _strict_json(value):
         return schema, f"inferred from {shown} (its NaN/Infinity values are not JSON: no example)"
     if size > MAX_EXAMPLE_BYTES:

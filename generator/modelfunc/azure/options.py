@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import Project
+from ..config import APP_NAME_RE, Project
 from ..errors import OptionError
 from . import facts
 from .facts import TIERS_WITH_SLOTS
@@ -20,7 +20,7 @@ TAG = "modelfunc-app"
 HOSTING_PLANS = ("premium-container", "flex")
 DIGEST_RE = re.compile(
     r"^(?P<registry>[A-Za-z0-9.-]+(?::\d+)?)/(?P<repository>[a-z0-9._/-]+)@sha256:(?P<hex>[0-9a-f]{64})$")
-APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]$")
+APP_RE = APP_NAME_RE  # the function app's name rule: written once, in config
 RG_RE = re.compile(r"^[-\w._()]{1,89}[-\w_()]$")
 SLOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
 PREFIX_RE = re.compile(r"^[a-z0-9]{3,20}$")
