@@ -19,7 +19,7 @@ def main() -> int:
     # Secrets first: masked before anything else can print them.
     connection_string = github.get_input("connection-string")
     function_key = github.get_input("function-key")
-    github.mask(connection_string)
+    github.mask_connection_string(connection_string)  # every form it may be printed in (the SAS too)
     github.mask(function_key)
 
     from modelfunc.blobtest import round_trip

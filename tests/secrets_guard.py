@@ -5,9 +5,13 @@ Secrets are collected two ways:
 * ``secret(value)`` registers one a test invents (a Redis password, a registry password);
 * every child process the suite starts (``subprocess.Popen``/``run``) has its environment read: the value
   of a variable named like a password, key, token or secret, and the key/password parts of a connection
-  string, are secrets — except the Azurite development key, which Microsoft publishes.
+  string, are secrets — except the Azurite development key, which Microsoft publishes. A SAS token's
+  signature (``sig=``, in a connection string's SharedAccessSignature or a URL) is a secret of its own, as
+  given and decoded: the storage SDK prints a SAS re-ordered, so the whole token is never found again.
 
-Then they are looked for in every output a test captures: the stdout/stderr of each ``subprocess.run``,
+Then they are looked for in every output a test captures, in every form a secret is printed in — as written,
+URL-encoded (once or twice, or form-encoded) and JSON-escaped (``\\/``, ``\\u002B``): the text is searched as it
+is and as it reads once decoded each of those ways — the stdout/stderr of each ``subprocess.run``,
 the captured output and failure text of each test, every file under the test's ``tmp_path`` (host logs,
 reports, step summaries), and at the end every file under the session's base temp directory. A find fails
 the test (or the session) and names the file or stream — never the secret.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote, unquote_plus
 
 import pytest
 from modelfunc.azurite import DEV_KEY
@@ -29,7 +34,8 @@ _SESSION_LEAKS: list[str] = []
 _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|(^|_)KEY$|KEY(_|$)|CONNECTION|CONN$)", re.I)
 _PARTS = [re.compile(p, re.I) for p in (
     r"AccountKey=([^;]+)", r"SharedAccessKey=([^;]+)", r"SharedAccessSignature=([^;]+)",
-    r"(?:^|[,;])\s*password=([^,;]+)", r"://[^/:@\s]*:([^@/\s]+)@")]
+    r"(?:^|[,;])\s*password=([^,;]+)", r"://[^/:@\s]*:([^@/\s]+)@",
+    r"(?:^|[?&;=])sig=([^&;\s\"']+)")]  # a SAS token's signature, wherever the token is
 _SKIP_SUFFIXES = {".tar", ".gz", ".pkl", ".whl", ".so", ".pyc"}
 
 
@@ -44,6 +50,7 @@ def secret(value: str) -> str:
 def secrets_in(name: str, value: str) -> set[str]:
     """The secret parts of one environment variable (empty for ordinary settings and the Azurite dev key)."""
     found = {m.group(1).strip() for pattern in _PARTS for m in pattern.finditer(value or "")}
+    found |= {unquote(part) for part in found}  # a SAS signature is given URL-encoded, and printed either way
     if _SECRET_NAME.search(name) and not found and "=" not in value and "://" not in value:
         found.add(value.strip())
     return {s for s in found if len(s) >= MIN_LENGTH and s != DEV_KEY}
@@ -56,13 +63,39 @@ def _harvest(env: object) -> None:
                 _SECRETS.update(secrets_in(name, value))
 
 
+_JSON_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|[\\/\"bfnrt])")
+_JSON_CHARS = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescape(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        code = m.group(1)
+        return chr(int(code[1:], 16)) if code.startswith("u") else _JSON_CHARS.get(code, code)
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+def readings(text: str) -> list[str]:
+    """``text`` as written and as it reads decoded: URL-decoded once and twice, form-decoded, JSON-unescaped (and
+    then URL-decoded) — a secret printed in any of those forms is found in one of them as it was given."""
+    out = [text]
+    if "%" in text or "+" in text:
+        once = unquote(text)
+        out += [once, unquote(once), unquote_plus(text)]
+    if "\\" in text:
+        unescaped = _json_unescape(text)
+        out += [unescaped, unquote(unescaped)]
+    return out
+
+
 def find(text: str | bytes | None) -> list[str]:
-    """The registered secrets in ``text`` (an empty list when it is clean)."""
+    """The registered secrets in ``text``, in any form :func:`readings` undoes (an empty list when it is clean)."""
     if not text:
         return []
     if isinstance(text, bytes):
-        return [s for s in _SECRETS if s.encode() in text]
-    return [s for s in _SECRETS if s in text]
+        text = text.decode("utf-8", "replace")
+    views = readings(text)
+    return [s for s in _SECRETS if any(s in view for view in views)]
 
 
 def _note(where: str, text: str | bytes | None, into: list[str]) -> None:
@@ -98,6 +131,10 @@ def _run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
     result = _original_run(*args, **kwargs)
     cmd = args[0] if args else kwargs.get("args")
     name = " ".join(map(str, cmd[:4])) if isinstance(cmd, (list, tuple)) else str(cmd)[:60]
+    for found in find(name):  # a secret on the command line: the report names the command, never the secret
+        for view in readings(name):
+            if found in view:
+                name = view.replace(found, "***")
     _note(f"stdout of `{name}`", result.stdout, _LEAKS)
     _note(f"stderr of `{name}`", result.stderr, _LEAKS)
     return result

@@ -189,6 +189,14 @@ def test_a_bad_input_is_a_config_error(example, step: Step, capfd) -> None:
     assert "::error title=modelfunc%3A ConfigError::run-blob-test: 'yes' is not a boolean" in capfd.readouterr().out
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "0", "1e300", "soon"])
+def test_a_timeout_input_that_would_never_end_is_a_config_error(example, step: Step, capfd, value: str) -> None:
+    step.inputs(model_repo=str(example("diabetes-http")), blob_test_timeout=value)
+    assert load_script("up").main([]) == 2
+    assert (f"ConfigError::blob-test-timeout: '{value}' is not a number of seconds greater than 0 and at most 86400"
+            in capfd.readouterr().out)
+
+
 def test_up_runs_only_target_local(example, step: Step, capfd) -> None:
     step.inputs(model_repo=str(example("diabetes-http")), target="azure")
     assert load_script("up").main([]) == 2

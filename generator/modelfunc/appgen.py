@@ -17,14 +17,23 @@ Layout of the output directory (default ``<repo>/build``)::
 
 Rendering is deterministic (same inputs → same bytes, same mtimes) and atomic: the output appears
 whole or not at all, and a previous output is replaced only when the new one is complete.
+
+The new output is written into a staging folder beside it (``.<out>.<random>``) holding a lock file
+(``.modelfunc-staging``: the writer's pid, and an exclusive ``flock`` for as long as the writer lives). A run
+killed with SIGKILL (or a power cut) leaves its staging folder behind, its lock released by the kernel; the next
+run for the same output proves each one abandoned by taking its lock, and removes it (a staging folder whose lock
+is still held belongs to a live run and is left alone). The previous output is moved into the staging folder
+before the swap, so a run killed between the two moves leaves it there, and the next run puts it back.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +42,18 @@ import jinja2
 
 from . import __version__
 from .config import Project
-from .entryscript import inspect_entry_script
+from .entryscript import check_methods, inspect_entry_script
 from .environment import add_requirement, read_requirements
 from .errors import PackageError
 from .openapi import DESCRIPTION_FILE, SWAGGER_FUNCTION, SWAGGER_ROUTE, check_user_documents
 from .openapi import description as openapi_description
 from .runtime.modelfunc_runtime import MESSAGE_STAMP_CONNECTION, MESSAGE_STAMP_PATH, STAMP_CONTAINER
-from .sourcedir import AMLIGNORE, BUILD_MARKER, SYMLINK_OUT, SourceFiles, collect
+from .sourcedir import AMLIGNORE, BUILD_MARKER, NOT_A_FILE, SYMLINK_OUT, SourceFiles, collect, model_files
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: staging folders are not proven abandoned there
+    fcntl = None  # type: ignore[assignment]
 
 RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
 OPENAPI_FILE = RUNTIME_FILE.with_name("modelfunc_openapi.py")  # shipped beside it in HTTP-trigger apps
@@ -51,6 +65,8 @@ RESERVED = {"function_app.py", "modelfunc_runtime.py", OPENAPI_FILE.name, DESCRI
 LARGE_SOURCE = 64 * 2**20  # bytes beside the entry script past which package says what they cost
 CACHE_REQUIREMENT = "redis>=5"  # redis-py, for cache: {redis: ...}
 FUNCTION_NAMES = {"http": "score", "blob": "score_blob", "service-bus-queue": "score_message"}
+STAGING_LOCK = ".modelfunc-staging"  # in a staging folder: the writer's pid, flock'ed while it lives
+PREVIOUS = ".modelfunc-previous"  # in a staging folder: the output it replaces, between the two moves of the swap
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,19 @@ def _check_out_dir(project: Project, out_dir: Path) -> None:
     if any(p.exists() and not p.is_dir() for p in (out, *out.parents)):
         raise PackageError(f"output directory {out_dir} cannot be created: a file is in the way",
                            hint="choose another --out")
+    if out.is_dir() and os.path.ismount(out):
+        raise PackageError(f"output directory {out_dir} is a mount point: modelfunc replaces the output directory "
+                           "as a whole (the new one is written beside it, then swapped in), which a mount point "
+                           "cannot be", hint=f"use a folder inside it, e.g. --out {out_dir / 'build'}")
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:
+        cwd = None
+    if cwd is not None and (out == cwd or out in cwd.parents):
+        raise PackageError(f"output directory {out_dir} is the current directory" + ("" if out == cwd else
+                           " or holds it") + ": modelfunc replaces the output directory as a whole, which would "
+                           "leave this shell in a deleted directory",
+                           hint="use a sub-directory such as build/, or run modelfunc from another directory")
     if out.exists() and not (out / MARKER).is_file():
         if out.is_dir() and not any(out.iterdir()):
             return
@@ -180,19 +209,105 @@ def _copy_source(source: SourceFiles, app: Path) -> None:
             target.chmod(0o755)
 
 
-def _copy_tree(src: Path, dst: Path) -> list[Path]:
-    written = []
-    for path in sorted(src.rglob("*")):
-        if "__pycache__" in path.parts or path.name in (".DS_Store",):
+def _copy_model(files: tuple[tuple[str, Path], ...], dst: Path) -> None:
+    """The model directory's files (sourcedir.model_files: only from inside the repo) into the app's model/."""
+    for rel, path in files:
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+# ------------------------------------------------------------------ staging folders
+
+
+def _claim(staging: Path) -> int | None:
+    """Lock ``staging`` for this run: its lock file holds this pid and an exclusive flock (released by the kernel
+    when the process ends, however it ends). Returns the descriptor to keep open, or None without flock."""
+    fd = os.open(staging / STAGING_LOCK, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a folder mkdtemp just made: nobody else has it
+    os.write(fd, f"{os.getpid()} {int(time.time())}\n".encode())
+    return fd
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def remove_abandoned_staging(out_dir: Path, progress: Callable[[str], None] = lambda _: None) -> list[str]:
+    """Remove the staging folders of earlier runs for ``out_dir`` that are proven abandoned: their lock file's
+    flock can be taken, so the run that wrote them has ended without finishing. Returns the names removed.
+
+    Only folders named ``.<out>.*`` beside ``out_dir`` that hold a lock file (regular, not a link) are candidates;
+    anything else there is never touched. When ``out_dir`` is missing and an abandoned folder holds the previous
+    output (the run died between the two moves of its swap), that output is put back first.
+    """
+    parent = out_dir.parent
+    if fcntl is None or not parent.is_dir():
+        return []
+    removed = []
+    prefix = f".{out_dir.name}."
+    try:
+        entries = sorted(os.scandir(parent), key=lambda e: e.name)
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
             continue
-        target = dst / path.relative_to(src)
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        elif path.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-            written.append(target)
-    return written
+        try:
+            fd = os.open(os.path.join(entry.path, STAGING_LOCK), os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue  # no lock file: not a staging folder this version wrote; leave it
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # held: a run writing this output right now
+            owner = os.pread(fd, 64, 0).decode("ascii", "replace").split()
+            staging = Path(entry.path)
+            previous = staging / PREVIOUS
+            restored = ""
+            if previous.is_dir() and not out_dir.exists():
+                previous.rename(out_dir)
+                restored = f"; put back the output it was replacing as {out_dir.name}"
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(entry.name)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(owner[1]))) \
+                if len(owner) > 1 and owner[1].isdigit() else "at an unknown time"
+            progress(f"removed {entry.name}: the staging folder of a package run that never finished (pid "
+                     f"{owner[0] if owner else '?'}, started {when}, no longer running){restored}")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _write_failure(error: OSError, staging: Path, out_dir: Path) -> PackageError:
+    """An OSError while writing the output, as the user's paths say it (the staging folder is ours, not theirs)."""
+    names = [str(n) for n in (error.filename2, error.filename) if n]  # shutil.copyfile: (source, destination)
+    where = None
+    for name in names:
+        try:
+            where = out_dir / Path(name).relative_to(staging)
+            break
+        except ValueError:
+            continue
+    reason = error.strerror or str(error)
+    writing = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+    if names and where is None and not writing:
+        message = f"cannot read {names[-1]} while writing {out_dir}: {reason}"
+    else:
+        message = f"cannot write {where or out_dir}: {reason}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space on that disk, or choose another --out (nothing was replaced: the previous output " \
+               "is as it was)"
+    elif error.errno == errno.EROFS:
+        hint = "the file system is read-only: choose another --out"
+    else:
+        hint = "choose another --out"
+    return PackageError(message, hint=hint)
 
 
 def stamp_path(output_path: str) -> str:
@@ -210,8 +325,13 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     """
     out_dir = Path(out_dir) if out_dir else project.root / "build"
     info = inspect_entry_script(project.entry_script)
+    if project.trigger.type == "http":
+        check_methods(info, project.trigger.methods, config_file=project.config_path,
+                      line=_config_line(project, ("trigger", "methods")))
     _check_out_dir(project, out_dir)
+    out_dir = out_dir.resolve()  # `--out .` and friends: its name and parent are the real ones from here on
     source = collect_source(project, out_dir)
+    model = model_files(project.model_dir, repo=project.root, out_dir=out_dir)
     if project.trigger.type == "http":  # served as the app's OpenAPI document, as azmlinfsrv serves them
         check_user_documents(source.files, source.ignore_file or AMLIGNORE, project.entry_script.name)
     requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
@@ -226,6 +346,8 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     for item in source.left_out:
         if item.reason == SYMLINK_OUT:
             progress(f"  not followed: {item.path} -> {item.target} (a symlink leading out of {_shown(source.root)})")
+        elif item.reason == NOT_A_FILE:
+            progress(f"  left out: {item.path} ({_kind(source.root / item.path)}, not a regular file: never read)")
     entry_name = project.entry_script.name
     function_name = FUNCTION_NAMES[project.trigger.type]
     openapi = None
@@ -253,13 +375,16 @@ def render(project: Project, out_dir: str | Path | None = None, *,
         "swagger": {"function": SWAGGER_FUNCTION, "route": SWAGGER_ROUTE},
     }
 
+    remove_abandoned_staging(out_dir, progress)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     except OSError as e:
         raise PackageError(f"output directory {out_dir} cannot be created: {e.strerror}",
                            hint="choose another --out") from None
+    lock = None
     try:
+        lock = _claim(staging)
         app = staging / "app"
         app.mkdir()
         files = {
@@ -279,21 +404,55 @@ def render(project: Project, out_dir: str | Path | None = None, *,
             shutil.copyfile(OPENAPI_FILE, app / OPENAPI_FILE.name)
         _copy_source(source, app)
         (app / APP_MODEL_DIR).mkdir()
-        _copy_tree(project.model_dir, app / APP_MODEL_DIR)
+        _copy_model(model, app / APP_MODEL_DIR)
         for path in staging.rglob("*"):
             os.utime(path, (FIXED_MTIME, FIXED_MTIME))
         os.utime(staging, (FIXED_MTIME, FIXED_MTIME))
         if before_swap is not None:
             before_swap(staging)
-        # Swap in atomically: the old output (if any) is removed only once the new one is complete.
-        old = None
+        # Swap in atomically: the old output (if any) is removed only once the new one is complete. It is moved
+        # into the staging folder first, so that a run killed between the two renames leaves it with the lock.
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
+            out_dir.rename(staging / PREVIOUS)
         staging.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        _release(lock)
+        _undo(staging, out_dir)
+        raise _write_failure(e, staging, out_dir) from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _release(lock)
+        _undo(staging, out_dir)
         raise
+    try:
+        shutil.rmtree(out_dir / PREVIOUS, ignore_errors=True)
+        (out_dir / STAGING_LOCK).unlink(missing_ok=True)
+    finally:
+        _release(lock)
     return PackageResult(out_dir, out_dir / "app", info.style, tuple(requirements.skipped), source)
+
+
+def _undo(staging: Path, out_dir: Path) -> None:
+    """A failed render: the previous output back in place if it was moved already, the staging folder removed."""
+    previous = staging / PREVIOUS
+    if previous.is_dir() and not out_dir.exists():
+        previous.rename(out_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _kind(path: Path) -> str:
+    from .sourcedir import file_kind
+
+    try:
+        return file_kind(path.stat().st_mode)
+    except OSError:
+        return "unreadable"
+
+
+def _config_line(project: Project, key: tuple[str, ...]) -> int | None:
+    """The line of a key in modelfunc.yaml, for an error that points at it (None when it cannot be told)."""
+    from .config import read_yaml
+
+    try:
+        return read_yaml(project.config_path, what=project.config_path.name)[1].get(key)
+    except Exception:  # noqa: BLE001 - only a line number for a message: the file was read once already
+        return None

@@ -7,6 +7,9 @@ render the same facts:
   the output pattern (or the error record), compare; works against any storage connection string;
 * http: POST the sample to the function URL;
 * service-bus-queue: invoke the function through the local host's admin API (no emulator exists).
+
+What a report says goes through the secret redactor (``redact.py``) on the way out — the console, ``--report``
+JSON, the step summary — so an account key, a SAS signature or a function key in a URL is never printed.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoun
 from azure.storage.blob import BlobServiceClient
 
 from .blobpath import BlobPath
-from .config import Project, load_expected
+from .config import Project, load_expected, sample_text
 from .errors import ConfigError, StorageError
+from .redact import redact, redact_data
 from .runtime.modelfunc_runtime import DEPLOYMENT_HEADER, STAMP_CONTAINER
 from .storage import blob_service, blob_service_for, describe
 
@@ -61,18 +65,23 @@ class TestReport:
     answer: bytes | None = field(default=None, repr=False)  # the answer as it came, byte for byte
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data, redacted (no key, SAS or function key in any string)."""
         d = asdict(self)
         d["answer_sha256"] = hashlib.sha256(self.answer).hexdigest() if self.answer is not None else None
         del d["answer"]
         for key in ("expected", "actual"):
             if isinstance(d[key], bytes):
                 d[key] = d[key].decode("utf-8", "replace")
+        for key in ("target", "input", "output", "error", "deployment"):
+            if isinstance(d[key], str):
+                d[key] = redact(d[key])
+        d["mismatches"] = redact_data(d["mismatches"])
         return d
 
     def failure(self) -> str:
         """One line saying why the test failed (the error, or the first differences)."""
-        return self.error or "; ".join(f"{m.path or '(root)'}: expected {m.expected!r}, got {m.actual!r}"
-                                       for m in self.mismatches[:5])
+        return redact(self.error or "; ".join(f"{m.path or '(root)'}: expected {m.expected!r}, got {m.actual!r}"
+                                              for m in self.mismatches[:5]))
 
     def render(self) -> str:
         head = "PASS" if self.passed else "FAIL"
@@ -93,7 +102,7 @@ class TestReport:
                 lines.append(f"    {m.path or '(root)'}: {_short(m.expected)} vs {_short(m.actual)}  [{m.reason}]")
             if len(self.mismatches) > 20:
                 lines.append(f"    ... and {len(self.mismatches) - 20} more")
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -151,7 +160,7 @@ def judge(report: TestReport, expected: Any, body: bytes) -> TestReport:
 def _storage_error(service: BlobServiceClient, e: Exception) -> StorageError:
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
     return StorageError(
-        f"storage account {describe(service)} failed: {type(e).__name__}: {first}",
+        redact(f"storage account {describe(service)} failed: {type(e).__name__}: {first}"),
         hint="is the storage emulator (or account) running and the connection string right?",
     )
 
@@ -338,7 +347,7 @@ def _post(report: TestReport, url: str, *, timeout: float, **kwargs: object) -> 
     try:
         resp = httpx.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
     except httpx.HTTPError as e:
-        report.error = f"request to {url} failed: {type(e).__name__}: {e}"
+        report.error = redact(f"request to {url} failed: {type(e).__name__}: {e}")
         return None
     report.latency_ms = (time.perf_counter() - started) * 1000
     if resp.status_code != 200:
@@ -353,7 +362,7 @@ def run_http_test(project: Project, url: str, *, key: str | None = None, timeout
     """POST the sample to ``url``. ``deployment``: only an answer whose ``x-modelfunc-deployment`` header names
     it counts; an answer from anything else (the previous image) is set aside and the request sent again."""
     expected = load_expected(project)
-    report = TestReport(False, "http", url, str(project.sample_input.relative_to(project.root)),
+    report = TestReport(False, "http", redact(url), str(project.sample_input.relative_to(project.root)),
                         tolerance=project.config.samples.tolerance, expected=expected)
     headers = {"content-type": "application/json"}
     if key:
@@ -395,7 +404,7 @@ def run_invoke_test(project: Project, host_url: str, function_name: str, *, time
     report = TestReport(False, "service-bus-queue", url, f"queue {trigger.input_queue} (invoked locally)",
                         f"queue {trigger.output_queue}", tolerance=project.config.samples.tolerance,
                         expected=expected)
-    resp = _post(report, url, timeout=timeout, json={"input": project.sample_input.read_text(encoding="utf-8")})
+    resp = _post(report, url, timeout=timeout, json={"input": sample_text(project)})
     if resp is None:
         return report
     message = resp.json().get("outputs", {}).get(trigger.output_queue)
@@ -442,5 +451,6 @@ def round_trip(project: Project, *, connection_string: str | None = None, url: s
 
 
 def write_report(report: TestReport, path: Path) -> None:
+    """The report as JSON (``to_dict``: redacted), and once more through the redactor as written (JSON escapes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    path.write_text(redact(json.dumps(report.to_dict(), indent=2)) + "\n", encoding="utf-8")

@@ -7,10 +7,16 @@ this catches the common mistakes early, with a line number, before anything is b
 from __future__ import annotations
 
 import ast
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EntryScriptError
+from .errors import ConfigError, EntryScriptError
+
+# Methods only a @rawhttp run() can take: azmlinfsrv's /score route lists GET, POST and OPTIONS, and its input
+# parsers answer any other method 405 (input_parsers.UnsupportedHTTPMethod); so does the runtime, for the same run().
+RAWHTTP_ONLY_METHODS = ("PUT", "PATCH", "DELETE")
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,7 @@ class EntryScriptInfo:
     path: Path
     style: str  # json | schema | rawhttp
     local_modules: tuple[Path, ...] = field(default=())
+    style_known: bool = True  # False when run() is not a plain def (assigned or imported): its style shows at run time
 
 
 def _decorator_names(fn: ast.FunctionDef) -> set[str]:
@@ -41,7 +48,18 @@ def _imported_top_names(tree: ast.Module) -> set[str]:
     return names
 
 
+def _regular(path: Path) -> bool:
+    """A regular file (a named pipe named like a module would block the read for ever)."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
 def _parse(path: Path) -> ast.Module:
+    if not _regular(path):
+        raise EntryScriptError("is not a regular file (a named pipe, a socket or a device?): it cannot be read as "
+                               "Python", file=path, hint="replace it with the module's source file")
     try:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -58,6 +76,8 @@ def local_modules(script: Path, tree: ast.Module) -> tuple[Path, ...]:
     What ships is not decided here: the app gets the script's whole folder (sourcedir.py), so a module loaded
     with importlib or from a folder without ``__init__.py`` ships too, though no import names it.
     """
+    from .sourcedir import file_kind
+
     root = script.parent
     found: dict[Path, None] = {}
     todo = [tree]
@@ -66,12 +86,21 @@ def local_modules(script: Path, tree: ast.Module) -> tuple[Path, ...]:
             for candidate in (root / f"{name}.py", root / name):
                 if candidate in found or candidate == script:
                     continue
-                if candidate.is_file() or (candidate.is_dir() and (candidate / "__init__.py").is_file()):
+                try:
+                    mode = candidate.stat().st_mode
+                except OSError:
+                    mode = None
+                if candidate.suffix == ".py" and mode is not None and not stat.S_ISREG(mode) \
+                        and not stat.S_ISDIR(mode):
+                    raise EntryScriptError(
+                        f"is {file_kind(mode)}, not a regular file, and {script.name} imports it: it cannot be read "
+                        "(nor shipped)", file=candidate, hint="replace it with the module's source file")
+                if _regular(candidate) or (candidate.is_dir() and _regular(candidate / "__init__.py")):
                     found[candidate] = None
                     if candidate.is_file():
                         todo.append(_parse(candidate))
-                    else:
-                        todo.extend(_parse(p) for p in sorted(candidate.rglob("*.py")))
+                    else:  # what is not a regular file is left out of the app (sourcedir.NOT_A_FILE): not read here
+                        todo.extend(_parse(p) for p in sorted(candidate.rglob("*.py")) if _regular(p))
     return tuple(sorted(found))
 
 
@@ -98,6 +127,7 @@ def inspect_entry_script(path: Path) -> EntryScriptInfo:
             )
     style = "json"
     run = defs["run"]
+    style_known = isinstance(run, ast.FunctionDef)
     if isinstance(run, ast.AsyncFunctionDef):
         raise EntryScriptError("run() must be a plain function, not async def", file=path, line=run.lineno)
     if isinstance(run, ast.FunctionDef):
@@ -123,4 +153,27 @@ def inspect_entry_script(path: Path) -> EntryScriptInfo:
                 hint="use @rawhttp to read the request yourself, or @input_schema to get typed arguments",
             )
         style = "rawhttp" if raw else "schema" if schema else "json"
-    return EntryScriptInfo(path, style, local_modules(path, tree))
+    return EntryScriptInfo(path, style, local_modules(path, tree), style_known)
+
+
+def check_methods(info: EntryScriptInfo, methods: Iterable[str], *, config_file: Path, line: int | None = None
+                  ) -> None:
+    """Refuse HTTP methods that could never reach this run(): PUT, PATCH and DELETE reach only a @rawhttp run().
+
+    Azure ML's scoring server (azmlinfsrv) routes /score for GET, POST and OPTIONS only and answers any other
+    method 405, whatever the entry script; the runtime answers 405 too, for a run() that is not @rawhttp. Listing
+    such a method would publish an endpoint (and an OpenAPI operation) that can only fail, so it is an error here.
+    """
+    if not info.style_known or info.style == "rawhttp":
+        return
+    bad = [m for m in RAWHTTP_ONLY_METHODS if m in {str(x).upper() for x in methods}]
+    if not bad:
+        return
+    kind = "an @input_schema run()" if info.style == "schema" else "an undecorated run()"
+    raise ConfigError(
+        f"{', '.join(bad)} cannot reach run() in {info.path.name}: only a @rawhttp run() takes "
+        f"{'them' if len(bad) > 1 else 'it'}; {kind} gets GET (the query), POST (the body) and OPTIONS, and Azure "
+        "ML's scoring server answers any other method 405, as this app would",
+        file=config_file, field="trigger.methods", line=line,
+        hint=f"leave {', '.join(bad)} out of trigger.methods (e.g. methods: [GET, POST]), or decorate run() with "
+             "@rawhttp to read the request, its method included, yourself")

@@ -96,3 +96,7 @@ class DeployError(ModelfuncError):
 
 class GoldenMismatch(SampleTestFailed):
     """The sample was answered differently in two places (run() directly, the local host, the image, the slot)."""
+
+
+class NotFoundError(HostError):
+    """What a request names (a blob to invoke a function on, say) does not exist: the admin API answers 404."""

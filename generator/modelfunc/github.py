@@ -82,6 +82,9 @@ def get_bool(name: str, default: bool, *, env: Mapping[str, str] | None = None) 
     raise ConfigError(f"{value!r} is not a boolean: use true or false", field=name)
 
 
+MAX_SECONDS = 24 * 3600.0  # as the CLI's --timeout (cli.MAX_TIMEOUT)
+
+
 def get_float(name: str, default: float, *, env: Mapping[str, str] | None = None) -> float:
     value = get_input(name, env=env)
     if not value:
@@ -90,8 +93,9 @@ def get_float(name: str, default: float, *, env: Mapping[str, str] | None = None
         number = float(value)
     except ValueError:
         number = -1.0
-    if not number > 0:
-        raise ConfigError(f"{value!r} is not a positive number of seconds, e.g. 60", field=name)
+    if not 0 < number <= MAX_SECONDS:  # nan and inf too: a wait that never ends is a hang
+        raise ConfigError(f"{value!r} is not a number of seconds greater than 0 and at most {MAX_SECONDS:.0f} "
+                          "(a day), e.g. 60", field=name)
     return number
 
 
@@ -150,9 +154,15 @@ def add_summary(markdown: str) -> str:
 
 
 def mask(secret: str | None) -> str:
-    """Tell the runner to hide ``secret`` in the log: one ``::add-mask::`` per non-blank line; returns them."""
+    """Tell the runner to hide ``secret`` in the log: one ``::add-mask::`` per non-blank line; returns them.
+
+    The secret is registered with modelfunc's redactor too, so what modelfunc itself prints or writes (reports,
+    summaries, errors) leaves it out before the runner's mask is needed."""
     if not secret:
         return ""
+    from .redact import register
+
+    register(secret)
     lines = [_command("add-mask", line) for line in secret.splitlines() if line.strip()]
     text = "".join(line + "\n" for line in lines)
     if in_actions():
@@ -161,19 +171,19 @@ def mask(secret: str | None) -> str:
     return text
 
 
-_SECRET_PARTS = ("accountkey", "sharedaccesskey", "sharedaccesssignature", "password", "accesskey")
-
-
 def mask_connection_string(value: str | None) -> str:
-    """Mask a connection string, and each secret part of it on its own (a key may be printed without the rest)."""
+    """Mask a connection string, and each secret part of it on its own, in every form it may be printed in.
+
+    The parts (``redact.secret_parts``): the account key, a SAS token and — since the storage SDK prints a SAS
+    re-ordered, inside a URL — its signature alone; each in every form ``redact.forms`` knows (raw, URL-encoded,
+    JSON-escaped), because the runner matches a mask only as written. The redactor learns them too."""
     if not value:
         return ""
-    parts = [value]
-    for item in value.split(";"):
-        key, sep, secret = item.partition("=")
-        if sep and key.strip().lower() in _SECRET_PARTS and secret.strip():
-            parts.append(secret.strip())
-    return "".join(mask(part) for part in parts)
+    from .redact import forms, secret_parts
+
+    parts = secret_parts(value) or [value]
+    masks = [value, *(form for part in parts for form in forms(part))]
+    return "".join(mask(m) for m in dict.fromkeys(masks))
 
 
 @contextlib.contextmanager

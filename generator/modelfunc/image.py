@@ -218,11 +218,15 @@ def _dependencies_layer(requirements: Path, dest: Path, *, python_version: str, 
                                      requirements.read_text(encoding="utf-8")]).encode()).hexdigest()[:24]
     cached = cache_root() / "layers" / f"dependencies-{key}.tar"
     digest_file = cached.with_suffix(".sha256")
-    if cached.is_file() and digest_file.is_file() and not refresh:
-        progress(f"dependencies: reusing the layer resolved before for these requirements ({cached.name}); "
-                 "--refresh-dependencies resolves them again")
-        _link_or_copy(cached, dest)
-        return digest_file.read_text().strip(), None
+    if not refresh and (cached.exists() or digest_file.exists()):
+        problem = _cached_layer_problem(cached, digest_file)
+        if problem is None:
+            progress(f"dependencies: reusing the layer resolved before for these requirements ({cached.name}); "
+                     "--refresh-dependencies resolves them again")
+            _link_or_copy(cached, dest)
+            return digest_file.read_text(encoding="ascii").strip(), None
+        progress(f"dependencies: the cached layer {cached.name} cannot be used ({problem}): resolving the "
+                 "dependencies again, and the cache entry is replaced")
     with tempfile.TemporaryDirectory(prefix="modelfunc-deps-") as tmp:
         deps = resolve_dependencies(requirements, Path(tmp) / "site-packages", python_version=python_version,
                                     cache_dir=cache_dir, progress=progress)
@@ -230,13 +234,57 @@ def _dependencies_layer(requirements: Path, dest: Path, *, python_version: str, 
             return None, deps.fallback_reason
         # bin/ holds console scripts with this machine's interpreter path: not for the image.
         digest = write_layer(dest, _tree(deps.site_packages, SITE_PACKAGES, skip=lambda rel: rel.parts[0] == "bin"))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(f".{os.getpid()}.partial")
-    shutil.copyfile(dest, partial)
-    os.utime(partial, (FIXED_MTIME, FIXED_MTIME))
-    partial.replace(cached)
-    digest_file.write_text(digest + "\n")
+    _keep_in_cache(dest, digest, cached, digest_file, progress)
     return digest, None
+
+
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _cached_layer_problem(cached: Path, digest_file: Path) -> str | None:
+    """Why a cached dependencies layer cannot be reused (None: it can): both files must be there, the digest file
+    must hold one sha256 digest, and the tar's own digest must be that one (a run killed while writing it, a disk
+    error or a hand edit would otherwise reach the image unnoticed)."""
+    if not cached.is_file():
+        return f"{cached.name} is missing"
+    if not digest_file.is_file():
+        return f"{digest_file.name} is missing"
+    try:
+        recorded = digest_file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        return f"{digest_file.name} cannot be read: {getattr(e, 'strerror', None) or e}"
+    if not DIGEST_RE.fullmatch(recorded):
+        return f"{digest_file.name} holds {recorded[:80]!r}, not a sha256 digest" if recorded else \
+            f"{digest_file.name} is empty"
+    try:
+        actual = _sha256(cached)
+    except OSError as e:
+        return f"{cached.name} cannot be read: {e.strerror}"
+    if actual != recorded:
+        return f"{cached.name} has digest {actual[:19]}…, not the {recorded[:19]}… recorded for it"
+    return None
+
+
+def _keep_in_cache(layer: Path, digest: str, cached: Path, digest_file: Path, progress: Progress) -> None:
+    """Keep a resolved layer for the next run; a cache that cannot be written (read-only, full) only costs that."""
+    partial = cached.with_suffix(f".{os.getpid()}.partial")
+    partial_digest = digest_file.with_suffix(f".{os.getpid()}.partial")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        digest_file.unlink(missing_ok=True)  # never a digest beside a tar it does not describe, even for a moment
+        shutil.copyfile(layer, partial)
+        os.utime(partial, (FIXED_MTIME, FIXED_MTIME))
+        partial.replace(cached)
+        partial_digest.write_text(digest + "\n", encoding="ascii")
+        partial_digest.replace(digest_file)
+    except OSError as e:
+        for leftover in (partial, partial_digest):
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:
+                pass
+        progress(f"dependencies: the resolved layer is not kept for the next run: {e.strerror or e} "
+                 f"({e.filename or cached.parent}); packaging goes on without the cache")
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -266,8 +314,10 @@ def prepare_context(project: Project, out: Path, *, base_image: str | None = Non
     code = _tree(app, SCRIPT_ROOT, skip=lambda rel: rel.parts[0] in (APP_MODEL_DIR, "local.settings.json"))
     layers["code"] = write_layer(layers_dir / "code.tar", code)
     dependencies = DEPS_LAYER if deps_digest else DEPS_IN_BUILD.format(reason=fallback, site_packages=SITE_PACKAGES)
+    base = base_image or project.default_base_image
+    check_base_image(base)  # a value that reaches the Dockerfile as it is: one reference, never an instruction
     dockerfile = out / "Dockerfile"
-    dockerfile.write_text(DOCKERFILE.format(version=__version__, base_image=base_image or project.default_base_image,
+    dockerfile.write_text(DOCKERFILE.format(version=__version__, base_image=base,
                                             model_dir=APP_MODEL_DIR, dependencies=dependencies), encoding="utf-8")
     (out / ".dockerignore").write_text("*\n!layers/\n!app/requirements.txt\n", encoding="utf-8")
     for p in (dockerfile, out / ".dockerignore"):
@@ -590,21 +640,45 @@ def _without_base64(value: Any) -> Any:
     return {k: v for k, v in value.items() if k != "body_base64"} if isinstance(value, dict) else value
 
 
-# Docker's reference grammar: a tag, and repository path components (lower case) after an optional registry host.
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Docker's reference grammar (distribution/reference, regexp.go): a tag, and repository path components (lower
+# case) after an optional registry host; a digest. Matched whole (fullmatch: `$` would let a trailing newline in).
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-REPOSITORY_RE = re.compile(rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:]+\])"  # a host name, or an IPv6 address in brackets
+REPOSITORY_RE = re.compile(rf"(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*")
+DIGEST_REFERENCE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}")
+MAX_REFERENCE = 255  # Docker's NameTotalLengthMax, for the repository name
 
 
 def check_reference(repository: str | None, tag: str | None) -> None:
     """Refuse an image name Docker would refuse, before anything is rendered or built."""
-    if repository is not None and not REPOSITORY_RE.match(repository):
+    if repository is not None and (len(repository) > MAX_REFERENCE or not REPOSITORY_RE.fullmatch(repository)):
         raise OptionError(f"{repository!r} is not an image repository", field="--image",
                           hint="[REGISTRY[:PORT]/]PATH with lower-case letters, digits and . _ - between them, "
                                "e.g. myreg.azurecr.io/diabetes-scorer")
-    if tag is not None and not TAG_RE.match(tag):
+    if tag is not None and not TAG_RE.fullmatch(tag):
         raise OptionError(f"{tag!r} is not an image tag", field="--tag",
                           hint="up to 128 letters, digits, _ . - (not starting with . or -), e.g. v1 or a commit id")
+
+
+def check_base_image(reference: str) -> None:
+    """Refuse a base image that is not one image reference in Docker's grammar: REPOSITORY[:TAG][@DIGEST].
+
+    It is written into the Dockerfile's FROM line as it is, so anything else (a newline above all) could add
+    instructions of its own to the build."""
+    name, _, digest = reference.partition("@")
+    repository, tag = name, None
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:  # a tag (a colon before the last slash is the registry's port)
+        repository, tag = name[: len(name) - len(last)] + last.split(":", 1)[0], last.split(":", 1)[1]
+    ok = (bool(reference) and len(repository) <= MAX_REFERENCE and REPOSITORY_RE.fullmatch(repository) is not None
+          and (tag is None or TAG_RE.fullmatch(tag) is not None)
+          and ("@" not in reference or DIGEST_REFERENCE_RE.fullmatch(digest) is not None))
+    if not ok:
+        raise OptionError(f"{reference!r} is not an image reference", field="--base-image",
+                          hint="[REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST] with a lower-case repository, "
+                               "e.g. mcr.microsoft.com/azure-functions/python:4-python3.11")
 
 
 def package(project: Project, out: Path | None = None, *, build_image: bool = True, base_image: str | None = None,
@@ -618,6 +692,8 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
     from .appgen import render
 
     check_reference(repository, tag)
+    if base_image is not None:
+        check_base_image(base_image)
     contexts: list[Context] = []
     clients: list[Any] = []
 

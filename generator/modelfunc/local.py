@@ -1,6 +1,11 @@
 """The local default target: package, start Azurite and the local host, round-trip the sample.
 
 Shared by `modelfunc up` and the action's up step, so both run exactly the same pipeline.
+
+Whatever ``up`` starts is stopped whatever stops it: SIGTERM, SIGHUP and SIGINT unwind the pipeline like Ctrl+C
+(the local host is asked to stop, then Azurite), and each child is also tied to this process (Linux
+``PR_SET_PDEATHSIG``), so even a SIGKILL of ``up`` leaves no host and no emulator running. What the children print
+is passed on through the secret redactor.
 """
 
 from __future__ import annotations
@@ -21,22 +26,68 @@ from typing import Any
 
 from . import CONNECTION_ENV
 from .appgen import PackageResult, render
+from .azurite import die_with_parent
 from .blobtest import TestReport, round_trip
 from .config import Project
 from .errors import EnvironmentSpecError, HostError
 from .golden import DIRECT, IMAGE, LOCAL_HOST, SLOT, Answer, Golden, for_project, from_report, from_selftest, with_image
+from .redact import redact
 
 Progress = Callable[[str], None]
 UP_IMAGE_ENV = "MODELFUNC_UP_IMAGE"  # the default of `up --image` (and the action's build-image): auto, on, off
 Output = Callable[[str], object]
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal reached ``up`` (SIGTERM, SIGHUP or SIGINT): raised so that everything it started is stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While inside, SIGTERM, SIGHUP and SIGINT raise :class:`Interrupted` (a KeyboardInterrupt, as Ctrl+C does), so
+    every ``with`` around what was started unwinds and stops it. A further signal while that happens is ignored, so
+    the clean-up is never cut short. The previous handlers come back on the way out. Off the main thread (where
+    Python delivers no signal) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if stopping:
+            return  # already stopping: let the clean-up finish
+        stopping.append(signum)
+        raise Interrupted(signum)
+
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _relay(proc: subprocess.Popen[str], output: Output) -> threading.Thread:
-    """Pass a child's output on to ``output`` line by line (in Actions: printed so no line acts as a command)."""
+    """Pass a child's output on to ``output`` line by line, redacted (in Actions: printed so no line acts as a
+    command)."""
     def pump() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            output(line.rstrip("\n"))
+            output(redact(line.rstrip("\n")))
 
     thread = threading.Thread(target=pump, name="modelfunc-relay", daemon=True)
     thread.start()
@@ -44,10 +95,19 @@ def _relay(proc: subprocess.Popen[str], output: Output) -> threading.Thread:
 
 
 def _child_output(output: Output | None) -> dict[str, object]:
-    """Popen arguments: a child's output goes to our stderr as it is, or through a pipe to ``output``."""
-    if output is None:
-        return {"stdout": sys.stderr}
+    """Popen arguments: a child's output comes through a pipe, to be relayed (redacted) to ``output``."""
     return {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "errors": "replace", "bufsize": 1}
+
+
+def _stop(proc: subprocess.Popen[Any], how: int = signal.SIGINT, timeout: float = 30) -> None:
+    """Stop a child: ``how`` (a graceful stop), then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(how)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager
@@ -55,7 +115,9 @@ def local_host(app_dir: Path, connection_string: str | None, *, timeout: float,
                output: Output | None = None) -> Iterator[str]:
     """Run `modelfunc serve` for app_dir in a child process; yield its base URL once it is Running.
 
-    The host's banner and log are progress, not the result: they go to stderr, or line by line to ``output``.
+    The host's banner and log are progress, not the result: they go line by line (redacted) to ``output``, by
+    default stderr. The host is stopped on the way out — by SIGINT, as Ctrl+C would, whatever ended the block — and
+    dies with this process should that be killed outright.
     """
     with tempfile.TemporaryDirectory(prefix="modelfunc-up-") as tmp:
         ready = Path(tmp) / "ready.json"
@@ -64,8 +126,9 @@ def local_host(app_dir: Path, connection_string: str | None, *, timeout: float,
             env[CONNECTION_ENV] = connection_string  # through the environment: never on a command line
         cmd = [sys.executable, "-m", "modelfunc", "serve", str(app_dir), "--port", "0", "--no-azurite",
                "--ready-file", str(ready)]
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, **_child_output(output))
-        relay = _relay(proc, output) if output is not None else None
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
+                                **_child_output(output))
+        relay = _relay(proc, output or _to_stderr)
         try:
             deadline = time.monotonic() + timeout
             while not ready.exists():
@@ -77,25 +140,21 @@ def local_host(app_dir: Path, connection_string: str | None, *, timeout: float,
                 time.sleep(0.05)
             yield json.loads(ready.read_text())["url"]
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if relay is not None:
-                relay.join(timeout=5)
+            _stop(proc)
+            relay.join(timeout=5)
 
 
 def install_requirements(project: Project, app_dir: Path, *, output: Output | None = None) -> None:
     """pip-install the app's requirements into this Python: the local host runs score.py here."""
     requirements = app_dir / "requirements.txt"
     pip = subprocess.Popen([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-r",
-                            str(requirements)], stdin=subprocess.DEVNULL, **_child_output(output))
-    if output is not None:
-        _relay(pip, output).join()
-    pip.wait()
+                            str(requirements)], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
+                           **_child_output(output))
+    try:
+        _relay(pip, output or _to_stderr).join()
+        pip.wait()
+    finally:
+        _stop(pip, signal.SIGTERM, timeout=10)  # stopped by a signal: pip goes too
     if pip.returncode:
         raise EnvironmentSpecError(f"pip could not install the app's requirements (exit {pip.returncode}); "
                                    "its output is above", file=project.environment_file,
@@ -130,7 +189,7 @@ def direct_answer(project: Project, app_dir: Path, *, timeout: float, output: Ou
     result = json.loads(marks[-1][len(SELFTEST_MARK):]) if marks else {}
     if not result.get("direct") and output is not None:
         for line in (proc.stderr or "").splitlines()[-40:]:
-            output(line)
+            output(redact(line))
     if not marks:
         return Answer(where=where, error=f"the self-test exited with code {proc.returncode} without a result "
                                          "(its output is above)")
@@ -155,6 +214,17 @@ def _image_mode(image: str, progress: Progress) -> bool:
 def up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
        install: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
        output: Output | None = None, image: str = "off", base_image: str | None = None) -> UpResult:
+    """See :func:`_up`; SIGTERM, SIGHUP or SIGINT meanwhile raise :class:`Interrupted` once everything it started
+    (the local host, Azurite, pip) has been stopped."""
+    with stop_on_signals():
+        return _up(project, out, timeout=timeout, run_test=run_test, install=install,
+                   connection_string=connection_string, progress=progress, output=output, image=image,
+                   base_image=base_image)
+
+
+def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
+        install: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
+        output: Output | None = None, image: str = "off", base_image: str | None = None) -> UpResult:
     """Package (and, with ``image`` on or auto, build and self-test the image), then (unless ``run_test`` is
     false) score the sample with run() called directly, run the app on the local host, round-trip the sample and
     put the answers side by side: they must agree (byte for byte, or within the sample's tolerance).

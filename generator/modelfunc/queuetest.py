@@ -26,6 +26,7 @@ from azure.storage.blob import ContainerClient
 from .blobtest import TestReport, answered_elsewhere, judge, while_role_applies
 from .config import Project, load_expected
 from .errors import DeployError
+from .redact import redact
 from .runtime.modelfunc_runtime import STAMP_CONTAINER
 
 Progress = Callable[[str], None]
@@ -64,7 +65,7 @@ class ServiceBusQueues:
             with self._client.get_queue_sender(queue) as sender:
                 sender.send_messages(ServiceBusMessage(body, message_id=message_id, content_type=content_type))
         except ServiceBusAuthorizationError as e:
-            raise NotAuthorizedYet(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+            raise NotAuthorizedYet(redact(str(e).splitlines()[0]) if str(e) else type(e).__name__) from None
 
     def receive(self, queue: str, *, max_wait: float) -> list[bytes]:
         bodies = []
@@ -161,7 +162,7 @@ def _wait_for_stamp(stamps: ContainerClient, message_id: str, bus: Bus, output_q
         except ResourceNotFoundError:
             data = None
         except AzureError as e:  # e.g. 403 while the test's role on the stamps is still being applied
-            data, last_error = None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            data, last_error = None, redact(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         except ValueError:
             data = None
         if isinstance(data, dict):

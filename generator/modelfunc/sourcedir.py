@@ -12,7 +12,13 @@ only, in gitignore syntax. modelfunc does the same, and also leaves out:
   environment: a folder holding ``pyvenv.cfg``), and compiled bytecode;
 * symbolic links that lead out of the source directory (or nowhere): never followed, so nothing outside
   it is shipped through a link. A link to a file or folder inside it is shipped as a copy of what it
-  points to.
+  points to;
+* anything that is not a regular file or a folder (a named pipe, a socket, a device): never opened, so
+  nothing here can block on one.
+
+The model directory is walked by ``model_files``, more strictly: every file in it is meant to ship, so a link
+that leads out of the model repo (or nowhere, or round in a loop) and anything that is not a regular file is an
+error naming it, instead of a model shipped incomplete or with a file from elsewhere on this machine.
 
 Nothing here reads a file's contents except the ignore file; the walk is sorted, so the result is
 deterministic.
@@ -28,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import pathspec
+
+from .errors import PackageError
 
 AMLIGNORE, GITIGNORE = ".amlignore", ".gitignore"
 BUILD_MARKER = ".modelfunc-build"  # appgen.MARKER: every output modelfunc writes holds it
@@ -120,7 +128,7 @@ def _ignore_spec(root: Path) -> tuple[str | None, pathspec.GitIgnoreSpec | None]
     """The source directory's ignore file, as Azure ML picks it: .amlignore when present, else .gitignore."""
     for name in (AMLIGNORE, GITIGNORE):
         path = root / name
-        if path.is_file():
+        if _regular(path):  # a named pipe would block the read for ever
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
             return name, pathspec.GitIgnoreSpec.from_lines(lines)
     return None, None
@@ -128,6 +136,33 @@ def _ignore_spec(root: Path) -> tuple[str | None, pathspec.GitIgnoreSpec | None]
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+def _resolve(path: Path) -> Path | None:
+    """Where a path leads, links resolved; None for a link that loops (a -> b -> a), which leads nowhere."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError for a loop
+        return None
+
+
+def _regular(path: Path) -> bool:
+    """A regular file (through a link): reading it cannot block, as reading a named pipe or a device can."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 def collect(root: Path, *, out_dir: Path | None = None, separate: tuple[Path, ...] = (),
@@ -181,7 +216,7 @@ def collect(root: Path, *, out_dir: Path | None = None, separate: tuple[Path, ..
             path = Path(entry.path)
             rel = prefix + entry.name
             link = entry.is_symlink()
-            real = path.resolve() if link else real_dir / entry.name
+            real = (_resolve(path) or path) if link else real_dir / entry.name
             try:
                 info: os.stat_result | None = path.stat()  # through a link, to what it points to
             except OSError:
@@ -219,3 +254,62 @@ def collect(root: Path, *, out_dir: Path | None = None, separate: tuple[Path, ..
     files.sort(key=lambda f: f[0])
     return SourceFiles(root, tuple((rel, p) for rel, p, _ in files), tuple(s for _, _, s in files),
                        tuple(left), ignore_name)
+
+
+# ---------------------------------------------------------------------------------------- the model directory
+
+MODEL_SKIPPED = frozenset({"__pycache__", ".DS_Store"})  # never model files
+
+
+def model_files(model_dir: Path, *, repo: Path, out_dir: Path | None = None) -> tuple[tuple[str, Path], ...]:
+    """Every file of the model directory: (its path in the app's model/, relative POSIX; the file to copy), sorted.
+
+    Files are copied only from inside the model repo. A symbolic link is resolved: one whose target is inside
+    the repo (and not in the build output) is shipped as a copy of what it points to, the way a link beside
+    score.py is; one that leads out of the repo, or nowhere, or back up its own tree, is an error naming the link
+    and its target, as is anything that is neither a regular file nor a folder (a named pipe, a socket, a device).
+    """
+    repo = repo.resolve()
+    out = out_dir.resolve() if out_dir is not None else None
+    files: list[tuple[str, Path]] = []
+
+    def refuse(path: Path, why: str, hint: str) -> PackageError:
+        return PackageError(why, file=path, hint=hint)
+
+    def walk(directory: Path, prefix: str, chain: frozenset[Path]) -> None:
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if entry.name in MODEL_SKIPPED:
+                continue
+            path = Path(entry.path)
+            rel = prefix + entry.name
+            resolved = _resolve(path)
+            real = resolved or path
+            if entry.is_symlink():
+                target = os.readlink(path)
+                if resolved is None or not real.exists():
+                    what = "which leads round in a loop" if resolved is None else "which does not exist"
+                    raise refuse(path, f"is a symbolic link to {target}, {what}: the model would ship without it",
+                                 "copy the file itself into the model directory, or remove the link")
+                if not _inside(real, repo):
+                    raise refuse(path, f"is a symbolic link to {target}, outside the model repo: model files are "
+                                       f"copied only from inside the repo ({repo}), never through a link out of it",
+                                 "copy the file itself into the model directory, or remove the link")
+                if out is not None and _inside(real, out):
+                    raise refuse(path, f"is a symbolic link to {target}, inside the build output, which packaging "
+                                       "replaces", "copy the file itself into the model directory")
+            info = path.stat()
+            if stat.S_ISDIR(info.st_mode):
+                if real in chain:
+                    how = f"is a symbolic link to {os.readlink(path)}, a folder above it" if entry.is_symlink() else \
+                        "is a folder reached again through a symbolic link above it"
+                    raise refuse(path, f"{how}: the model directory would never end", "remove the link")
+                walk(path, rel + "/", chain | {real})
+            elif stat.S_ISREG(info.st_mode):
+                files.append((rel, real))  # what the check above passed, not the link (which could change)
+            else:
+                raise refuse(path, f"is {file_kind(info.st_mode)}, not a regular file: only files and folders "
+                                   "can be model files", "remove it from the model directory")
+
+    root = model_dir.resolve()
+    walk(root, "", frozenset({root}))
+    return tuple(sorted(files))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
 import json
+import math
 import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,15 +94,138 @@ def _binding(raw: str) -> Binding:
     return Binding(data["name"], data["type"], data["direction"].upper(), data)
 
 
+LOCAL_SETTINGS = "local.settings.json"
+MAX_LOCAL_SETTINGS_BYTES = 1024 * 1024
+LOCAL_SETTINGS_EXAMPLE = '{"IsEncrypted": false, "Values": {"FUNCTIONS_WORKER_RUNTIME": "python"}}'
+
+
 def read_local_settings(app_dir: Path) -> dict[str, str]:
-    path = app_dir / "local.settings.json"
-    if not path.is_file():
+    """The app settings of ``local.settings.json`` (its ``Values``), as Core Tools reads them: a JSON object whose
+    ``Values`` maps names to strings (numbers and booleans are taken as their text). Anything else is a HostError
+    naming the file and what is wrong, never a traceback."""
+    path = app_dir / LOCAL_SETTINGS
+    if not path.exists():
         return {}
+    hint = f"fix it or remove it (modelfunc package writes one); the smallest valid file is {LOCAL_SETTINGS_EXAMPLE}"
+    if not path.is_file():
+        raise HostError("is not a regular file", file=path, hint=hint)
     try:
-        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise HostError(f"{path} is not valid JSON: {e}") from None
-    return {str(k): str(v) for k, v in values.items()}
+        with open(path, "rb") as f:
+            raw = f.read(MAX_LOCAL_SETTINGS_BYTES + 1)
+    except OSError as e:
+        raise HostError(f"cannot be read: {e.strerror}", file=path) from None
+    if len(raw) > MAX_LOCAL_SETTINGS_BYTES:
+        raise HostError(f"is larger than {MAX_LOCAL_SETTINGS_BYTES // 1024} KiB: not a settings file", file=path,
+                        hint=hint)
+    try:
+        text = raw.decode("utf-8-sig")  # Core Tools (.NET) reads it with or without a byte-order mark
+    except UnicodeDecodeError as e:
+        raise HostError(f"is not UTF-8 text ({e.reason} at byte {e.start})", file=path, hint=hint) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HostError(f"is not valid JSON: {e.msg}", file=path, line=e.lineno, hint=hint) from None
+    except RecursionError:
+        raise HostError("is not valid JSON: nested too deeply", file=path, hint=hint) from None
+    if not isinstance(data, dict):
+        raise HostError(f"must be a JSON object with a \"Values\" object, got {_json_kind(data)}", file=path,
+                        hint=hint)
+    values = data.get("Values", {})
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise HostError(f"\"Values\" must be an object of app settings (name: value), got {_json_kind(values)}",
+                        file=path, hint=hint)
+    settings = {}
+    for name, value in values.items():
+        if isinstance(value, (bool, int, float)):
+            value = str(value)  # as before, and as .NET reads them: True, 3, 0.5
+        if not isinstance(value, str):
+            raise HostError(f"Values.{name}: an app setting is a string, got {_json_kind(value)}", file=path,
+                            hint=f'write it as text, e.g. "{name}": "..."')
+        if not name or "\0" in name or "=" in name or "\0" in value:
+            raise HostError(f"Values: {name!r} is not an app setting name (or its value holds a NUL character)",
+                            file=path, hint="use letters, digits and underscores, e.g. MY_SETTING")
+        settings[name] = value
+    return settings
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+# ------------------------------------------------------------------ importing the app, bounded
+
+IMPORT_TIMEOUT_SETTING = "MODELFUNC_IMPORT_TIMEOUT"  # seconds; an app setting (or --setting)
+DEFAULT_IMPORT_TIMEOUT = 120.0
+LAST_RESORT_GRACE = 15.0  # after the timeout: if even the clean stop cannot run (stuck in C), dump stacks and exit
+
+
+class _ImportTimedOut(BaseException):
+    """Raised in the importing (main) thread by SIGALRM: a BaseException, so that user code's ``except Exception``
+    does not swallow it."""
+
+    def __init__(self, stack: str) -> None:
+        super().__init__("the import did not finish in time")
+        self.stack = stack
+
+
+def import_timeout(settings: dict[str, str]) -> float:
+    raw = (settings.get(IMPORT_TIMEOUT_SETTING) or "").strip()
+    if not raw:
+        return DEFAULT_IMPORT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise HostError(f"app setting {IMPORT_TIMEOUT_SETTING}={raw!r} is not a number of seconds > 0",
+                        hint=f"e.g. {IMPORT_TIMEOUT_SETTING}=300 for an app whose imports take minutes")
+    return value
+
+
+def _stack_of(frame: Any) -> str:
+    """The importing thread's stack, innermost last, without the machinery (importlib, this module) around it."""
+    frames = [f for f in traceback.extract_stack(frame)
+              if not f.filename.startswith("<frozen") and f.filename != __file__]
+    return "".join(traceback.format_list(frames[-15:])).rstrip()
+
+
+def _exec_bounded(spec: Any, module: Any, timeout: float) -> None:
+    """Run the import, stopping it after ``timeout`` seconds with _ImportTimedOut (SIGALRM, main thread only).
+
+    A blocking call (sleep, a lock, a socket read) is interrupted by the signal; a loop in Python is stopped at its
+    next bytecode. Code stuck in C without releasing control gets the last resort: faulthandler prints every
+    thread's stack and the process exits.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        spec.loader.exec_module(module)
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _ImportTimedOut(_stack_of(frame))
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    faulthandler.dump_traceback_later(timeout + LAST_RESORT_GRACE, exit=True)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _timed_out(error: BaseException) -> _ImportTimedOut | None:
+    """The timeout, when it is (or caused) the error: the runtime wraps what score.py's import raises."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, _ImportTimedOut):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return None
 
 
 def load_app(app_dir: str | Path, *, settings: dict[str, str] | None = None) -> LoadedApp:
@@ -119,9 +247,20 @@ def load_app(app_dir: str | Path, *, settings: dict[str, str] | None = None) -> 
     spec = importlib.util.spec_from_file_location("function_app", script)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules["function_app"] = module
+    timeout = import_timeout(merged)
     try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    except Exception as e:  # noqa: BLE001 - user code at import
+        _exec_bounded(spec, module, timeout)
+    except BaseException as e:  # noqa: BLE001 - user code at import (Ctrl+C included: that is not the app's error)
+        stuck = _timed_out(e)
+        if stuck is not None:
+            raise HostError(
+                f"importing {script} did not finish within {timeout:g} s: the app (score.py, or a module it imports) "
+                f"is stuck at import, before init(); it is here (most recent call last):\n{stuck.stack}",
+                hint=f"an import must not wait for anything (a server, a lock, input); load the model in init(). "
+                     f"An app whose imports are slow can have more time: --setting {IMPORT_TIMEOUT_SETTING}=<seconds>"
+            ) from None
+        if not isinstance(e, Exception):
+            raise
         raise HostError(f"importing {script} failed: {type(e).__name__}: {e}") from None
     apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
     if not apps:

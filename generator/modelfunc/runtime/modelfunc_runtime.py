@@ -30,6 +30,9 @@ schema-decorated run() refuses what azmlinfsrv refuses, in its words (415 withou
 body that is not a JSON object), and an input inference-schema cannot convert → 400 (azmlinfsrv: 500); an
 exception in ``run()`` → 500 with an error id, the traceback only in the log. A blob that fails to score (malformed
 JSON included) gets an error record written through the error output binding instead of being retried forever.
+JSON nested deeper than Python's parser can follow (its recursion limit) is the input's fault wherever it is parsed
+(here, or by run() with json.loads or request.get_json): 400 and, for a blob, an error record. ``invoke`` never
+raises: a request werkzeug refuses while reading it gets werkzeug's 4xx, and a fault of this shim a 500 with an id.
 """
 
 from __future__ import annotations
@@ -586,7 +589,8 @@ class EntryScript:
         """Block until init() has finished; raise EntryScriptError if it failed or timed out."""
         self.start_init()
         if not self._ready.wait(timeout):
-            raise EntryScriptError(f"init() of {self.path.name} did not finish within {timeout:.0f} s")
+            raise EntryScriptError(f"init() of {self.path.name} did not finish within {timeout:.0f} s"
+                                   + _thread_stack("modelfunc-init", "init() is at"))
         if self._init_error is not None:
             ex = self._init_error
             raise EntryScriptError(f"init() of {self.path.name} failed: {type(ex).__name__}: {ex}")
@@ -630,8 +634,25 @@ class EntryScript:
                                   elapsed)
                 return Outcome(200, cached, {"content-type": "application/json", "x-modelfunc-cache": "hit"},
                                elapsed_ms=elapsed)
-        outcome = self._score(body, method=method, headers=headers, query=query, url=url, started=started,
-                              kind=kind, remote_addr=remote_addr)
+        try:
+            outcome = self._score(body, method=method, headers=headers, query=query, url=url, started=started,
+                                  kind=kind, remote_addr=remote_addr)
+        except RecursionError:  # input the parsers below cannot take (nested too deeply): the input's fault
+            bad = _too_deep()
+            outcome = Outcome(bad.status, _error_body(str(bad)), {"content-type": "application/json"})
+        except Exception as ex:  # noqa: BLE001 - never raise for an input: a fault of this shim is a 500 with an id
+            code = getattr(ex, "code", None)
+            if isinstance(code, int) and 400 <= code < 500 and hasattr(ex, "description"):
+                # werkzeug refused the request while reading it (a multipart body of more than its max_form_parts,
+                # 413): the request's fault, answered with werkzeug's status, as Flask (and so azmlinfsrv) answers it.
+                outcome = Outcome(code, _error_body(str(ex.description)), {"content-type": "application/json"})
+            else:
+                error_id = uuid.uuid4().hex
+                logger.error("[%s] the runtime failed on a %s input of %d bytes:\n%s", error_id, kind, len(body),
+                             traceback.format_exc())
+                outcome = Outcome(500, _error_body(f"The runtime failed ({type(ex).__name__}); see the log for error "
+                                                   f"id {error_id}", error_id), {"content-type": "application/json"},
+                                  error_id)
         if key is not None and cache is not None:
             stored = outcome.status == 200 and outcome.headers.get("x-modelfunc-cacheable") == "1" and cache.put(
                 key, outcome.body)
@@ -673,6 +694,12 @@ class EntryScript:
             result = self._run(**kwargs)
         except Exception as ex:  # noqa: BLE001 - user code
             elapsed = (time.perf_counter() - run_started) * 1000
+            if isinstance(ex, RecursionError) and _in_json_decoder(ex):
+                # run() (or flask's request.get_json in it) parsed the input and the parser ran out of stack: the
+                # input is the problem, whoever parsed it (azmlinfsrv: 500).
+                bad = _too_deep()
+                return Outcome(bad.status, _error_body(str(bad)), {"content-type": "application/json"},
+                               elapsed_ms=elapsed)
             if self.style == "schema" and self._raised_before_user_code(ex):
                 return Outcome(400, _error_body(f"The input does not match run()'s input schema: {ex}"),
                                {"content-type": "application/json"}, elapsed_ms=elapsed)
@@ -778,7 +805,7 @@ class EntryScript:
             return Outcome(200, b"{}", {"content-type": "application/json"})
         try:
             body = json.dumps(result, default=_json_default).encode()
-        except (TypeError, ValueError) as ex:
+        except (TypeError, ValueError, RecursionError) as ex:
             error_id = uuid.uuid4().hex
             logger.error("[%s] run() output could not be serialized: %s", error_id, ex)
             return Outcome(500, _error_body(f"run() returned output that is not JSON: {ex}", error_id),
@@ -874,9 +901,38 @@ class EntryScript:
         return func.HttpResponse(body=body, status_code=status, headers=headers, mimetype="application/json")
 
 
+# Python's json module parses recursively: a document nested deeper than the interpreter's recursion limit
+# (1,000 frames by default, less what is already on the stack) raises RecursionError, not a JSONDecodeError.
+TOO_DEEP = ("The body is nested too deeply to be parsed as JSON (more levels of [ and {{ than the parser's limit of "
+            "about {limit}); no model input is that deep")
+
+
+def _too_deep() -> BadInput:
+    return BadInput(TOO_DEEP.format(limit=sys.getrecursionlimit()))
+
+
+def _thread_stack(name: str, heading: str) -> str:
+    """Where the thread called ``name`` is now (its innermost frames), for an error that says what is stuck."""
+    thread = next((t for t in threading.enumerate() if t.name == name), None)
+    frame = sys._current_frames().get(thread.ident) if thread is not None and thread.ident else None
+    if frame is None:
+        return ""
+    frames = [f for f in traceback.extract_stack(frame) if not f.filename.endswith(("threading.py", __file__))]
+    return f"; {heading} (most recent call last):\n" + "".join(traceback.format_list(frames[-12:])).rstrip()
+
+
+def _in_json_decoder(ex: BaseException) -> bool:
+    """Whether an exception was raised inside the standard library's JSON decoder (its innermost frame)."""
+    frames = traceback.extract_tb(ex.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).parent.name == "json" and \
+        Path(frames[-1].filename).name in ("decoder.py", "__init__.py")
+
+
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError:
+        raise _too_deep() from None
     except json.JSONDecodeError as ex:
         if not text.strip():
             raise BadInput("The body is empty; send the input as JSON") from None
@@ -888,6 +944,8 @@ def _loads_bytes(body: bytes) -> Any:
     without a byte-order mark, UTF-16 and UTF-32."""
     try:
         return json.loads(body)
+    except RecursionError:
+        raise _too_deep() from None
     except UnicodeDecodeError as ex:
         raise BadInput(f"Input cannot be decoded as UTF-8, UTF-16 or UTF-32: {ex}") from None
     except json.JSONDecodeError as ex:
@@ -899,7 +957,7 @@ def _loads_bytes(body: bytes) -> Any:
 def _parse_json_or_text(value: str) -> Any:
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep for the parser: kept as the text it is
         return value
 
 
