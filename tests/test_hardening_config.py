@@ -35,46 +35,7 @@ from modelfunc.cli import main
 from modelfunc.config import SUPPORTED_PYTHON, load_project
 from modelfunc.environment import read_requirements
 from modelfunc.errors import ModelfuncError
-
-BLOB, HTTP, SB = "diabetes-blob", "diabetes-http", "diabetes-servicebus"
-Step = Callable[[Path], None]
-
-
-# ------------------------------------------------------------------ ways to break a repo
-
-
-def write(rel: str, text: str) -> Step:
-    def step(repo: Path) -> None:
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text, encoding="utf-8")
-
-    return step
-
-
-def write_bytes(rel: str, data: bytes) -> Step:
-    def step(repo: Path) -> None:
-        (repo / rel).write_bytes(data)
-
-    return step
-
-
-def replace(rel: str, old: str, new: str) -> Step:
-    """Replace text that must be there (a changed example fails loudly instead of testing nothing)."""
-
-    def step(repo: Path) -> None:
-        text = (repo / rel).read_text(encoding="utf-8")
-        assert text.count(old) == 1, f"{old!r} is not in {rel} exactly once:\n{text}"
-        (repo / rel).write_text(text.replace(old, new), encoding="utf-8")
-
-    return step
-
-
-def steps(*parts: Step) -> Step:
-    def step(repo: Path) -> None:
-        for part in parts:
-            part(repo)
-
-    return step
+from repo_steps import BLOB, HTTP, SB, Step, replace, steps, write, write_bytes
 
 
 def requirements(text: str) -> Step:
