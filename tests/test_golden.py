@@ -257,3 +257,12 @@ def test_without_a_package_step_flex_shows_why_the_image_columns_are_empty(examp
     table_ = golden.load(Path(step.outputs()["golden"]))
     assert table_.answer(IMAGE).skipped == "no image (flex: the app is zip-deployed)"
     assert table_.answer(SLOT).where == "https://app (flex: no slot)" and table_.answer(SLOT).body == ANSWER
+
+
+def test_up_auto_without_an_engine_says_why_the_image_column_is_empty(example) -> None:
+    repo = example("diabetes-http")
+    result = run_modelfunc("up", str(repo), "--image", "auto", env={"DOCKER_HOST": "unix:///nonexistent.sock"},
+                           timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(no image built: no Docker engine answers at unix:///nonexistent.sock" in result.stderr
+    assert "not run: no image built: no Docker engine answered (--image auto)" in result.stdout

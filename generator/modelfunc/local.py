@@ -196,10 +196,11 @@ def direct_answer(project: Project, app_dir: Path, *, timeout: float, output: Ou
     return from_selftest(result, "direct", where)
 
 
-def _image_mode(image: str, progress: Progress) -> bool:
-    """Whether to build and self-test the image: ``on``, ``off``, or ``auto`` (when a Docker engine answers)."""
+def _image_mode(image: str, progress: Progress) -> str | None:
+    """Why no image is built (None: build and self-test it): ``on``, ``off``, or ``auto`` (when a Docker engine
+    answers)."""
     if image != "auto":
-        return image == "on"
+        return None if image == "on" else "no image built (--image off)"
     from .errors import ModelfuncError
     from .image import engine
 
@@ -207,8 +208,8 @@ def _image_mode(image: str, progress: Progress) -> bool:
         engine(timeout=10)
     except ModelfuncError as e:
         progress(f"    (no image built: {e.message})")
-        return False
-    return True
+        return "no image built: no Docker engine answered (--image auto)"
+    return None
 
 
 def up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
@@ -234,9 +235,9 @@ def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run
     """
     golden = for_project(project)
     golden.set(SLOT, Answer(skipped="target local"))
-    build = _image_mode(image, progress)
+    why_not = _image_mode(image, progress)
     packaged = None
-    if build:
+    if why_not is None:
         from . import image as images
 
         progress(f"==> package {project.name} and build its image")
@@ -249,7 +250,7 @@ def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run
     else:
         progress(f"==> package {project.name}")
         result = render(project, out, progress=progress)
-        golden.set(IMAGE, Answer(skipped="no image built" + (" (--image off)" if image == "off" else "")))
+        golden.set(IMAGE, Answer(skipped=why_not))
     progress(f"    {result.app_dir} ({project.trigger.type} trigger, run() style {result.entry_style})")
     if install:
         progress("==> install the app's requirements")
