@@ -1242,3 +1242,21 @@ def test_serve_max_body_size_sets_the_limit(example, serve) -> None:  # noqa: AN
     ok = httpx.post(f"{host.url}/api/score", content=b'{"data": [[0,0,0,0,0,0,0,0,0,0]]}', timeout=30,
                     headers={"content-type": "application/json", "x-functions-key": "unused-locally"})
     assert ok.status_code == 200, ok.text
+
+
+def test_a_generated_master_key_is_masked_before_it_is_printed_in_a_workflow(monkeypatch, capfd,
+                                                                           tmp_path: Path) -> None:  # noqa: ANN001
+    """In GitHub Actions the banner would print the generated key into the log: the runner is told to mask it
+    first (and modelfunc's redactor knows it)."""
+    from modelfunc.appgen import render
+    from modelfunc.config import load_project
+    from modelfunc.localhost import load_app
+    from modelfunc.localhost.server import HostServer
+    from modelfunc.redact import redact
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    app = render(load_project(copy_example("diabetes-http", tmp_path)), tmp_path / "out").app_dir
+    server = HostServer(load_app(app), host="127.0.0.2", port=0)
+    assert server.master_key_source == "generated"
+    assert f"::add-mask::{server.master_key}" in capfd.readouterr().out
+    assert server.master_key not in redact(f"key {server.master_key}")

@@ -412,6 +412,10 @@ class HostServer:
         self.master_key_source = "setting" if configured else None
         if configured is None and not _local_only(host):
             configured, self.master_key_source = secrets.token_urlsafe(32), "generated"
+        if configured is not None:  # it is printed once at start: in a workflow's log, masked first
+            from .. import github
+
+            github.mask(configured)
         self.master_key: str | None = configured
         self.state = "Initializing"
         self.errors: deque[str] = deque(maxlen=100)  # the recent ones, for /admin/host/status
