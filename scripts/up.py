@@ -1,7 +1,7 @@
 """The action's main step: `modelfunc up` — package, run on the target, round-trip the sample.
 
 Inputs (``INPUT_*``, see action.yml): model-repo, config, target, connection-string (masked at once),
-install-requirements, run-blob-test, blob-test-timeout, report-path, build-image (auto|true|false; empty: the
+run-blob-test, blob-test-timeout, report-path, build-image (auto|true|false; empty: the
 MODELFUNC_UP_IMAGE variable, else auto), base-image.
 Outputs: image, app-url, test-result (pass|fail|skipped), report-path, golden (the golden table as JSON).
 """
@@ -40,7 +40,6 @@ def main() -> int:
                           hint="auto (when a Docker engine answers), true or false")
     with github.phases() as progress:  # each step of the pipeline is a log group of its own
         result = local.up(project, timeout=github.get_float("blob-test-timeout", 60.0), run_test=run_test,
-                          install=github.get_bool("install-requirements", True),
                           connection_string=connection_string or None, progress=progress,
                           output=github.echo, image=modes[image_mode],
                           base_image=github.get_input("base-image") or None)
@@ -56,6 +55,7 @@ def main() -> int:
     github.publish_golden(result.golden, check=False)
     github.publish_test(report, report_path)
     result.golden.check()
+    github.echo(result.check_environment())
     return 0
 
 

@@ -157,12 +157,13 @@ def test_requirements_pip_cannot_install_stop_before_the_host(example, step: Ste
     env = repo / "environment.yml"
     env.write_text(env.read_text().replace("  - pip:\n", "  - pip:\n      - modelfunc-no-such-package==0.0.0\n"))
     assert "modelfunc-no-such-package" in env.read_text()
-    step.inputs(model_repo=str(repo), install_requirements="true")
+    step.inputs(model_repo=str(repo))
     assert load_script("up").main([]) == 2
     out = capfd.readouterr().out
-    assert "::group::install the app's requirements" in out
+    assert "::group::the app's environment (its own Python, from its lock)" in out
     assert ("::error file=" + env.relative_to(step.root).as_posix()
-            + ",title=modelfunc%3A EnvironmentSpecError::pip could not install the app's requirements") in out
+            + ",title=modelfunc%3A EnvironmentSpecError::the dependencies cannot be resolved for CPython") in out
+    assert "modelfunc-no-such-package" in out
     assert "::group::start the local host" not in out
 
 
@@ -485,7 +486,12 @@ def test_no_expression_inside_run_and_inputs_reach_scripts_through_env() -> None
     # Every input is used: by a script, or (python-version) by setup-python; the rest only in `if:`.
     conditions = " ".join(str(s.get("if", "")) for s in steps)
     used_in_if = {name for name in declared if f"inputs.{name}" in conditions}
-    assert declared - consumed - used_in_if == {"python-version"}
+    # A deprecated input (deprecationMessage: GitHub warns whoever still passes it) is declared so that old
+    # workflows keep working, and reaches nothing.
+    deprecated = {name for name, spec in action["inputs"].items() if spec.get("deprecationMessage")}
+    assert deprecated == {"install-requirements"}
+    assert not deprecated & consumed
+    assert declared - consumed - used_in_if - deprecated == {"python-version"}
     assert {"target", "swap"} <= used_in_if
 
 

@@ -7,7 +7,8 @@ The table is generated from the test cases that drive each row, so the two canno
 * request bodies: ``tests/test_serve_http.py`` BAD_BODIES;
 * the Redis connection setting: ``tests/test_cache.py`` BAD_CONNECTIONS;
 * blobs and CLI arguments: BAD_BLOBS and BAD_CLI below (driven here);
-* hostile or careless input (issue 13): ``ROWS`` of ``tests/test_hardening_{config,host,package}.py``.
+* hostile or careless input (issue 13): ``ROWS`` of ``tests/test_hardening_{config,host,package}.py``;
+* Azure ML v1 projects (issue 14): ``ROWS`` of ``tests/test_migration.py``.
 
 ``test_the_document_is_the_cases`` fails when a row has no case, a case has no row, or a message differs.
 After changing a case, regenerate the table: ``.venv/bin/python tests/test_bad_input_catalogue.py --write``.
@@ -38,6 +39,8 @@ DOC = ROOT / "docs" / "bad-inputs.md"
 # Issue 13's cases (hostile or careless input): configuration and inputs; blobs, secrets and signals; packaging,
 # the image, the runtime and the local host's HTTP side.
 HARDENING = ("test_hardening_config", "test_hardening_host", "test_hardening_package")
+# Issue 14's: an Azure ML v1 project (inferenceconfig.json, its python pin, modelfunc init, sample record).
+MIGRATION = ("test_migration",)
 
 # (id, example repo, arguments after the repo path ("{repo}" stands for it), exit code, message on stderr)
 BAD_CLI = [
@@ -126,7 +129,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     for cid, _example, args, code, message in BAD_CLI:
         out.append(("CLI arguments", cid, "modelfunc " + " ".join(args), f"exit {code}: {message}",
                     f"test_bad_input_catalogue.py::test_bad_cli_arguments[{cid}]"))
-    for module in HARDENING:  # each module's ROWS is built from the case lists its tests run
+    for module in HARDENING + MIGRATION:  # each module's ROWS is built from the case lists its tests run
         out += importlib.import_module(module).ROWS
     return out
 

@@ -70,7 +70,8 @@ CASES = [
          "error: <repo>/modelfunc.yaml: modelfunc.yaml is not UTF-8 text"),
     case("config-unknown-top-level-field-typo", HTTP, replace("modelfunc.yaml", "trigger:", "trigers:"),
          "error: <repo>/modelfunc.yaml:2: trigers: unknown field 'trigers' (did you mean 'trigger'?); "
-         "allowed here: cache, entry_script, environment, model_dir, name, python_version, samples, trigger",
+         "allowed here: cache, entry_script, environment, model_dir, model_files, name, python_pin, python_version, "
+         "samples, trigger",
          "\n  modelfunc.yaml: trigger: is required but missing"),
     case("config-several-errors-at-once", HTTP,
          write("modelfunc.yaml", "trigger:\n  type: http\n  auth_level: public\n  route: /score\n"
@@ -155,7 +156,7 @@ CASES = [
          "\n  modelfunc.yaml:1: trigger.output_queue: is required but missing"),
     case("bad-python-version", HTTP,
          replace("modelfunc.yaml", "name: diabetes-http\n", "name: diabetes-http\npython_version: '3.9'\n"),
-         "error: <repo>/modelfunc.yaml:2: python_version: '3.9' is not allowed; use one of: 3.10, 3.11 or 3.12"),
+         "error: <repo>/modelfunc.yaml:2: python_version: '3.9' is not allowed; use one of: 3.10, 3.11, 3.12 or 3.13"),
     case("negative-tolerance", HTTP, replace("modelfunc.yaml", "tolerance: 1.0e-4", "tolerance: -0.1"),
          "error: <repo>/modelfunc.yaml:8: samples.tolerance: input should be greater than or equal to 0 (got -0.1)"),
     case("tolerance-not-a-number", HTTP, replace("modelfunc.yaml", "tolerance: 1.0e-4", "tolerance: small"),

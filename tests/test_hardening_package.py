@@ -444,8 +444,8 @@ CACHE_FAULTS = [
     ("layer-cache-tar-changed", "tar", "dependencies-<key>.tar has digest sha256:…, not the sha256:… recorded for it"),
     ("layer-cache-digest-file-missing", "missing", "dependencies-<key>.sha256 is missing"),
 ]
-CACHE_MESSAGE = ("dependencies: the cached layer dependencies-<key>.tar cannot be used (<reason>): resolving the "
-                 "dependencies again, and the cache entry is replaced")
+CACHE_MESSAGE = ("dependencies: the cached layer dependencies-<key>.tar cannot be used (<reason>): building it "
+                 "again, and the cache entry is replaced")
 
 
 def default_pip_cache() -> Path:
@@ -514,7 +514,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(example, tmp_path: Path
 READ_ONLY_CACHES = [
     ("layer-cache-read-only", "layers", "dependencies: the resolved layer is not kept for the next run: Read-only file "
                                         "system (<cache>/modelfunc)"),
-    ("pip-cache-read-only", "pip", "resolving dependencies for Python 3.11 on linux/amd64 (pip, wheels only)"),
+    ("pip-cache-read-only", "pip", "dependencies: resolving for CPython 3.11 on linux/x86-64 (pip, wheels only)"),
 ]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_modelfunc
 from engine import BASE_IMAGE, Engine, Registry, ensure_base_image
+from modelfunc import appenv
 
 PASSWORD = "s3cret-Pa55word-for-the-registry"
 
@@ -98,6 +99,11 @@ def test_up_puts_the_images_answer_beside_run_directly_and_the_local_host(exampl
     assert [answers[p]["sha256"] for p in ("run() directly", "local host", "image self-test")] == [sha] * 3
     assert answers["image self-test"]["where"].startswith("image ")
     assert answers["staging slot"] == {"skipped": "target local"}
+    # The versions each place imported (read inside the container, in the host's process, by run() directly's
+    # process) were compared with the lock: the same everywhere.
+    lock = appenv.read_lock(repo / "build" / "app" / "requirements.lock")
+    assert (f"environment: {len(lock.packages)} locked packages, the same versions in image, run() directly, "
+            "local host") in result.stdout
 
 
 def test_up_fails_naming_the_image_when_only_the_image_answers_differently(example, tmp_path, docker_engine) -> None:
@@ -220,8 +226,8 @@ def test_unresolvable_environment_is_a_clear_error_and_leaves_nothing(example, t
     out = tmp_path / "out"
     result = run_modelfunc("package", str(repo), "--out", str(out), "--no-build", timeout=600)
     assert result.returncode == 2
-    assert "the dependencies cannot be resolved for Python 3.11 on linux/amd64" in result.stderr
-    assert "modelfunc-no-such-package-xyz" in result.stderr
+    assert "the dependencies cannot be resolved for CPython 3.11 on linux/x86-64 from wheels: Could not find a " \
+           "version that satisfies the requirement modelfunc-no-such-package-xyz==1.0" in result.stderr
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
@@ -255,11 +261,12 @@ def test_layer_tars_are_reproducible_byte_for_byte(example, tmp_path) -> None:
     # pinned to releases this machine has, so both resolutions see the same index
     (repo / "environment.yml").write_text(f"dependencies:\n  - numpy=={version('numpy')}\n"
                                           f"  - pip:\n      - azure-functions=={version('azure-functions')}\n")
-    for name in ("a", "b"):  # both resolve the dependencies from scratch
+    for name in ("a", "b"):  # both resolve and install the dependencies from scratch
         result = run_modelfunc("package", str(repo), "--out", str(tmp_path / name), "--no-build",
                                "--refresh-dependencies", timeout=600)
         assert result.returncode == 0, result.stderr
-        assert "resolving dependencies" in result.stderr
+        assert "dependencies: resolving for CPython" in result.stderr
+        assert "dependencies: installing" in result.stderr
     for layer in ("dependencies", "model", "code"):
         a, b = (tmp_path / name / "layers" / f"{layer}.tar" for name in ("a", "b"))
         assert a.read_bytes() == b.read_bytes()
@@ -273,8 +280,9 @@ def test_dependencies_layer_is_reused_until_refreshed(example, tmp_path) -> None
     third = run_modelfunc("package", str(repo), "--no-build", "--out", str(tmp_path / "c"), "--refresh-dependencies",
                           timeout=600)
     assert all(r.returncode == 0 for r in (first, second, third)), first.stderr + second.stderr + third.stderr
-    assert "reusing the layer resolved before" in second.stderr
-    assert "resolving dependencies" in third.stderr and "reusing" not in third.stderr
+    assert "locked before for these requirements" in second.stderr
+    assert "reusing the layer built before for this lock" in second.stderr
+    assert "dependencies: resolving for CPython 3.11" in third.stderr and "reusing" not in third.stderr
     tars = [(tmp_path / d / "layers" / "dependencies.tar").read_bytes() for d in "abc"]
     assert tars[0] == tars[1]  # reused byte for byte
     # the refreshed layer was resolved anew (unpinned requirements may legitimately pick newer releases)
@@ -301,7 +309,7 @@ def test_requirement_without_a_wheel_falls_back_to_installing_in_the_build(examp
     result = run_modelfunc("package", str(repo), "--out", str(out), "--no-build", timeout=600,
                            env={"PIP_FIND_LINKS": str(links)})
     assert result.returncode == 0, result.stderr
-    assert "WARNING: mf-sdist-only==0.1 has no wheel for Python 3.11 on linux/amd64" in result.stderr
+    assert "WARNING: mf-sdist-only==0.1 has no wheel for CPython 3.11 on linux/x86-64" in result.stderr
     dockerfile = (out / "Dockerfile").read_text()
     assert "ADD layers/dependencies.tar" not in dockerfile
     assert "RUN python -m pip install" in dockerfile and "-r /home/site/requirements.txt" in dockerfile

@@ -149,8 +149,8 @@ def test_app_contents(example, tmp_path: Path) -> None:
     assert files == {
         ".dockerignore", ".modelfunc-build", "Dockerfile", "app/.funcignore", "app/function_app.py",
         "app/host.json", "app/local.settings.json", "app/model/model.json", "app/modelfunc_runtime.py",
-        "app/modelfunc_openapi.py", "app/modelfunc_openapi.json", "app/requirements.txt", "app/score.py",
-        "app/helpers.py", "app/unrelated.py",
+        "app/modelfunc_azureml_compat.py", "app/modelfunc_openapi.py", "app/modelfunc_openapi.json",
+        "app/requirements.txt", "app/requirements.lock", "app/score.py", "app/helpers.py", "app/unrelated.py",
         "app/samples/input.json", "app/samples/expected.json",
         "layers/dependencies.tar", "layers/model.tar", "layers/code.tar",
     }
@@ -169,9 +169,9 @@ def test_app_contents(example, tmp_path: Path) -> None:
     with tarfile.open(out / "layers/code.tar") as tar:
         code = sorted(m.name for m in tar.getmembers() if m.isfile())
     assert code == [f"home/site/wwwroot/{f}" for f in (
-        ".funcignore", "function_app.py", "helpers.py", "host.json", "modelfunc_openapi.json", "modelfunc_openapi.py",
-        "modelfunc_runtime.py", "requirements.txt",
-        "samples/expected.json", "samples/input.json", "score.py", "unrelated.py")]
+        ".funcignore", "function_app.py", "helpers.py", "host.json", "modelfunc_azureml_compat.py",
+        "modelfunc_openapi.json", "modelfunc_openapi.py", "modelfunc_runtime.py", "requirements.lock",
+        "requirements.txt", "samples/expected.json", "samples/input.json", "score.py", "unrelated.py")]
     with tarfile.open(out / "layers/model.tar") as tar:
         assert [m.name for m in tar.getmembers() if m.isfile()] == ["home/site/wwwroot/model/model.json"]
     with tarfile.open(out / "layers/dependencies.tar") as tar:
@@ -179,7 +179,7 @@ def test_app_contents(example, tmp_path: Path) -> None:
     assert "home/site/wwwroot/.python_packages/lib/site-packages/numpy/__init__.py" in names
     assert not any("/bin/" in n for n in names)
     runtime = Path(__file__).resolve().parents[1] / "generator/modelfunc/runtime"
-    for name in ("modelfunc_runtime.py", "modelfunc_openapi.py"):
+    for name in ("modelfunc_runtime.py", "modelfunc_azureml_compat.py", "modelfunc_openapi.py"):
         assert (out / "app" / name).read_bytes() == (runtime / name).read_bytes()
 
 
@@ -202,8 +202,9 @@ def test_conda_only_packages_are_reported_not_installed(example, tmp_path: Path)
 
 # ------------------------------------------------------------------ the entry script's whole source directory
 
-APP_FILES = {"function_app.py", "host.json", "requirements.txt", "local.settings.json", "modelfunc_runtime.py",
-             ".funcignore", "model/model.json", "score.py"}
+APP_FILES = {"function_app.py", "host.json", "requirements.txt", "requirements.lock", "local.settings.json",
+             "modelfunc_runtime.py",
+             "modelfunc_azureml_compat.py", ".funcignore", "model/model.json", "score.py"}
 # What each example's app holds beyond the files above: the rest of its source directory, as Azure ML ships it (and
 # an HTTP app's OpenAPI document builder and description, docs/openapi.md).
 OPENAPI_FILES = {"modelfunc_openapi.py", "modelfunc_openapi.json"}
@@ -211,7 +212,11 @@ EXAMPLE_SOURCE = {
     "diabetes-http": {"samples/input.json", "samples/expected.json"},
     "diabetes-blob": {"samples/input.json", "samples/expected.json", "train.py"},
     "diabetes-servicebus": {"samples/input.json", "samples/expected.json"},
+    # The Azure docs' Redis sample, fixed: its README (the docs' score.py, before and after) ships too, as Azure ML
+    # ships what sits beside score.py.
+    "digits-redis-http": {"samples/input.json", "samples/expected.json", "train.py", "README.md"},
 }
+EXAMPLE_MODEL = {"digits-redis-http": {"model/sklearn_mnist_model.pkl"}}  # the others' model: model/model.json
 
 
 def package_json(repo: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -238,8 +243,9 @@ def test_examples_ship_their_source_directory_and_nothing_else() -> None:
 def test_example_app_is_the_old_app_plus_its_source_files(example, tmp_path: Path, name: str) -> None:
     repo = example(name)
     result, summary = package_json(repo, "--out", str(tmp_path / "o"))
-    assert app_files(tmp_path / "o" / "app") == APP_FILES | EXAMPLE_SOURCE[name] | (
-        OPENAPI_FILES if name == "diabetes-http" else set())
+    model = EXAMPLE_MODEL.get(name, {"model/model.json"})
+    assert app_files(tmp_path / "o" / "app") == (APP_FILES - {"model/model.json"}) | model | EXAMPLE_SOURCE[name] | (
+        OPENAPI_FILES if name.endswith("-http") else set())
     assert left_out(summary) == {"environment.yml": "modelfunc input", "modelfunc.yaml": "modelfunc input"}
     assert summary["source"]["dir"] == str(repo.resolve())
     assert sorted(summary["source"]["shipped"]) == sorted({"score.py"} | EXAMPLE_SOURCE[name])

@@ -363,7 +363,7 @@ def test_bad_value_stops_generation_with_a_clear_message(tmp_path, values: dict,
 
 @pytest.mark.parametrize(("field", "value", "choices"), [
     ("trigger", "queue", "['blob', 'http', 'service-bus-queue']"),
-    ("python_version", "3.10", "['3.11', '3.12']"),
+    ("python_version", "3.10", "['3.11', '3.12', '3.13']"),
     ("cache", "memcached", "['none', 'redis']"),
     ("http_auth_level", "public", "['function', 'anonymous', 'admin']"),
 ])
@@ -387,7 +387,7 @@ def test_the_hook_checks_the_choices_too(tmp_path) -> None:
     proc = bake_cli(out, "--replay-file", str(bad), no_input=False)
     assert proc.returncode != 0
     assert "trigger: 'queue' is not one of blob, http, service-bus-queue; e.g. 'blob'" in proc.stderr
-    assert ("python_version: '3.10' is not one of 3.11, 3.12 (the shipped model needs scikit-learn 1.9.1, which "
+    assert ("python_version: '3.10' is not one of 3.11, 3.12, 3.13 (the shipped model needs scikit-learn 1.9.1, which "
             "needs Python 3.11 or newer); e.g. '3.11'") in proc.stderr
     assert "cache: 'memcached' is not one of none, redis; e.g. 'none'" in proc.stderr
     assert list(out.iterdir()) == []

@@ -78,6 +78,9 @@ def test_a_binary_answer_to_a_message_comes_back_from_the_admin_api_in_base64(ex
         "from azureml.contrib.services.aml_response import AMLResponse\n\n\n"
         "def init():\n    pass\n\n\n@rawhttp\ndef run(request):\n"
         "    return AMLResponse(b'\\x89PNG' + bytes(range(256)), 200)\n")
+    # score.py imports azureml.contrib.services: the app's requirements say so (its environment is its own)
+    (repo / "environment.yml").write_text("dependencies:\n  - python=3.11\n  - pip:\n"
+                                          "      - azureml-contrib-services\n")
     host = serve(repo)
     resp = httpx.post(f"{host.url}/admin/functions/score_message", json={"input": "{}"}, timeout=30)
     assert resp.status_code == 200, resp.text

@@ -7,6 +7,7 @@ Layout of the output directory (default ``<repo>/build``)::
     app/host.json                    extension bundle v4, trigger settings
     app/requirements.txt             from environment.yml / requirements.txt, plus azure-functions
     app/modelfunc_runtime.py         the entry-script contract shim (copied verbatim)
+    app/modelfunc_azureml_compat.py  Model.get_model_path for score.py, found in model/ (copied verbatim)
     app/modelfunc_openapi.py         HTTP trigger: the OpenAPI document's builder (copied verbatim), and
     app/modelfunc_openapi.json       what it describes: the app's HTTP functions, schemas inferred from the samples
     app/<score.py> and the rest      the entry script's whole source directory, as Azure ML ships it (less
@@ -48,7 +49,16 @@ from .errors import PackageError
 from .openapi import DESCRIPTION_FILE, SWAGGER_FUNCTION, SWAGGER_ROUTE, check_user_documents
 from .openapi import description as openapi_description
 from .runtime.modelfunc_runtime import MESSAGE_STAMP_CONNECTION, MESSAGE_STAMP_PATH, STAMP_CONTAINER
-from .sourcedir import AMLIGNORE, BUILD_MARKER, NOT_A_FILE, SYMLINK_OUT, SourceFiles, collect, model_files
+from .sourcedir import (
+    AMLIGNORE,
+    BUILD_MARKER,
+    NOT_A_FILE,
+    SYMLINK_OUT,
+    SourceFiles,
+    collect,
+    listed_model_files,
+    model_files,
+)
 
 try:
     import fcntl
@@ -57,11 +67,13 @@ except ImportError:  # pragma: no cover - Windows: staging folders are not prove
 
 RUNTIME_FILE = Path(__file__).with_name("runtime") / "modelfunc_runtime.py"
 OPENAPI_FILE = RUNTIME_FILE.with_name("modelfunc_openapi.py")  # shipped beside it in HTTP-trigger apps
+AZUREML_COMPAT_FILE = RUNTIME_FILE.with_name("modelfunc_azureml_compat.py")  # beside it in every app (it imports it)
 MARKER = BUILD_MARKER  # every output modelfunc writes holds it, so a later walk passes it over
 APP_MODEL_DIR = "model"
 FIXED_MTIME = 315532800  # 1980-01-01: stable mtimes keep image layers identical across renders
-RESERVED = {"function_app.py", "modelfunc_runtime.py", OPENAPI_FILE.name, DESCRIPTION_FILE, "host.json",
-            "requirements.txt", "local.settings.json", ".funcignore", APP_MODEL_DIR, MARKER}
+RESERVED = {"function_app.py", "modelfunc_runtime.py", AZUREML_COMPAT_FILE.name, OPENAPI_FILE.name, DESCRIPTION_FILE,
+            "host.json", "requirements.txt", "requirements.lock", "local.settings.json", ".funcignore", APP_MODEL_DIR,
+            MARKER}
 LARGE_SOURCE = 64 * 2**20  # bytes beside the entry script past which package says what they cost
 CACHE_REQUIREMENT = "redis>=5"  # redis-py, for cache: {redis: ...}
 FUNCTION_NAMES = {"http": "score", "blob": "score_blob", "service-bus-queue": "score_message"}
@@ -132,7 +144,7 @@ def _check_out_dir(project: Project, out_dir: Path) -> None:
     if out == root or out in root.parents:
         raise PackageError(f"output directory {out_dir} would contain the model repo itself",
                            hint="use a sub-directory such as build/")
-    for inside in (project.model_dir, project.entry_script):
+    for inside in (*project.model_paths, project.entry_script):
         if out == inside or out in inside.parents or inside in out.parents:
             raise PackageError(f"output directory {out_dir} overlaps {inside}, which is copied into the app",
                                hint="use a directory outside it, such as build/ in the model repo")
@@ -171,7 +183,7 @@ def _shown(path: Path) -> str:
 
 def collect_source(project: Project, out_dir: Path) -> SourceFiles:
     """What of the entry script's folder the app gets (see sourcedir.py); clashes with the app's files are errors."""
-    source = collect(project.entry_script.parent, out_dir=out_dir, separate=(project.model_dir,),
+    source = collect(project.entry_script.parent, out_dir=out_dir, separate=project.model_paths,
                      inputs=(project.config_path, project.environment_file))
     entry_name = project.entry_script.name
     if entry_name in RESERVED:
@@ -189,8 +201,10 @@ def collect_source(project: Project, out_dir: Path) -> SourceFiles:
             continue
         is_dir = "/" in rel
         if top == APP_MODEL_DIR:
+            model = f"model_dir is {project.config.model_dir!r}" if project.model_files is None else \
+                "model_files lists the model"
             why = (f"{'a folder' if is_dir else 'a file'} named {top!r} beside the entry script would be shipped "
-                   f"where the app keeps the model files (model_dir is {project.config.model_dir!r})")
+                   f"where the app keeps the model files ({model})")
         else:
             why = (f"{'a folder' if is_dir else 'a file'} named {top!r} beside the entry script would be shipped "
                    f"in place of the app's own {top}, which modelfunc writes")
@@ -331,7 +345,12 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     _check_out_dir(project, out_dir)
     out_dir = out_dir.resolve()  # `--out .` and friends: its name and parent are the real ones from here on
     source = collect_source(project, out_dir)
-    model = model_files(project.model_dir, repo=project.root, out_dir=out_dir)
+    for note in project.notes:
+        progress(f"note: {note}")
+    if project.model_files is not None:
+        model = listed_model_files(project.model_files, repo=project.root, out_dir=out_dir)
+    else:
+        model = model_files(project.model_dir, repo=project.root, out_dir=out_dir)
     if project.trigger.type == "http":  # served as the app's OpenAPI document, as azmlinfsrv serves them
         check_user_documents(source.files, source.ignore_file or AMLIGNORE, project.entry_script.name)
     requirements = read_requirements(project.environment_file, python_version=project.config.python_version)
@@ -340,6 +359,7 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     if requirements.skipped:
         progress(f"left out conda-only packages (nothing for pip to install): {', '.join(requirements.skipped)}")
     progress(source.summary_line(_shown(source.root)))
+    progress(_model_line(model))
     if source.total_bytes > LARGE_SOURCE:
         progress(f"  note: these files are the image's code layer, sent again whenever the code changes; keep large "
                  f"files out of it with .amlignore, or put model files in model_dir ({APP_MODEL_DIR}/, its own layer)")
@@ -400,6 +420,7 @@ def render(project: Project, out_dir: str | Path | None = None, *,
         for rel, text in files.items():
             (staging / rel).write_text(text, encoding="utf-8")
         shutil.copyfile(RUNTIME_FILE, app / "modelfunc_runtime.py")
+        shutil.copyfile(AZUREML_COMPAT_FILE, app / AZUREML_COMPAT_FILE.name)
         if openapi is not None:
             shutil.copyfile(OPENAPI_FILE, app / OPENAPI_FILE.name)
         _copy_source(source, app)
@@ -429,6 +450,18 @@ def render(project: Project, out_dir: str | Path | None = None, *,
     finally:
         _release(lock)
     return PackageResult(out_dir, out_dir / "app", info.style, tuple(requirements.skipped), source)
+
+
+def _model_line(files: tuple[tuple[str, Path], ...], limit: int = 5) -> str:
+    """One line: what the app's model/ (the image's model layer) holds."""
+    from .sourcedir import _size
+
+    sizes = [(rel, path.stat().st_size) for rel, path in files]
+    total = sum(size for _, size in sizes)
+    shown = ", ".join(f"{rel} {_size(size)}" for rel, size in sorted(sizes, key=lambda p: (-p[1], p[0]))[:limit])
+    more = f", and {len(sizes) - limit} more" if len(sizes) > limit else ""
+    return (f"model: {len(sizes)} file{'s' if len(sizes) != 1 else ''} ({_size(total)}) into {APP_MODEL_DIR}/"
+            + (f": {shown}{more}" if sizes else ""))
 
 
 def _undo(staging: Path, out_dir: Path) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
 import os
-import signal
 import stat
 import sys
 from pathlib import Path
@@ -149,17 +146,20 @@ def _write_json(path: Path | None, data: dict[str, object]) -> None:
 # ---------------------------------------------------------------------------- serve
 
 
-def _app_dir(path: Path, out: Path | None) -> Path:
-    """An app directory to serve: PATH itself, or the app rendered from the model repo at PATH."""
+def _app_dir(path: Path, out: Path | None) -> tuple[Path, str | None]:
+    """An app directory to serve, and its Python version when known: PATH itself, or the app rendered from the
+    model repo at PATH."""
     if (path / "function_app.py").is_file():
-        return path
+        return path, None
     from .appgen import render
     from .config import load_project
 
     project = load_project(path)
+    for note in project.notes:
+        click.echo(f"note: {note}", err=True)
     result = render(project, out)
     click.echo(f"Packaged {project.name} into {result.out_dir}", err=True)
-    return result.app_dir
+    return result.app_dir, project.config.python_version
 
 
 def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -189,43 +189,35 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--max-body-size", type=click.IntRange(min=1), metavar="BYTES",
               help="Largest request body (413 above it).  [default: the app setting "
                    "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, else 104857600 as the Functions host]")
+@click.option("--refresh-dependencies", is_flag=True,
+              help="Resolve the app's requirements again instead of using its lock.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def serve(path: Path, host: str, port: int, connection_string: str | None, settings: tuple[str, ...],
           azurite: bool | None, poll_interval: float, out: Path | None, ready_file: Path | None,
-          max_body_size: int | None, verbose: int) -> None:
+          max_body_size: int | None, refresh_dependencies: bool, verbose: int) -> None:
     """Run the app locally: HTTP at /api/<route>, blob triggers on Azurite or any storage account.
 
     PATH is a model repo (packaged first) or an app directory with function_app.py.
     """
-    from .localhost import HostServer, load_app
+    from . import appenv
+    from .localhost.loader import read_local_settings
 
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose + 1, 2)],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("azure").setLevel(logging.WARNING)
-    app_dir = _app_dir(path, out)
-    loaded = load_app(app_dir, settings=_parse_settings(settings))
-    names = loaded.storage_connections()
-    with contextlib.ExitStack() as stack:
-        if names and not connection_string:
-            dev = {"", "usedevelopmentstorage=true"}
-            configured = any(loaded.settings.get(n, "").strip().lower() not in dev for n in names)
-            if azurite or (azurite is None and not configured):
-                from .azurite import Azurite
-
-                emulator = stack.enter_context(Azurite())
-                connection_string = emulator.connection_string
-                click.echo(f"Started Azurite on 127.0.0.1:{emulator.port}; connection string for blob-test:\n"
-                           f"  {connection_string}", err=True)
-        if connection_string:
-            loaded.apply_settings(dict.fromkeys(sorted(names | {"AzureWebJobsStorage"}), connection_string))
-        server = HostServer(loaded, host=host, port=port, poll_interval=poll_interval, max_body_bytes=max_body_size)
-        # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal: make SIGTERM a
-        # KeyboardInterrupt too, so that what this command started (the embedded Azurite) is stopped.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        try:
-            server.run(ready_file=ready_file, log_level="info" if verbose > 1 else "warning")
-        except KeyboardInterrupt:
-            pass
+    app_dir, python_version = _app_dir(path, out)
+    _parse_settings(settings)  # refused here, before any work
+    read_local_settings(app_dir)  # likewise (the host reads it again, in the app's environment)
+    _, env = appenv.for_app(app_dir, python_version=python_version, refresh=refresh_dependencies,
+                            progress=_echo_progress)
+    args = [str(app_dir.resolve()), "--host", host, "--port", str(port), "--poll-interval", repr(poll_interval),
+            "--azurite", {None: "auto", True: "on", False: "off"}[azurite], "--verbose", str(verbose)]
+    args += [a for s in settings for a in ("--setting", s)]
+    if ready_file:
+        args += ["--ready-file", str(ready_file.absolute())]
+    if max_body_size:
+        args += ["--max-body-size", str(max_body_size)]
+    extra = {CONNECTION_ENV: connection_string} if connection_string else {}
+    code = appenv.run_host(env, args, extra_env=extra)  # the app runs with its own Python, not this one
+    if code:
+        sys.exit(code)
 
 
 # ---------------------------------------------------------------------------- blob-test
@@ -276,8 +268,10 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build directory.  [default: REPO/build]")
 @click.option("--timeout", default=60.0, type=TIMEOUT, show_default=True,
               help="Seconds to wait for start-up and for the output.")
-@click.option("--install-requirements", is_flag=True,
-              help="pip-install the app's requirements into this Python first (the local host runs score.py here).")
+@click.option("--install-requirements", is_flag=True, hidden=True,
+              help="No longer needed: the app runs from its own environment, made from its lock.")
+@click.option("--refresh-dependencies", is_flag=True,
+              help="Resolve the app's requirements again instead of reusing the lock made for them.")
 @click.option("--connection-string", envvar=CONNECTION_ENV, show_envvar=True,
               help="Blob trigger: the storage account to use.  [default: an Azurite started for the run]")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
@@ -291,16 +285,20 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
 @click.option("--golden", "golden_file", type=click.Path(dir_okay=False, path_type=Path), callback=_output_file,
               help="Also write the golden table (each place's answer to the sample) as JSON here.")
 def up(repo: Path, target: str, out: Path | None, timeout: float, install_requirements: bool,
-       connection_string: str | None, report_file: Path | None, image_mode: str, base_image: str | None,
+       refresh_dependencies: bool, connection_string: str | None, report_file: Path | None, image_mode: str,
+       base_image: str | None,
        golden_file: Path | None) -> None:
     """The whole pipeline: package (and build the image), run on the local default (Azurite + local host), test
     the sample, and show its answer from run() directly, the local host and the image side by side."""
     from . import golden, local
     from .config import load_project
 
+    if install_requirements:
+        click.echo("note: --install-requirements is no longer needed (nothing is installed into modelfunc's own "
+                   "Python): the app runs from its own environment, made from its lock", err=True)
     project = load_project(repo)
     _check_service_bus_sample(project)
-    result = local.up(project, out, timeout=timeout, install=install_requirements,
+    result = local.up(project, out, timeout=timeout, refresh=refresh_dependencies,
                       connection_string=connection_string, progress=_echo_progress, image=image_mode,
                       base_image=base_image)
     if golden_file:
@@ -316,6 +314,7 @@ def up(repo: Path, target: str, out: Path | None, timeout: float, install_requir
     if not result.report.passed:
         raise SampleTestFailed("the sample did not round-trip: see the report above")
     result.golden.check()
+    click.echo(result.check_environment())
 
 
 # ---------------------------------------------------------------------------- deploy / destroy (Azure)
@@ -452,3 +451,138 @@ def destroy(repo: Path, app_name: str | None, resource_group: str | None, subscr
                          credential=_credential_for(tenant_id, client_id, cloud), progress=_echo_progress,
                          settings=settings, dry_run=dry_run, timeout=timeout)
     click.echo(plan.render())
+
+
+# ---------------------------------------------------------------------------- init, sample record (Azure ML v1)
+
+_TRIGGER_CHOICES = ("http", "blob", "service-bus-queue", "service_bus_queue")  # the last: the old package()'s name
+_INTERACTIVE_HELP = "Ask for what is not given.  [default: when stdin is a terminal]"
+
+
+def _asks(interactive: bool | None) -> bool:
+    return sys.stdin.isatty() if interactive is None else interactive
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--trigger", type=click.Choice(_TRIGGER_CHOICES, case_sensitive=False),
+              help="The trigger, as the old package(trigger=...) took it.")
+@click.option("--input-path", help="Blob: the input blobs, e.g. input/{blobname}.json (package(input_path=...)).")
+@click.option("--output-path",
+              help="Blob: the output blobs, e.g. output/{blobname}_out.json (package(output_path=...)).")
+@click.option("--auth-level", type=click.Choice(["anonymous", "function", "admin"], case_sensitive=False),
+              help="HTTP: the auth level (package(auth_level=...)).")
+@click.option("--input-queue", "--input-queue-name", "input_queue", help="Service Bus: the queue read from.")
+@click.option("--output-queue", "--output-queue-name", "output_queue", help="Service Bus: the queue answered on.")
+@click.option("--connection", metavar="SETTING", help="Blob / Service Bus: the app setting with the connection string.")
+@click.option("--python-version", help="The Python the app runs; needed when the conda file pins one Azure Functions "
+                                       "does not run (python=3.6.2): its pin is then ignored, the file left as it is.")
+@click.option("--name", help="The app name.  [default: the folder name]")
+@click.option("--sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A sample input, copied into samples/ (Azure ML projects have none).")
+@click.option("--inference-config", type=click.Path(path_type=Path),
+              help="The inference config to read, relative to DIRECTORY.  [default: inferenceconfig.json]")
+@click.option("--environment", type=click.Path(path_type=Path),
+              help="The conda file (or requirements.txt), relative to DIRECTORY.  [default: inferenceconfig.json's]")
+@click.option("--force", is_flag=True, help="Replace an existing modelfunc.yaml (and sample).")
+@click.option("--interactive/--no-interactive", default=None, help=_INTERACTIVE_HELP)
+def init(directory: Path, trigger: str | None, input_path: str | None, output_path: str | None,
+         auth_level: str | None, input_queue: str | None, output_queue: str | None, connection: str | None,
+         python_version: str | None, name: str | None, sample: Path | None, inference_config: Path | None,
+         environment: Path | None, force: bool, interactive: bool | None) -> None:
+    """Write modelfunc.yaml for an Azure ML v1 project: from inferenceconfig.json, its conda file, the model files
+    beside score.py and the old azureml.contrib.functions.package() arguments (as options, or asked for)."""
+    from . import amlv1
+    from .config import CONFIG_FILE
+    from .errors import ConfigError, OptionError
+
+    if (directory / CONFIG_FILE).exists() and not force:
+        raise ConfigError("exists already: init does not replace it", file=directory / CONFIG_FILE,
+                          hint="--force writes it again from what is in the repo and the options given")
+    found = amlv1.survey(directory, inference_config=inference_config, environment=environment)
+    click.echo(f"Found in {directory}:", err=True)
+    for line in found.found():
+        click.echo(f"  {line}", err=True)
+    asks = _asks(interactive)
+    if trigger is None and not asks:
+        raise OptionError("is required when stdin is not a terminal", field="--trigger",
+                          hint="the trigger the old package(trigger=...) took: --trigger blob, http or "
+                               "service-bus-queue (or run init in a terminal to be asked)")
+    if trigger is None:
+        trigger = click.prompt("Trigger", type=click.Choice(_TRIGGER_CHOICES[:3]), default="http")
+    kind = amlv1.normal_trigger(trigger)
+    if asks and kind == "blob":
+        input_path = input_path or click.prompt("Input blobs (package(input_path=...))",
+                                                default="input/{blobname}.json")
+        output_path = output_path or click.prompt("Output blobs (package(output_path=...))",
+                                                  default="output/{blobname}_out.json")
+    elif asks and kind == "http":
+        auth_level = auth_level or click.prompt("Auth level", type=click.Choice(["anonymous", "function", "admin"]),
+                                                default="function")
+    elif asks:
+        input_queue = input_queue or click.prompt("Input queue (package(input_queue_name=...))")
+        output_queue = output_queue or click.prompt("Output queue (package(output_queue_name=...))")
+    pin = found.pin
+    if asks and python_version is None and pin is not None and not pin.supported:
+        python_version = click.prompt(f"{pin.where(found.root)} pins python={pin.version}, which no Azure Functions "
+                                      "image runs; the app's Python", default=pin.nearest)
+    if asks and sample is None and found.sample is None:
+        given = click.prompt("A sample input file for the test (empty: none yet)", default="", show_default=False)
+        sample = Path(given) if given.strip() else None
+        if sample is not None and not sample.is_file():
+            raise OptionError(f"{given!r} is not a file", field="--sample")
+    answers = amlv1.InitAnswers(trigger=kind, input_path=input_path, output_path=output_path,
+                                auth_level=auth_level.lower() if auth_level else None, input_queue=input_queue,
+                                output_queue=output_queue, connection=connection, python_version=python_version,
+                                name=name, sample=sample)
+    result = amlv1.write_init(found, answers, force=force)
+    for path in result.written[:-1]:
+        click.echo(f"Wrote {path.relative_to(found.root)}", err=True)
+    click.echo(f"Wrote {result.config.relative_to(found.root)}:\n")
+    click.echo(result.text)
+    has_sample = sample is not None or found.sample is not None
+    click.echo("Next: " + ("modelfunc sample record  (runs the sample through run() and writes samples/expected.json), "
+                           "then modelfunc up" if has_sample else
+                           "copy a sample input to samples/input.json (or init --force --sample FILE), then modelfunc "
+                           "sample record and modelfunc up"))
+
+
+@main.group()
+def sample() -> None:
+    """The sample input and the output expected for it."""
+
+
+@sample.command("record")
+@click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config", "config_file", help="Config file, relative to REPO.  [default: modelfunc.yaml]")
+@click.option("--yes", "-y", is_flag=True, help="Write without asking (required when stdin is not a terminal).")
+@click.option("--timeout", default=120.0, type=TIMEOUT, show_default=True, help="Seconds run() may take.")
+@click.option("--interactive/--no-interactive", default=None, help=_INTERACTIVE_HELP)
+def sample_record(repo: Path, config_file: str | None, yes: bool, timeout: float, interactive: bool | None) -> None:
+    """Run the sample through run() and write its answer as the expected output, after showing it."""
+    from . import amlv1
+    from .config import load_project
+    from .errors import OptionError
+
+    project = load_project(repo, config_file=config_file, require_expected=False)
+    asks = _asks(interactive)
+    if not yes and not asks:
+        raise OptionError("is required when stdin is not a terminal: nothing was written", field="--yes",
+                          hint="check the answer first (run it in a terminal), then: modelfunc sample record --yes")
+    sample_in = project.sample_input.relative_to(project.root)
+    expected = project.sample_expected.relative_to(project.root)
+    answer = amlv1.score_sample(project, timeout=timeout, progress=_echo_progress)
+    if not answer.answered:
+        raise SampleTestFailed(f"run() gave no answer to {sample_in}: {answer.error}; nothing was written")
+    data = amlv1.expected_bytes(project, answer.body)
+    click.echo(f"run()'s answer to {sample_in}:")
+    click.echo(amlv1.shown_answer(answer.body))
+    if project.sample_expected.is_file() and project.sample_expected.read_bytes() == data:
+        click.echo(f"{expected} holds this answer already: unchanged")
+        return
+    replaces = project.sample_expected.is_file()
+    if not yes and not click.confirm(f"{'Replace' if replaces else 'Write'} {expected} with it?", default=False):
+        click.echo("Nothing was written.", err=True)
+        raise SystemExit(1)
+    amlv1.write_expected(project, data)
+    click.echo(f"{'Replaced' if replaces else 'Wrote'} {expected}")

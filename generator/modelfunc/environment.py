@@ -150,7 +150,23 @@ def _conda_line(spec: str, *, file: Path, field_: str, line: int | None, python_
     if m.group("sver"):
         op, ver = "=", m.group("sver")
     if name == "python":
+        # modelfunc.yaml's `python_pin: ignore` (config.PythonTarget carries it): the pin is Azure ML's business.
+        if getattr(python_version, "pin_ignored", False):
+            return None
         if ver and op in (None, "=", "==") and not (ver == python_version or ver.startswith(python_version + ".")):
+            from .config import SUPPORTED_PYTHON, nearest_python
+
+            minor = re.match(r"\d+\.\d+", ver)
+            if minor and minor.group() not in SUPPORTED_PYTHON:  # python=3.6.2, 3.7: no Functions image runs it
+                nearest = nearest_python(minor.group())
+                raise EnvironmentSpecError(
+                    f"pins python {ver}, but the app targets Python {python_version}, and no Azure Functions image "
+                    f"runs Python {minor.group()} (they run {', '.join(SUPPORTED_PYTHON)}; the nearest is {nearest})",
+                    file=file, field=field_, line=line,
+                    hint=f"use python={python_version} here, or set python_version in modelfunc.yaml and, to leave "
+                         f"this file as Azure ML reads it, python_pin: ignore beside it (`modelfunc init "
+                         f"--python-version {nearest}` writes both)",
+                )
             raise EnvironmentSpecError(
                 f"pins python {ver}, but the app targets Python {python_version}",
                 file=file, field=field_, line=line,

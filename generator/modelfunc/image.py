@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -31,7 +30,7 @@ from typing import Any
 from . import __version__
 from .appgen import APP_MODEL_DIR, FIXED_MTIME
 from .config import Project, load_expected
-from .errors import EnvironmentSpecError, ModelfuncError, OptionError
+from .errors import ModelfuncError, OptionError
 from .runtime.modelfunc_runtime import SELFTEST_MARK
 from .sourcedir import SourceFiles
 
@@ -58,71 +57,9 @@ def _quiet(_: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- dependencies
-
-
-def pip_platform_args(python_version: str) -> list[str]:
-    """pip options selecting wheels for the Functions image: CPython on Linux x86-64 (Debian 12, glibc 2.36)."""
-    nodot = python_version.replace(".", "")
-    platforms = ["manylinux2014_x86_64", *(f"manylinux_2_{n}_x86_64" for n in range(17, 37))]
-    return ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
-            "--abi", f"cp{nodot}", *(arg for p in platforms for arg in ("--platform", p))]
-
-
-def cache_root() -> Path:
-    """Where modelfunc keeps its pip cache and resolved dependency layers."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelfunc"
-
-
-def default_pip_cache() -> Path:
-    return cache_root() / "pip"
-
-
-@dataclass
-class Dependencies:
-    site_packages: Path | None  # None: nothing could be pre-resolved, the build installs them
-    fallback_reason: str | None = None
-
-
-def resolve_dependencies(requirements: Path, dest: Path, *, python_version: str, cache_dir: Path | None = None,
-                         progress: Progress = _quiet) -> Dependencies:
-    """Install the requirements for the image's platform into ``dest`` on this machine."""
-    cmd = [sys.executable, "-m", "pip", "install", "--target", str(dest), "--no-compile", "--no-input",
-           "--disable-pip-version-check", "--no-warn-script-location", "--progress-bar", "off",
-           "--cache-dir", str(cache_dir or default_pip_cache()), *pip_platform_args(python_version),
-           "--requirement", str(requirements)]
-    progress(f"resolving dependencies for Python {python_version} on linux/amd64 (pip, wheels only)")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        if line.startswith(("Collecting", "Successfully installed")):
-            progress("  " + line.strip())
-    if proc.wait() == 0:
-        return Dependencies(dest)
-    output = "\n".join(lines)
-    missing = re.search(r"No matching distribution found for (\S+)", output)
-    if missing and _has_sdist(missing.group(1), cache_dir):
-        reason = (f"{missing.group(1)} has no wheel for Python {python_version} on linux/amd64, so the "
-                  "dependencies are installed inside the build instead (needs network there, not reproducible)")
-        progress("WARNING: " + reason)
-        shutil.rmtree(dest, ignore_errors=True)
-        return Dependencies(None, reason)
-    problem = next((ln for ln in reversed(lines) if ln.startswith("ERROR:")), lines[-1] if lines else "pip failed")
-    raise EnvironmentSpecError(
-        f"the dependencies cannot be resolved for Python {python_version} on linux/amd64: "
-        f"{problem.removeprefix('ERROR: ')}",
-        file=requirements, hint="check the package names and versions in environment.yml / requirements.txt",
-    )
-
-
-def _has_sdist(requirement: str, cache_dir: Path | None) -> bool:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "--dest", tmp,
-               "--disable-pip-version-check", "--no-input", "--quiet",
-               "--cache-dir", str(cache_dir or default_pip_cache()), requirement]
-        return subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
-
+# Resolution, the lock and the installed tree live in appenv.py (shared with the local run and Flex); these names
+# stay importable from here.
+from .appenv import cache_root, default_pip_cache, pip_platform_args  # noqa: E402, F401
 
 # ---------------------------------------------------------------------------------------- layers
 
@@ -208,32 +145,42 @@ class Context:
     deps_in_build: str | None = None  # why the dependencies are installed during the build, if they are
 
 
-def _dependencies_layer(requirements: Path, dest: Path, *, python_version: str, cache_dir: Path | None,
-                        refresh: bool, progress: Progress) -> tuple[str | None, str | None]:
-    """Write the dependencies layer tar (reusing the one cached for identical requirements unless ``refresh``).
+def _dependencies_layer(app: Path, dest: Path, *, python_version: str, cache_dir: Path | None,
+                        refresh: bool, progress: Progress, source: Path | None = None) -> tuple[str | None, str | None]:
+    """Lock the app's requirements (``app``/requirements.lock), then write the dependencies layer tar: the locked
+    packages' installed tree (appenv.site_tree, the same folder the local run uses where this machine matches the
+    image), reusing the tar cached for an identical lock unless ``refresh``.
 
     Returns (sha256 of the tar, None) or (None, why the build installs them instead).
     """
-    key = hashlib.sha256("\0".join([__version__, str(LAYER_FORMAT), python_version, *pip_platform_args(python_version),
-                                     requirements.read_text(encoding="utf-8")]).encode()).hexdigest()[:24]
+    from . import appenv
+
+    requirements = app / "requirements.txt"
+    try:
+        lock = appenv.resolve(requirements, python_version=python_version, cache_dir=cache_dir, refresh=refresh,
+                              progress=progress, source=source)
+    except appenv.NoWheel as e:
+        reason = (f"{e.message}, so the dependencies are installed inside the build instead (needs network "
+                  "there, not reproducible)")
+        progress("WARNING: " + reason)
+        return None, reason
+    lockfile = appenv.write_lock(lock, app)
+    progress(f"dependencies: {lockfile.name} ({len(lock.packages)} packages, {lock.digest[:12]})")
+    key = hashlib.sha256("\0".join([__version__, str(LAYER_FORMAT), lock.digest]).encode()).hexdigest()[:24]
     cached = cache_root() / "layers" / f"dependencies-{key}.tar"
     digest_file = cached.with_suffix(".sha256")
     if not refresh and (cached.exists() or digest_file.exists()):
         problem = _cached_layer_problem(cached, digest_file)
         if problem is None:
-            progress(f"dependencies: reusing the layer resolved before for these requirements ({cached.name}); "
+            progress(f"dependencies: reusing the layer built before for this lock ({cached.name}); "
                      "--refresh-dependencies resolves them again")
             _link_or_copy(cached, dest)
             return digest_file.read_text(encoding="ascii").strip(), None
-        progress(f"dependencies: the cached layer {cached.name} cannot be used ({problem}): resolving the "
-                 "dependencies again, and the cache entry is replaced")
-    with tempfile.TemporaryDirectory(prefix="modelfunc-deps-") as tmp:
-        deps = resolve_dependencies(requirements, Path(tmp) / "site-packages", python_version=python_version,
-                                    cache_dir=cache_dir, progress=progress)
-        if deps.site_packages is None:
-            return None, deps.fallback_reason
-        # bin/ holds console scripts with this machine's interpreter path: not for the image.
-        digest = write_layer(dest, _tree(deps.site_packages, SITE_PACKAGES, skip=lambda rel: rel.parts[0] == "bin"))
+        progress(f"dependencies: the cached layer {cached.name} cannot be used ({problem}): building it again, "
+                 "and the cache entry is replaced")
+    tree = appenv.site_tree(lock, cache_dir=cache_dir, progress=progress, file=requirements, refresh=refresh)
+    # bin/ holds console scripts with this machine's interpreter path: not for the image.
+    digest = write_layer(dest, _tree(tree, SITE_PACKAGES, skip=lambda rel: rel.parts[0] == "bin"))
     _keep_in_cache(dest, digest, cached, digest_file, progress)
     return digest, None
 
@@ -304,7 +251,7 @@ def prepare_context(project: Project, out: Path, *, base_image: str | None = Non
     shutil.rmtree(layers_dir, ignore_errors=True)
     layers_dir.mkdir()
     layers: dict[str, str] = {}
-    deps_digest, fallback = _dependencies_layer(app / "requirements.txt", layers_dir / "dependencies.tar",
+    deps_digest, fallback = _dependencies_layer(app, layers_dir / "dependencies.tar", source=project.environment_file,
                                                 python_version=project.config.python_version,
                                                 cache_dir=cache_dir, refresh=refresh, progress=progress)
     if deps_digest:
@@ -621,6 +568,13 @@ class Packaged:
                                 "layer_tars": self.context.layers}
         if self.source is not None:
             data["source"] = self.source.to_dict()
+        lockfile = self.app_dir / "requirements.lock"  # appenv.LOCK_NAME
+        if lockfile.is_file():
+            from .appenv import read_lock
+
+            lock = read_lock(lockfile)
+            data["lock"] = {"path": str(lockfile), "python_version": lock.python_version, "digest": lock.digest,
+                            "packages": lock.versions(), "notes": lock.notes}
         if self.built:
             names = [n for n in LAYERS if n in self.context.layers or n != "dependencies"]
             data.update(image_id=self.built.image_id, tag=self.built.reference, diff_ids=self.built.diff_ids,
@@ -681,6 +635,25 @@ def check_base_image(reference: str) -> None:
                                "e.g. mcr.microsoft.com/azure-functions/python:4-python3.11")
 
 
+def _check_locked_versions(result: Packaged, client: Any, progress: Progress) -> None:
+    """The image imports exactly the locked versions: read inside the container by the self-test, compared with
+    the lock the dependencies layer was installed from. A difference removes the image: nothing is pushed."""
+    from . import appenv
+
+    lockfile = result.app_dir / appenv.LOCK_NAME
+    if not lockfile.is_file() or result.test is None:
+        return
+    lock = appenv.read_lock(lockfile)
+    problems = appenv.compare(lock, {"image": result.test.result.get("environment") or {}})
+    if problems:
+        client.images.remove(result.built.reference)
+        error = SelfTestFailed("the image does not import the locked versions: nothing was pushed\n  "
+                               + "\n  ".join(problems))
+        error.packaged = result  # type: ignore[attr-defined]
+        raise error
+    progress(f"    the image imports the {len(lock.packages)} locked packages at their locked versions")
+
+
 def package(project: Project, out: Path | None = None, *, build_image: bool = True, base_image: str | None = None,
             repository: str | None = None, tag: str | None = None, username: str | None = None,
             password: str | None = None, cache_dir: Path | None = None, refresh: bool = False,
@@ -727,6 +700,7 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
         raise error
     progress(f"    passed: {result.test.result.get('functions')} scored the sample in "
              f"{result.test.result.get('elapsed_ms')} ms")
+    _check_locked_versions(result, client, progress)
     if split_repository(repository)[0]:
         progress("==> push")
         result.pushed = push(client, repository, tag, username=username, password=password, progress=progress)

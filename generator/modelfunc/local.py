@@ -20,11 +20,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import CONNECTION_ENV
+from . import CONNECTION_ENV, appenv
 from .appgen import PackageResult, render
 from .azurite import die_with_parent
 from .blobtest import TestReport, round_trip
@@ -112,8 +112,9 @@ def _stop(proc: subprocess.Popen[Any], how: int = signal.SIGINT, timeout: float 
 
 @contextlib.contextmanager
 def local_host(app_dir: Path, connection_string: str | None, *, timeout: float,
-               output: Output | None = None) -> Iterator[str]:
-    """Run `modelfunc serve` for app_dir in a child process; yield its base URL once it is Running.
+               output: Output | None = None, seen: dict[str, Any] | None = None) -> Iterator[str]:
+    """Run `modelfunc serve` for app_dir in a child process; yield its base URL once it is Running. The versions
+    the host's process imported for the app's lock go into ``seen``.
 
     The host's banner and log are progress, not the result: they go line by line (redacted) to ``output``, by
     default stderr. The host is stopped on the way out — by SIGINT, as Ctrl+C would, whatever ended the block — and
@@ -138,27 +139,13 @@ def local_host(app_dir: Path, connection_string: str | None, *, timeout: float,
                 if time.monotonic() > deadline:
                     raise HostError(f"the local host was not ready within {timeout:.0f} s")
                 time.sleep(0.05)
-            yield json.loads(ready.read_text())["url"]
+            state = json.loads(ready.read_text())
+            if seen is not None:
+                seen["local host"] = state.get("environment")
+            yield state["url"]
         finally:
             _stop(proc)
             relay.join(timeout=5)
-
-
-def install_requirements(project: Project, app_dir: Path, *, output: Output | None = None) -> None:
-    """pip-install the app's requirements into this Python: the local host runs score.py here."""
-    requirements = app_dir / "requirements.txt"
-    pip = subprocess.Popen([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-r",
-                            str(requirements)], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
-                           **_child_output(output))
-    try:
-        _relay(pip, output or _to_stderr).join()
-        pip.wait()
-    finally:
-        _stop(pip, signal.SIGTERM, timeout=10)  # stopped by a signal: pip goes too
-    if pip.returncode:
-        raise EnvironmentSpecError(f"pip could not install the app's requirements (exit {pip.returncode}); "
-                                   "its output is above", file=project.environment_file,
-                                   hint=f"they were generated into {requirements}")
 
 
 @dataclass
@@ -169,16 +156,39 @@ class UpResult:
     report: TestReport | None
     golden: Golden
     image: Any = None  # image.Packaged, when the image was built and self-tested
+    lock: Any = None  # appenv.Lock: what the app runs, everywhere
+    environment: dict[str, dict[str, str | None] | None] = field(default_factory=dict)  # where → versions imported
+    locked_here: bool = True  # the local run used the lock's versions (appenv.AppEnv.locked)
+
+    def check_environment(self) -> str:
+        """Every place the app ran imported exactly the locked versions (compared, not assumed): a line saying
+        so, or EnvironmentSpecError naming each difference."""
+        if self.lock is None:
+            return "environment: no lock (a requirement has no wheel for the image): versions not compared"
+        seen = {w: v for w, v in self.environment.items() if w == "image" or self.locked_here}
+        problems = appenv.compare(self.lock, seen)
+        if problems:
+            raise EnvironmentSpecError("the app did not run the locked versions everywhere:\n  "
+                                       + "\n  ".join(problems),
+                                       file=self.package.app_dir / appenv.LOCK_NAME,
+                                       hint="--refresh-dependencies makes the lock and the environments again")
+        places = ", ".join(w for w, v in seen.items() if v is not None) or "no place that ran the app"
+        line = f"environment: {len(self.lock.packages)} locked packages, the same versions in {places}"
+        if not self.locked_here:
+            line += " (the local run used its requirements resolved for this machine's Python: not compared)"
+        return line
 
 
-def direct_answer(project: Project, app_dir: Path, *, timeout: float, output: Output | None = None) -> Answer:
-    """The sample scored by run() called directly, in this Python: the app's runtime self-test in a child process
-    (init(), then run() through the entry-script contract alone: no host, no transport, no cache)."""
+def direct_answer(project: Project, app_dir: Path, *, timeout: float, output: Output | None = None,
+                  python: Path | str | None = None, seen: dict[str, Any] | None = None) -> Answer:
+    """The sample scored by run() called directly, with the app's Python (``python``: appenv.local_env's): the
+    app's runtime self-test in a child process (init(), then run() through the entry-script contract alone: no
+    host, no transport, no cache). The versions it imported go into ``seen``."""
     from .appgen import FUNCTION_NAMES
     from .runtime.modelfunc_runtime import SELFTEST_MARK
 
-    where = f"this Python ({sys.version.split()[0]})"
-    cmd = [sys.executable, "-m", "modelfunc_runtime", "selftest", str(project.sample_input.resolve()),
+    where = "the app's Python" if python else f"this Python ({sys.version.split()[0]})"
+    cmd = [str(python or sys.executable), "-m", "modelfunc_runtime", "selftest", str(project.sample_input.resolve()),
            FUNCTION_NAMES[project.trigger.type]]
     try:
         proc = subprocess.run(cmd, cwd=app_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -193,6 +203,8 @@ def direct_answer(project: Project, app_dir: Path, *, timeout: float, output: Ou
     if not marks:
         return Answer(where=where, error=f"the self-test exited with code {proc.returncode} without a result "
                                          "(its output is above)")
+    if seen is not None:
+        seen["run() directly"] = result.get("environment")
     return from_selftest(result, "direct", where)
 
 
@@ -213,18 +225,18 @@ def _image_mode(image: str, progress: Progress) -> str | None:
 
 
 def up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
-       install: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
+       refresh: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
        output: Output | None = None, image: str = "off", base_image: str | None = None) -> UpResult:
     """See :func:`_up`; SIGTERM, SIGHUP or SIGINT meanwhile raise :class:`Interrupted` once everything it started
-    (the local host, Azurite, pip) has been stopped."""
+    (the local host, Azurite) has been stopped."""
     with stop_on_signals():
-        return _up(project, out, timeout=timeout, run_test=run_test, install=install,
+        return _up(project, out, timeout=timeout, run_test=run_test, refresh=refresh,
                    connection_string=connection_string, progress=progress, output=output, image=image,
                    base_image=base_image)
 
 
 def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
-        install: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
+        refresh: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
         output: Output | None = None, image: str = "off", base_image: str | None = None) -> UpResult:
     """Package (and, with ``image`` on or auto, build and self-test the image), then (unless ``run_test`` is
     false) score the sample with run() called directly, run the app on the local host, round-trip the sample and
@@ -242,7 +254,7 @@ def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run
 
         progress(f"==> package {project.name} and build its image")
         try:
-            packaged = images.package(project, out, base_image=base_image, progress=progress)
+            packaged = images.package(project, out, base_image=base_image, refresh=refresh, progress=progress)
         except images.SelfTestFailed as e:
             packaged = e.packaged  # type: ignore[attr-defined]
         result = packaged.rendered
@@ -252,13 +264,19 @@ def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run
         result = render(project, out, progress=progress)
         golden.set(IMAGE, Answer(skipped=why_not))
     progress(f"    {result.app_dir} ({project.trigger.type} trigger, run() style {result.entry_style})")
-    if install:
-        progress("==> install the app's requirements")
-        install_requirements(project, result.app_dir, output=output)
+    progress("==> the app's environment (its own Python, from its lock)")
+    lock, env = appenv.for_app(result.app_dir, python_version=project.config.python_version,
+                               refresh=refresh and packaged is None, progress=progress,
+                               source=project.environment_file)
+    progress(f"    {env.python}" + (" (the image's own packages)" if env.same_as_image else ""))
+    seen: dict[str, Any] = {}
+    if packaged is not None and packaged.test is not None:
+        seen["image"] = packaged.test.result.get("environment")
     if not run_test:
-        return UpResult(result, None, golden, packaged)
+        return UpResult(result, None, golden, packaged, lock, seen, env.locked)
     progress("==> score the sample with run() called directly")
-    golden.set(DIRECT, direct_answer(project, result.app_dir, timeout=timeout, output=output))
+    golden.set(DIRECT, direct_answer(project, result.app_dir, timeout=timeout, output=output, python=env.python,
+                                     seen=seen))
     with contextlib.ExitStack() as stack:
         conn = None
         if project.trigger.type == "blob" and connection_string:
@@ -269,9 +287,9 @@ def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run
             progress("==> start Azurite")
             conn = stack.enter_context(Azurite()).connection_string
         progress("==> start the local host")
-        base_url = stack.enter_context(local_host(result.app_dir, conn, timeout=timeout, output=output))
+        base_url = stack.enter_context(local_host(result.app_dir, conn, timeout=timeout, output=output, seen=seen))
         progress(f"    {base_url}")
         progress("==> test the sample")
         report = round_trip(project, connection_string=conn, host_url=base_url, timeout=timeout, progress=progress)
     golden.set(LOCAL_HOST, from_report(report, base_url))
-    return UpResult(result, report, golden, packaged)
+    return UpResult(result, report, golden, packaged, lock, seen, env.locked)

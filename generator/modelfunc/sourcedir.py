@@ -18,7 +18,10 @@ only, in gitignore syntax. modelfunc does the same, and also leaves out:
 
 The model directory is walked by ``model_files``, more strictly: every file in it is meant to ship, so a link
 that leads out of the model repo (or nowhere, or round in a loop) and anything that is not a regular file is an
-error naming it, instead of a model shipped incomplete or with a file from elsewhere on this machine.
+error naming it, instead of a model shipped incomplete or with a file from elsewhere on this machine. Folders that
+are never part of a model (``.git``, virtual environments, caches, ``node_modules``, the build output) are passed
+over. ``listed_model_files`` does the same for the files (and folders) modelfunc.yaml's ``model_files`` lists —
+model files beside score.py, as Azure ML v1 projects keep them — and ``collect`` then leaves those out of the code.
 
 Nothing here reads a file's contents except the ignore file; the walk is sorted, so the result is
 deterministic.
@@ -169,8 +172,9 @@ def collect(root: Path, *, out_dir: Path | None = None, separate: tuple[Path, ..
             inputs: tuple[Path, ...] = ()) -> SourceFiles:
     """Walk ``root`` (the entry script's folder) and decide, for each file, whether the app gets it.
 
-    ``out_dir`` is the build output; ``separate`` folders are shipped otherwise (the model directory), so
-    they are passed over silently; ``inputs`` are modelfunc's own files (config, environment), left out.
+    ``out_dir`` is the build output; ``separate`` folders and files are shipped otherwise (the model directory, or
+    the model files modelfunc.yaml lists), so they are passed over silently; ``inputs`` are modelfunc's own files
+    (config, environment), left out.
     """
     root = root.resolve()
     out = out_dir.resolve() if out_dir is not None else None
@@ -223,8 +227,8 @@ def collect(root: Path, *, out_dir: Path | None = None, separate: tuple[Path, ..
                 info = None  # a dangling link
             is_dir = info is not None and stat.S_ISDIR(info.st_mode)
             shown = rel + "/" if is_dir else rel
-            if not link and is_dir and real in separate_real:
-                continue  # the model directory: shipped as the app's model/
+            if not link and real in separate_real:
+                continue  # the model directory (or a model file): shipped in the app's model/
             reason = excluded(entry, path, real, rel, is_dir)
             if reason is None and link:
                 # Never follow a link out of the source directory (nor into what is shipped otherwise).
@@ -259,6 +263,33 @@ def collect(root: Path, *, out_dir: Path | None = None, separate: tuple[Path, ..
 # ---------------------------------------------------------------------------------------- the model directory
 
 MODEL_SKIPPED = frozenset({"__pycache__", ".DS_Store"})  # never model files
+# What a model file is called, by its ending: how `modelfunc init` (and a model_dir that holds the entry script)
+# tells the model files beside score.py from its code. JSON is not among them: beside score.py it is far more often
+# configuration (inferenceconfig.json, package.json) or a sample; a JSON model is listed in model_files by name.
+MODEL_SUFFIXES = (
+    ".pkl", ".pickle", ".joblib", ".sav", ".onnx", ".pt", ".pth", ".ckpt", ".safetensors", ".h5", ".hdf5",
+    ".keras", ".pb", ".tflite", ".mlmodel", ".cbm", ".ubj", ".xgb", ".lgb", ".npy", ".npz", ".model", ".bin",
+)
+
+
+def is_model_file(name: str) -> bool:
+    """Whether a file's name says it holds a model (MODEL_SUFFIXES)."""
+    return name.lower().endswith(MODEL_SUFFIXES)
+
+
+def never_model_dir(path: Path, name: str) -> bool:
+    """A folder that is never part of a model: version control and tool folders, caches, node_modules, a virtual
+    environment (any folder holding pyvenv.cfg) and modelfunc's own build output (it holds BUILD_MARKER)."""
+    return name in TOOLING_DIRS or (path / "pyvenv.cfg").is_file() or (path / BUILD_MARKER).is_file()
+
+
+def find_model_files(folder: Path) -> list[Path]:
+    """The model files directly in ``folder`` (regular files, or links to them, whose name says model), sorted."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [Path(e.path) for e in entries if is_model_file(e.name) and _regular(Path(e.path))]
 
 
 def model_files(model_dir: Path, *, repo: Path, out_dir: Path | None = None) -> tuple[tuple[str, Path], ...]:
@@ -268,48 +299,85 @@ def model_files(model_dir: Path, *, repo: Path, out_dir: Path | None = None) -> 
     the repo (and not in the build output) is shipped as a copy of what it points to, the way a link beside
     score.py is; one that leads out of the repo, or nowhere, or back up its own tree, is an error naming the link
     and its target, as is anything that is neither a regular file nor a folder (a named pipe, a socket, a device).
+    Folders that are never part of a model (``never_model_dir``: ``.git``, virtual environments, caches,
+    ``node_modules``, the build output) are passed over.
     """
-    repo = repo.resolve()
-    out = out_dir.resolve() if out_dir is not None else None
-    files: list[tuple[str, Path]] = []
+    root = model_dir.resolve()
+    return _ModelWalk(repo, out_dir).walk(root, "", frozenset({root}))
 
+
+def listed_model_files(items: tuple[Path, ...], *, repo: Path, out_dir: Path | None = None
+                       ) -> tuple[tuple[str, Path], ...]:
+    """The files of ``model_files:`` in modelfunc.yaml (each a file or a folder in the repo), as :func:`model_files`
+    gives them: a file lands in the app's model/ under its own name, a folder's files under the folder's name (so
+    ``Model.get_model_path('sklearn_regression_model.pkl')`` finds the file it names, as in Azure ML, where a
+    registered model keeps its file's name). Two items landing on the same name are an error naming both."""
+    walker = _ModelWalk(repo, out_dir)
+    found: dict[str, tuple[Path, Path]] = {}  # path in model/ -> (its file, the item it came from)
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            real = path.resolve()
+            got = walker.walk(real, path.name + "/", frozenset({real}))
+        else:
+            got = walker.entry(path, path.name, frozenset())
+        for rel, file in got:
+            if rel in found and found[rel][1] != path:
+                raise PackageError(
+                    f"model_files: {path.name!r} and {found[rel][1].name!r} would both ship as model/{rel}",
+                    file=path, hint="rename one of them, or list the folder that holds them instead")
+            found[rel] = (file, path)
+    return tuple(sorted((rel, file) for rel, (file, _) in found.items()))
+
+
+class _ModelWalk:
+    """The model layer's walk: links checked, never-model folders passed over, anything not a file refused."""
+
+    def __init__(self, repo: Path, out_dir: Path | None) -> None:
+        self.repo = repo.resolve()
+        self.out = out_dir.resolve() if out_dir is not None else None
+
+    @staticmethod
     def refuse(path: Path, why: str, hint: str) -> PackageError:
         return PackageError(why, file=path, hint=hint)
 
-    def walk(directory: Path, prefix: str, chain: frozenset[Path]) -> None:
+    def walk(self, directory: Path, prefix: str, chain: frozenset[Path]) -> tuple[tuple[str, Path], ...]:
+        files: list[tuple[str, Path]] = []
         for entry in sorted(os.scandir(directory), key=lambda e: e.name):
             if entry.name in MODEL_SKIPPED:
                 continue
             path = Path(entry.path)
-            rel = prefix + entry.name
-            resolved = _resolve(path)
-            real = resolved or path
-            if entry.is_symlink():
-                target = os.readlink(path)
-                if resolved is None or not real.exists():
-                    what = "which leads round in a loop" if resolved is None else "which does not exist"
-                    raise refuse(path, f"is a symbolic link to {target}, {what}: the model would ship without it",
-                                 "copy the file itself into the model directory, or remove the link")
-                if not _inside(real, repo):
-                    raise refuse(path, f"is a symbolic link to {target}, outside the model repo: model files are "
-                                       f"copied only from inside the repo ({repo}), never through a link out of it",
-                                 "copy the file itself into the model directory, or remove the link")
-                if out is not None and _inside(real, out):
-                    raise refuse(path, f"is a symbolic link to {target}, inside the build output, which packaging "
-                                       "replaces", "copy the file itself into the model directory")
-            info = path.stat()
-            if stat.S_ISDIR(info.st_mode):
-                if real in chain:
-                    how = f"is a symbolic link to {os.readlink(path)}, a folder above it" if entry.is_symlink() else \
-                        "is a folder reached again through a symbolic link above it"
-                    raise refuse(path, f"{how}: the model directory would never end", "remove the link")
-                walk(path, rel + "/", chain | {real})
-            elif stat.S_ISREG(info.st_mode):
-                files.append((rel, real))  # what the check above passed, not the link (which could change)
-            else:
-                raise refuse(path, f"is {file_kind(info.st_mode)}, not a regular file: only files and folders "
-                                   "can be model files", "remove it from the model directory")
+            if entry.is_dir() and (never_model_dir(path, entry.name)
+                                   or (self.out is not None and _resolve(path) == self.out)):
+                continue
+            files.extend(self.entry(path, prefix + entry.name, chain))
+        return tuple(sorted(files))
 
-    root = model_dir.resolve()
-    walk(root, "", frozenset({root}))
-    return tuple(sorted(files))
+    def entry(self, path: Path, rel: str, chain: frozenset[Path]) -> tuple[tuple[str, Path], ...]:
+        repo, out = self.repo, self.out
+        resolved = _resolve(path)
+        real = resolved or path
+        if path.is_symlink():
+            target = os.readlink(path)
+            if resolved is None or not real.exists():
+                what = "which leads round in a loop" if resolved is None else "which does not exist"
+                raise self.refuse(path, f"is a symbolic link to {target}, {what}: the model would ship without it",
+                                  "copy the file itself into the model directory, or remove the link")
+            if not _inside(real, repo):
+                raise self.refuse(path, f"is a symbolic link to {target}, outside the model repo: model files are "
+                                        f"copied only from inside the repo ({repo}), never through a link out of it",
+                                  "copy the file itself into the model directory, or remove the link")
+            if out is not None and _inside(real, out):
+                raise self.refuse(path, f"is a symbolic link to {target}, inside the build output, which packaging "
+                                        "replaces", "copy the file itself into the model directory")
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            if real in chain:
+                how = f"is a symbolic link to {os.readlink(path)}, a folder above it" if path.is_symlink() else \
+                    "is a folder reached again through a symbolic link above it"
+                raise self.refuse(path, f"{how}: the model directory would never end", "remove the link")
+            return self.walk(path, rel + "/", chain | {real})
+        if stat.S_ISREG(info.st_mode):
+            return ((rel, real),)  # what the check above passed, not the link (which could change)
+        raise self.refuse(path, f"is {file_kind(info.st_mode)}, not a regular file: only files and folders "
+                                "can be model files", "remove it from the model directory")

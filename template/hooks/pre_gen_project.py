@@ -20,7 +20,7 @@ VALUES = json.loads({{ cookiecutter | tojson | tojson }})  # noqa: F821 - Jinja,
 TRIGGERS = ("blob", "http", "service-bus-queue")
 AUTH_LEVELS = ("function", "anonymous", "admin")
 # The shipped model was pickled by scikit-learn 1.9.1 (pinned in environment.yml), which needs Python >= 3.11.
-PYTHON_VERSIONS = ("3.11", "3.12")
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 CACHES = ("none", "redis")
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

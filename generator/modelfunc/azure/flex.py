@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 import time
 import zipfile
@@ -86,12 +87,18 @@ def eventgrid_project(project: Project) -> Project:
 
 
 def _pip_vendor(requirements: Path, dest: Path, python_version: str) -> None:
-    from ..image import resolve_dependencies
+    """The app's lock (written beside requirements.txt), its installed tree copied into the package."""
+    from .. import appenv
 
-    deps = resolve_dependencies(requirements, dest, python_version=python_version)
-    if deps.site_packages is None:
-        raise DeployError(f"the dependencies cannot be vendored as wheels: {deps.fallback_reason}",
-                          hint="Flex Consumption runs no build here: every requirement needs a linux/amd64 wheel")
+    try:
+        lock = appenv.resolve(requirements, python_version=python_version)
+    except appenv.NoWheel as e:
+        raise DeployError(f"the dependencies cannot be vendored as wheels: {e.message}",
+                          hint="Flex Consumption runs no build here: every requirement needs a linux/amd64 wheel"
+                          ) from None
+    appenv.write_lock(lock, requirements.parent)
+    tree = appenv.site_tree(lock, file=requirements)
+    shutil.copytree(tree, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "bin"))
 
 
 def build_package(project: Project, work: Path, *, vendor: Vendor = _pip_vendor,

@@ -621,6 +621,15 @@ class HostServer:
                     f"generated for this run (set {MASTER_KEY_SETTING} to choose it): {self.master_key}")
         return f"Admin API (/admin/...): needs the master key in app setting {MASTER_KEY_SETTING} ({how})"
 
+    def environment(self) -> dict[str, str | None] | None:
+        """{name: version} this process imports for each package of the app's lock (None: the app has no lock),
+        asked of the app's own runtime shim, as the image's self-test asks it."""
+        import sys
+
+        runtime = sys.modules.get("modelfunc_runtime")
+        locked = getattr(runtime, "locked_versions", None)
+        return locked(self.app.path) if locked is not None else None
+
     def run(self, *, ready_file: str | Path | None = None, log_level: str = "warning") -> int:
         """Serve until SIGINT/SIGTERM. Returns a process exit code."""
         from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -647,7 +656,8 @@ class HostServer:
             if server.started:
                 if ready_file:  # whole or not at all: a watcher may read it the moment it appears
                     tmp = Path(f"{ready_file}.{os.getpid()}.tmp")
-                    tmp.write_text(json.dumps({"url": base_url, "state": self.state}))
+                    tmp.write_text(json.dumps({"url": base_url, "state": self.state,
+                                               "environment": self.environment()}))
                     tmp.replace(ready_file)
                 print(f"Host running at {base_url} (state {self.state}); Ctrl+C stops it", flush=True)
             await serve

@@ -448,6 +448,11 @@ class EntryScript:
         script_dir = str(self.path.parent)
         if script_dir not in sys.path:
             sys.path.insert(0, script_dir)  # score.py may import modules that sit beside it
+        try:  # azureml.core's Model.get_model_path for score.py, found in AZUREML_MODEL_DIR (the file beside this one)
+            from . import modelfunc_azureml_compat as azureml_compat  # type: ignore[attr-defined]  # in the package
+        except ImportError:
+            import modelfunc_azureml_compat as azureml_compat  # type: ignore[no-redef]  # in an app
+        azureml_compat.install()
         try:
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         except BaseException as ex:  # noqa: BLE001 - any failure in user code at import is a startup error
@@ -1046,6 +1051,31 @@ def load(app_file: str | os.PathLike[str], *, entry_script: str = "score.py", mo
 
 
 SELFTEST_MARK = "MODELFUNC-SELFTEST "
+LOCK_NAME = "requirements.lock"  # appenv.LOCK_NAME: written beside this file by `modelfunc package`
+
+
+def locked_versions(app_dir: str | os.PathLike[str] | None = None) -> dict[str, str | None] | None:
+    """{name: the version this process imports} for every package of the app's lock (None: not importable), read
+    from the installed distributions this interpreter finds first — what the app really runs, to be compared with
+    the lock. None when the app has no lock."""
+    import re
+    from importlib.metadata import PackageNotFoundError, version
+
+    lock = Path(app_dir or Path(__file__).resolve().parent) / LOCK_NAME
+    try:
+        text = lock.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    out: dict[str, str | None] = {}
+    for line in text.splitlines():
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==", line)
+        if m:
+            key = re.sub(r"[-_.]+", "-", m.group(1)).lower()  # PEP 503, as packaging.utils.canonicalize_name
+            try:
+                out[key] = version(m.group(1))
+            except PackageNotFoundError:
+                out[key] = None
+    return out
 
 
 class _Out:
@@ -1133,7 +1163,7 @@ def selftest(sample: str, function_name: str | None = None) -> int:
         through = _through_function(function, data, sample, ctype)
         result = {"ok": outcome.ok and through["status"] == 200, "status": through["status"],
                   "functions": list(functions), "style": entry.style, "body": through["body"],
-                  "direct": direct, "function": through,
+                  "direct": direct, "function": through, "environment": locked_versions(os.getcwd()),
                   "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
     except BaseException as ex:  # noqa: BLE001 - every failure is the result
         result = {"ok": False, "error": f"{type(ex).__name__}: {ex}", "traceback": traceback.format_exc()}
