@@ -92,7 +92,7 @@ def test_the_action_packages_runs_and_tests_an_http_model(act: Act) -> None:
     assert "| path | expected | actual | result |" in run.summary
     assert "| (root) | <code>[661.6371, 362.4341]</code> | <code>[661.6371, 362.4341]</code> | match |" in run.summary
     assert run.log.annotations == []
-    assert run.log.groups == ["package diabetes-http", "install the app's requirements",
+    assert run.log.groups == ["package diabetes-http", "the app's environment (its own Python, from its lock)",
                               "score the sample with run() called directly", "start the local host", "test the sample"]
     assert "### modelfunc golden answer: ✅ the same answer everywhere" in run.summary
     assert Path(run.outputs["golden"]).is_file()
@@ -114,7 +114,7 @@ def test_the_action_packages_runs_and_tests_an_http_model(act: Act) -> None:
     assert up.command == ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(act.runner.script_path("up"))]
     inputs = {k: v for k, v in up.env.items() if k.startswith("INPUT_")}
     assert inputs == {"INPUT_MODEL_REPO": "model", "INPUT_CONFIG": "modelfunc.yaml", "INPUT_TARGET": "local",
-                      "INPUT_CONNECTION_STRING": "", "INPUT_INSTALL_REQUIREMENTS": "true",
+                      "INPUT_CONNECTION_STRING": "",
                       "INPUT_RUN_BLOB_TEST": "true", "INPUT_BLOB_TEST_TIMEOUT": "",  # "": by target and trigger
                       "INPUT_BUILD_IMAGE": "", "INPUT_BASE_IMAGE": ""}
     assert up.env["MODELFUNC_AZURITE"] == str(ROOT / "node_modules" / ".bin" / "azurite-blob")
@@ -271,9 +271,15 @@ def test_the_action_installs_itself_for_real(tmp_path: Path) -> None:
     assert run.conclusion == "success", run.log.text()[-3000:]
     assert run.outputs["test-result"] == "pass"
     venv_python = act.temp / "modelfunc-venv" / "bin" / "python"
-    check = subprocess.run([str(venv_python), "-c", "import modelfunc, numpy; print(modelfunc.__file__)"],
+    check = subprocess.run([str(venv_python), "-c", "import modelfunc; print(modelfunc.__file__)"],
                            capture_output=True, text=True, check=True)
     assert str(act.temp / "modelfunc-venv") in check.stdout  # installed into the action's venv, not editable
+    # The app's requirements (numpy) ran from the app's own environment: none of them reached modelfunc's venv,
+    # and pip finds nothing broken there.
+    numpy = subprocess.run([str(venv_python), "-c", "import numpy"], capture_output=True, text=True)
+    assert numpy.returncode == 1 and "No module named 'numpy'" in numpy.stderr
+    pip_check = subprocess.run([str(venv_python), "-m", "pip", "check"], capture_output=True, text=True)
+    assert pip_check.returncode == 0, pip_check.stdout + pip_check.stderr
     assert (action_dir / "node_modules" / ".bin" / "azurite-blob").exists()
     assert not (action_dir / "node_modules" / "@actions" / "expressions").exists()  # dev tools left out
 

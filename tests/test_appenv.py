@@ -223,3 +223,16 @@ def test_a_lock_for_a_python_this_machine_cannot_run_falls_back_loudly(tmp_path)
         in result.stderr
     assert "Run modelfunc on Python 3.13 to run the locked versions here too" in result.stderr
     assert "(the local run used its requirements resolved for this machine's Python: not compared)" in result.stdout
+
+
+@pytest.mark.parametrize(("got", "newest", "far"), [
+    ("1.0.45", "1.62.0", True),  # the azureml-defaults
+    ("1.26.4", "2.4.0", True),  # another major version
+    ("0.15.1", "0.18.0", True),  # three minor versions behind
+    ("2.4.6", "2.5.5", False),  # numpy 2.5 needs Python >= 3.12: the usual march of releases, not worth a warning
+    ("2026.6", "2026.7", False),
+])
+def test_far_below_is_a_major_version_or_two_minor_versions(got: str, newest: str, far: bool) -> None:
+    from packaging.version import Version
+
+    assert appenv._far(Version(got), Version(newest)) is far

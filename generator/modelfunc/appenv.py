@@ -276,10 +276,19 @@ def _installs(spec: str, python_version: str, cache_dir: Path | None) -> str | N
     return None
 
 
+def _far(got: Version, newest: Version) -> bool:
+    """Far below: another major version, or two minor versions or more behind (numpy 2.4 where 2.5 needs a newer
+    Python is the usual march of releases; azureml-defaults 1.0.45 where 1.62 is out is not)."""
+    major, minor = (newest.release + (0,))[:2]
+    got_major, got_minor = (got.release + (0,))[:2]
+    return got_major < major or (got_major == major and minor - got_minor >= 2)
+
+
 def _far_below(report: dict, requirements: Path, *, python_version: str, cache_dir: Path | None,
                progress: Progress) -> list[str]:
-    """Notes for requirements the user left open above that resolved below their newest release because the
-    newest cannot be installed from wheels on the target: which, why, and a pin or Python version that fixes it.
+    """Notes for requirements the user left open above that resolved far below their newest release (see _far)
+    because the newest cannot be installed from wheels on the target: which, why, and a pin or Python version that
+    fixes it.
     (Held back by another requirement's constraint is not reported: that is a resolution working.)"""
     resolved = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"]
                 for i in report.get("install", []) if i.get("requested")}
@@ -295,8 +304,8 @@ def _far_below(report: dict, requirements: Path, *, python_version: str, cache_d
         if any(s.operator in ("==", "===", "~=", "<", "<=") for s in req.specifier):
             continue  # pinned or capped by the user: an older version is what they asked for
         got = resolved.get(canonicalize_name(req.name))
-        newest = _newest(req.name, cache_dir)
-        if got is None or newest is None or Version(got) >= newest:
+        newest = _newest(req.name, cache_dir) if got is not None else None
+        if got is None or newest is None or not _far(Version(got), newest):
             continue
         progress(f"dependencies: {req.name} resolved to {got}, its newest release is {newest}: checking why")
         why = _installs(f"{req.name}=={newest}", python_version, cache_dir)

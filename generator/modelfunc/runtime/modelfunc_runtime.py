@@ -344,11 +344,13 @@ class PredictionCache:
         else:
             cache_logger.debug("Redis cache at %s still unavailable (%s)", self.where, self.last_error)
 
-    def _succeeded(self) -> None:
+    def _succeeded(self, started: float) -> None:
+        """A call that began at ``started`` (monotonic) answered. One sent before the outage was noticed says nothing
+        about Redis now (it was answered just before Redis went): only a later one ends the outage."""
         if self._down_since is None:
             return
         with self._lock:
-            if self._down_since is None:
+            if self._down_since is None or started < self._down_since:
                 return
             down_for = time.monotonic() - self._down_since
             self._down_since, self._backoff, self.last_error = None, CACHE_BACKOFF_S[0], None
@@ -360,13 +362,14 @@ class PredictionCache:
         if not self._usable():
             self.bypassed += 1
             return None
+        started = time.monotonic()
         try:
             value = self._client.get(key)
         except self._errors as e:
             self._failed(e)
             self.bypassed += 1
             return None
-        self._succeeded()
+        self._succeeded(started)
         if value is None:
             self.misses += 1
         else:
@@ -381,12 +384,13 @@ class PredictionCache:
             return False
         if not self._usable():
             return False
+        started = time.monotonic()
         try:
             self._client.set(key, value, ex=self.ttl_seconds)
         except self._errors as e:
             self._failed(e)
             return False
-        self._succeeded()
+        self._succeeded(started)
         self.stored += 1
         return True
 
