@@ -586,3 +586,44 @@ def sample_record(repo: Path, config_file: str | None, yes: bool, timeout: float
         raise SystemExit(1)
     amlv1.write_expected(project, data)
     click.echo(f"{'Replaced' if replaces else 'Wrote'} {expected}")
+
+
+# ---------------------------------------------------------------------------- new (the template)
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+# Each option's name is the template variable it answers (template/cookiecutter.json); newproject checks them all.
+@click.option("--name", "project_name", help="Project name, a title for people: the folder and the Azure names are "
+                                             "made from it.  [default: Diabetes Scorer]")
+@click.option("--trigger", help="What starts a scoring: blob, http or service-bus-queue.  [default: blob]")
+@click.option("--input-path", "blob_input_path", help="Blob: the input path pattern, with {blobname}.")
+@click.option("--output-path", "blob_output_path", help="Blob: the output path pattern, in another container.")
+@click.option("--auth-level", "http_auth_level", help="HTTP: who may call it: function, anonymous or admin.")
+@click.option("--input-queue", "service_bus_input_queue", help="Service Bus: the queue the requests arrive on.")
+@click.option("--output-queue", "service_bus_output_queue", help="Service Bus: the queue the answers go to.")
+@click.option("--python-version", help="Python of the Functions image: 3.11, 3.12 or 3.13.")
+@click.option("--cache", help="Cache predictions: none or redis.")
+@click.option("--app-name", help="Azure Function App name.  [default: made from the project name]")
+@click.option("--resource-group", help="Azure resource group.  [default: rg-<project folder>]")
+@click.option("--location", help="Azure region.")
+@click.option("--storage-prefix", help="Azure storage account name prefix.  [default: made from the project name]")
+@click.option("--registry", help="Azure Container Registry name.  [default: made from the project name]")
+@click.option("--action-ref", help="The modelfunc GitHub Action the workflow uses (owner/repo@version).")
+@click.option("--no-input", is_flag=True, help="Ask nothing: each value no option gives is the template's default.")
+@click.pass_context
+def new(ctx: click.Context, directory: Path, no_input: bool, **given: str | None) -> None:
+    """Start a model repo from modelfunc's template, in a new folder (named after the project) in DIRECTORY.
+
+    Asks only what applies to the trigger chosen (an option answers its question instead), checks each answer as
+    it is given (a bad one is asked again) and generates nothing before all are in. Answers are read from stdin,
+    a terminal or not (a here-doc works; an empty line takes the default shown); when stdin ends first and is not
+    a terminal (</dev/null), the questions left take the template's defaults, as `cookiecutter --no-input` does.
+    `cookiecutter <modelfunc repo> --directory template` makes the same repo.
+    """
+    from .newproject import new as new_project
+
+    options = {p.name: p.opts[0] for p in ctx.command.params if isinstance(p, click.Option) and p.name}
+    project = new_project(directory, {k: v for k, v in given.items() if v is not None}, options=options,
+                          ask=not no_input)
+    click.echo(project)

@@ -6,6 +6,10 @@ pasted into code, so quotes, braces or backslashes in a value cannot change what
 
 A bad value stops generation (exit code 1): each message names the field, the rule and a good value, and
 cookiecutter removes the half-made project directory.
+
+These rules have one home, here: ``modelfunc new`` imports this file as it is in the template (unrendered: the
+one Jinja expression is only evaluated when it runs as cookiecutter's hook) and calls ``validate(values)`` to
+check each answer as it is typed. So the only Jinja in this file is that expression: no other double braces.
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ import json
 import re
 import sys
 import unicodedata
-
-VALUES = json.loads({{ cookiecutter | tojson | tojson }})  # noqa: F821 - Jinja, rendered before this runs
 
 TRIGGERS = ("blob", "http", "service-bus-queue")
 AUTH_LEVELS = ("function", "anonymous", "admin")
@@ -29,6 +31,8 @@ LOCATION = re.compile(r"[a-z][a-z0-9]{1,39}")
 STORAGE = re.compile(r"[a-z0-9]{3,24}")
 REGISTRY = re.compile(r"[A-Za-z0-9]{5,50}")
 CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+# A Service Bus queue name, as modelfunc.yaml takes it (modelfunc's config.py: ServiceBusQueueTrigger).
+QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]{0,259}")
 PATH_CHARS = re.compile(r"[A-Za-z0-9._\-/{}]+")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ACTION_REF = re.compile(
@@ -37,15 +41,16 @@ ACTION_REF = re.compile(
 )
 
 
-def _choice(field: str, allowed: tuple[str, ...], example: str | None = None, why: str = "") -> list[str]:
-    value = VALUES.get(field)
+def _choice(values: dict, field: str, allowed: tuple[str, ...], example: str | None = None,
+            why: str = "") -> list[str]:
+    value = values.get(field)
     if value in allowed:
         return []
     return [f"{field}: {value!r} is not one of {', '.join(allowed)}{why}; e.g. {example or allowed[0]!r}"]
 
 
-def _project_name() -> list[str]:
-    name = VALUES.get("project_name")
+def _project_name(values: dict) -> list[str]:
+    name = values.get("project_name")
     example = "e.g. 'Diabetes Scorer'"
     if not isinstance(name, str) or not name.strip():
         return [f"project_name: is empty; give the project a name, {example}"]
@@ -57,46 +62,46 @@ def _project_name() -> list[str]:
                 f"expression syntax; leave braces out, {example}"]
     if len(name) > 80:
         return [f"project_name: {name[:40]!r}... is {len(name)} characters; use at most 80, {example}"]
-    slug = VALUES.get("__project_slug")
+    slug = values.get("__project_slug")
     if not isinstance(slug, str) or not SLUG.fullmatch(slug) or len(slug) > 40:
         return [f"project_name: {name!r} has no letters or digits to name the project folder after "
                 f"(it became {slug!r}); {example}"]
     return []
 
 
-def _azure_names() -> list[str]:
+def _azure_names(values: dict) -> list[str]:
     errors = []
-    app = VALUES.get("app_name")
+    app = values.get("app_name")
     if not isinstance(app, str) or not APP_NAME.fullmatch(app):
         errors.append(f"app_name: {app!r} is not a valid Function App name: 2-60 letters, digits and hyphens, "
                       "not starting or ending with a hyphen; e.g. 'diabetes-scorer'")
-    group = VALUES.get("resource_group")
+    group = values.get("resource_group")
     if (not isinstance(group, str) or not 1 <= len(group) <= 90 or group.endswith(".")
             or not all(c.isalnum() or c in "_-.()" for c in group)):
         errors.append(f"resource_group: {group!r} is not a valid resource group name: 1-90 letters, digits, "
                       "underscores, hyphens, periods and parentheses, not ending with a period; "
                       "e.g. 'rg-diabetes-scorer'")
-    location = VALUES.get("location")
+    location = values.get("location")
     if not isinstance(location, str) or not LOCATION.fullmatch(location):
         errors.append(f"location: {location!r} is not an Azure region name: lowercase letters and digits as "
                       "`az account list-locations -o table` shows them; e.g. 'westeurope'")
-    storage = VALUES.get("storage_prefix")
+    storage = values.get("storage_prefix")
     if not isinstance(storage, str) or not STORAGE.fullmatch(storage):
         errors.append(f"storage_prefix: {storage!r} is not valid for a storage account name: 3-24 lowercase "
                       "letters and digits, nothing else; e.g. 'diabetesscorer'")
-    registry = VALUES.get("registry")
+    registry = values.get("registry")
     if not isinstance(registry, str) or not REGISTRY.fullmatch(registry):
         errors.append(f"registry: {registry!r} is not a valid container registry name: 5-50 letters and digits; "
                       "e.g. 'diabetesscoreracr'")
     return errors
 
 
-def _blob_paths() -> list[str]:
+def _blob_paths(values: dict) -> list[str]:
     errors = []
     paths = {}
     for field, example in (("blob_input_path", "input/{blobname}.json"),
                            ("blob_output_path", "output/{blobname}_out.json")):
-        value = VALUES.get(field)
+        value = values.get(field)
         good = f"e.g. {example!r}"
         if not isinstance(value, str) or not PATH_CHARS.fullmatch(value):
             errors.append(f"{field}: {value!r} may hold only letters, digits, '.', '_', '-', '/' and "
@@ -131,8 +136,27 @@ def _blob_paths() -> list[str]:
     return errors
 
 
-def _action_ref() -> list[str]:
-    ref = VALUES.get("action_ref")
+def _queues(values: dict) -> list[str]:
+    errors = []
+    names = {}
+    for field, example in (("service_bus_input_queue", "scoring-requests"),
+                           ("service_bus_output_queue", "scoring-results")):
+        value = values.get(field)
+        if not isinstance(value, str) or not QUEUE.fullmatch(value) or value.endswith(("/", ".")):
+            errors.append(f"{field}: {value!r} is not a valid Service Bus queue name: 1-260 letters, digits, '.', "
+                          "'-', '_' and '/', starting with a letter or digit, not ending with '/' or '.'; "
+                          f"e.g. {example!r}")
+        else:
+            names[field] = value
+    source, target = names.get("service_bus_input_queue"), names.get("service_bus_output_queue")
+    if source is not None and target is not None and source.lower() == target.lower():
+        errors.append(f"service_bus_output_queue: {target!r} is also the input queue, so every answer would be "
+                      "scored again; use another queue, e.g. 'scoring-results'")
+    return errors
+
+
+def _action_ref(values: dict) -> list[str]:
+    ref = values.get("action_ref")
     example = "e.g. 'modelfunc/modelfunc@v1' or a full commit SHA after the @"
     if not isinstance(ref, str) or "@" not in ref:
         return [f"action_ref: {ref!r} names no version: write owner/repo@version, {example}"]
@@ -143,22 +167,24 @@ def _action_ref() -> list[str]:
     return []
 
 
-def validate() -> list[str]:
+def validate(values: dict) -> list[str]:
+    """Every bad value, one message each: the field's name, ': ', the value, the rule and a good example."""
     return [
-        *_project_name(),
-        *_choice("trigger", TRIGGERS),
-        *_blob_paths(),
-        *_choice("http_auth_level", AUTH_LEVELS),
-        *_choice("python_version", PYTHON_VERSIONS, why=" (the shipped model needs scikit-learn 1.9.1, "
+        *_project_name(values),
+        *_choice(values, "trigger", TRIGGERS),
+        *_blob_paths(values),
+        *_choice(values, "http_auth_level", AUTH_LEVELS),
+        *_queues(values),
+        *_choice(values, "python_version", PYTHON_VERSIONS, why=" (the shipped model needs scikit-learn 1.9.1, "
                  "which needs Python 3.11 or newer)"),
-        *_choice("cache", CACHES),
-        *_azure_names(),
-        *_action_ref(),
+        *_choice(values, "cache", CACHES),
+        *_azure_names(values),
+        *_action_ref(values),
     ]
 
 
-def main() -> int:
-    errors = validate()
+def main(values: dict) -> int:
+    errors = validate(values)
     if errors:
         print("error: these template values are not valid, so nothing was generated:", file=sys.stderr)
         for error in errors:
@@ -169,4 +195,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(json.loads({{ cookiecutter | tojson | tojson }})))  # noqa: F821 - Jinja, rendered before this runs
