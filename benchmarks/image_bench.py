@@ -12,7 +12,10 @@ c) the layout ``func init --docker`` writes (``COPY requirements.txt /``, ``RUN 
    ``COPY . /home/site/wwwroot``) over the same rendered app (``modelfunc package --no-build``): built
    with docker-py and pushed as bench/funcinit:t0 (cold, not timed), then the same score.py change and
    build + push as t1, timed. The local base image has no pip, so a derived base adds a venv
-   (``python3 -m venv /opt/venv``), built once and not timed; the pip install step uses host networking;
+   (``python3 -m venv /opt/venv``) and this machine's CA bundle (the file pip verifies the index with here:
+   PIP_CERT, SSL_CERT_FILE and REQUESTS_CA_BUNDLE point at it), built once and not timed; the pip install
+   step uses host networking and reaches the index this machine's pip configuration names (read at run
+   time: no index is named here), with TLS verification on;
 d) one table with the goals, and the numbers as JSON (``--json FILE``).
 
 Bytes pushed are what the engine reports for the layers it uploaded (the sum of ``progressDetail.total``
@@ -76,12 +79,21 @@ COPY . /home/site/wwwroot
 """
 FUNCINIT_DOCKERIGNORE = "local.settings.json\n"
 
-# The Functions base image has pip on the PATH; the local one has python3 and python3-venv but no pip.
+# The Functions base image has pip on the PATH; the local one has python3 and python3-venv but no pip. pip in the
+# build verifies the index's certificate with this machine's CA bundle (CA_BUNDLE in the build context): a mirror or
+# proxy this machine trusts is trusted in the build the same way, and verification is never turned off.
+CA_BUNDLE = "ca-bundle.crt"
+CA_BUNDLE_IN_IMAGE = "/etc/ssl/modelfunc-bench/ca-bundle.crt"
 DERIVED_BASE_DOCKERFILE = """\
-# Written by benchmarks/image_bench.py: the local base plus pip (in a venv), as the Functions base image has.
+# Written by benchmarks/image_bench.py: the local base plus pip (in a venv), as the Functions base image has,
+# and the CA bundle of the machine that ran the benchmark.
 FROM {base}
 RUN python3 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH{pip_env}
+COPY {bundle} {bundle_path}
+ENV PATH=/opt/venv/bin:$PATH \\
+    PIP_CERT={bundle_path} \\
+    SSL_CERT_FILE={bundle_path} \\
+    REQUESTS_CA_BUNDLE={bundle_path}{pip_env}
 """
 
 
@@ -371,36 +383,73 @@ def funcinit_round(client: Any, context: Path, registry: Registry, tag: str, bas
             "bytes_pushed": pushed["bytes_pushed"]}
 
 
-def pip_env_for_build(explicit: list[str]) -> dict[str, str]:
-    """PIP_* settings baked into the derived base so that `pip install` in the build reaches the index.
+# The pip settings --pip-env may add: where the index is and how long to wait for it. Nothing that changes how
+# pip verifies the index's certificate (the CA bundle is this machine's, see ca_bundle()).
+PIP_ENV_NAMES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT", "PIP_RETRIES",
+                 "PIP_PROXY", "PIP_NO_CACHE_DIR", "PIP_PREFER_BINARY", "PIP_ONLY_BINARY")
 
-    Only settings that mean something inside the container are taken from this machine's pip
-    configuration: an http(s) index / extra index, trusted hosts. Local paths (find-links, file://
-    indexes, constraint files) do not exist in the container and are left out.
-    """
-    env: dict[str, str] = {}
+
+def pip_config() -> dict[str, str]:
+    """This machine's pip configuration (its files and PIP_* variables), as `pip config list` reads it: key -> value."""
     try:
         out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
                              timeout=60, stdin=subprocess.DEVNULL).stdout
     except (OSError, subprocess.TimeoutExpired):
         out = ""
-    keys = {"index-url": "PIP_INDEX_URL", "extra-index-url": "PIP_EXTRA_INDEX_URL",
-            "trusted-host": "PIP_TRUSTED_HOST"}
+    config: dict[str, str] = {}
     for line in out.splitlines():
         name, sep, value = line.partition("=")
-        key = name.split(".", 1)[-1]
-        if not sep or key not in keys:
-            continue
-        value = value.strip().strip("'\"")
-        words = [w for w in value.split() if key == "trusted-host" or w.startswith(("http://", "https://"))]
+        if sep:
+            # ":env:.index-url" (a PIP_* variable) wins over "global.index-url" (a file), as in pip.
+            key = name.split(".", 1)[-1]
+            if name.startswith(":env:.") or key not in config:
+                config[key] = value.strip().strip("'\"")
+    return config
+
+
+def pip_env_for_build(explicit: list[str], config: dict[str, str] | None = None) -> dict[str, str]:
+    """PIP_* settings baked into the derived base so that `pip install` in the build reaches the index.
+
+    The index and extra indexes come from this machine's pip configuration at run time (nothing here names
+    one); only http(s) ones mean something inside the container: local paths (find-links, file:// indexes,
+    constraint files) do not exist there and are left out.
+    """
+    config = pip_config() if config is None else config
+    env: dict[str, str] = {}
+    for key, name in (("index-url", "PIP_INDEX_URL"), ("extra-index-url", "PIP_EXTRA_INDEX_URL")):
+        words = [w for w in config.get(key, "").split() if w.startswith(("http://", "https://"))]
         if words:
-            env[keys[key]] = " ".join(words)
+            env[name] = " ".join(words)
     for pair in explicit:
         name, sep, value = pair.partition("=")
-        if not sep or not name.startswith("PIP_"):
-            raise SystemExit(f"--pip-env {pair!r}: expected PIP_NAME=VALUE")
+        if not sep or name not in PIP_ENV_NAMES:
+            raise SystemExit(f"--pip-env {pair!r}: expected NAME=VALUE with NAME one of {', '.join(PIP_ENV_NAMES)}")
         env[name] = value
     return env
+
+
+def ca_bundle(config: dict[str, str] | None = None) -> Path:
+    """The CA bundle pip on this machine verifies the index with: pip's `cert` setting (PIP_CERT or a pip
+    configuration file), else REQUESTS_CA_BUNDLE / SSL_CERT_FILE, else the system's OpenSSL bundle, else certifi's."""
+    import ssl
+
+    config = pip_config() if config is None else config
+    paths = ssl.get_default_verify_paths()
+    candidates = [config.get("cert"), os.environ.get("REQUESTS_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE"),
+                  paths.cafile, paths.openssl_cafile]
+    try:
+        import certifi
+
+        candidates.append(certifi.where())
+    except ImportError:
+        from pip._vendor import certifi
+
+        candidates.append(certifi.where())
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise Unmeasured("no CA bundle found for the derived base (pip's cert setting, REQUESTS_CA_BUNDLE, "
+                     "SSL_CERT_FILE, OpenSSL's default file, certifi)")
 
 
 PROBE = ["pip", "index", "versions", "--retries", "0", "--timeout", "30", "pip"]
@@ -421,35 +470,27 @@ def probe_pip(client: Any, image: str, timeout: float) -> tuple[bool, str]:
     return code == 0, output
 
 
-def derived_base(client: Any, base: str, tag: str, pip_env: dict[str, str], work: Path) -> tuple[dict[str, str], bool]:
-    """Build the base plus a venv with pip; make sure pip reaches the index from inside a build.
-
-    When the index's TLS certificate cannot be verified in the container (this machine's pip trusts a CA
-    the base image does not have) and no PIP_TRUSTED_HOST was given, the index hosts are trusted instead.
-    Returns the pip settings baked in, and whether the hosts had to be trusted that way.
-    """
+def derived_base(client: Any, base: str, tag: str, pip_env: dict[str, str], bundle: Path, work: Path) -> None:
+    """Build the base plus a venv with pip and this machine's CA bundle; make sure pip reaches the index from
+    inside a build, verifying its certificate."""
     context = work / "funcinit-base"
     context.mkdir(exist_ok=True)
-    for attempt in range(2):
-        env_lines = "".join(f" \\\n    {k}={json.dumps(v)}" for k, v in sorted(pip_env.items()))
-        (context / "Dockerfile").write_text(DERIVED_BASE_DOCKERFILE.format(base=base, pip_env=env_lines),
-                                            encoding="utf-8")
-        image_id = build_image(client, context, tag, network="none")["image_id"]
-        ok, output = probe_pip(client, tag, timeout=120)
-        if ok:
-            return pip_env, attempt == 1
-        with contextlib.suppress(Exception):
-            client.images.remove(image_id, force=True)
-        if attempt == 0 and "CERTIFICATE_VERIFY_FAILED" in output and "PIP_TRUSTED_HOST" not in pip_env:
-            urls = [u for k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL") for u in pip_env.get(k, "").split()]
-            hosts = sorted({httpx.URL(u).host for u in urls} or {"pypi.org"}) + ["files.pythonhosted.org"]
-            pip_env = {**pip_env, "PIP_TRUSTED_HOST": " ".join(dict.fromkeys(hosts))}
-            progress("    pip cannot verify the index's certificate in the container: trusting the index hosts")
-            continue
-        break
+    shutil.copyfile(bundle, context / CA_BUNDLE)
+    env_lines = "".join(f" \\\n    {k}={json.dumps(v)}" for k, v in sorted(pip_env.items()))
+    (context / "Dockerfile").write_text(DERIVED_BASE_DOCKERFILE.format(base=base, bundle=CA_BUNDLE,
+                                                                       bundle_path=CA_BUNDLE_IN_IMAGE,
+                                                                       pip_env=env_lines), encoding="utf-8")
+    image_id = build_image(client, context, tag, network="none")["image_id"]
+    ok, output = probe_pip(client, tag, timeout=120)
+    if ok:
+        return
+    with contextlib.suppress(Exception):
+        client.images.remove(image_id, force=True)
     tail = "\n".join("    | " + ln for ln in output.splitlines()[-10:])
-    raise Unmeasured(f"pip in the derived base cannot reach the package index ({' '.join(PROBE)}):\n{tail}\n"
-                     "pass the settings it needs with --pip-env PIP_NAME=VALUE")
+    hint = (f"the index's certificate is not signed by a CA in {bundle} (this machine's CA bundle): point pip's "
+            "cert setting (PIP_CERT) at the bundle that verifies it" if "CERTIFICATE_VERIFY_FAILED" in output
+            else "pass the settings it needs with --pip-env NAME=VALUE")
+    raise Unmeasured(f"pip in the derived base cannot reach the package index ({' '.join(PROBE)}):\n{tail}\n{hint}")
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -594,14 +635,16 @@ def measure_funcinit(results: dict[str, Any], client: Any, context: Path, regist
     derived = f"modelfunc-bench/funcinit-base:{registry.port}"
     created.extend([derived, f"{image}:t0", f"{image}:t1"])
     progress(f"==> derived base {derived}: {args.base_image} + python3 -m venv /opt/venv (not timed)")
-    pip_env, trusted = derived_base(client, args.base_image, derived, pip_env_for_build(args.pip_env), work)
+    config = pip_config()
+    pip_env, bundle = pip_env_for_build(args.pip_env, config), ca_bundle(config)
+    derived_base(client, args.base_image, derived, pip_env, bundle, work)
     results["funcinit"]["pip_env"] = pip_env
-    if trusted:
-        results["notes"].append("pip inside the build could not verify the index's TLS certificate (this "
-                                "machine's pip trusts a CA the base image lacks): the derived base sets "
-                                f"PIP_TRUSTED_HOST={pip_env['PIP_TRUSTED_HOST']}")
-    if pip_env and not (trusted and len(pip_env) == 1):
-        results["notes"].append("pip settings baked into the derived base for the func-init build: "
+    results["funcinit"]["ca_bundle"] = str(bundle)
+    results["notes"].append(f"the derived base carries this machine's CA bundle ({bundle}; PIP_CERT, SSL_CERT_FILE "
+                            "and REQUESTS_CA_BUNDLE point at it): pip in the build verifies the index's certificate")
+    if pip_env:
+        results["notes"].append("pip settings baked into the derived base for the func-init build (from this "
+                                "machine's pip configuration and --pip-env): "
                                 + ", ".join(f"{k}={v}" for k, v in sorted(pip_env.items())))
     (context / "Dockerfile").write_text(FUNCINIT_DOCKERFILE.format(base=derived), encoding="utf-8")
     (context / ".dockerignore").write_text(FUNCINIT_DOCKERIGNORE, encoding="utf-8")
@@ -649,7 +692,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-mib", type=float, default=20.0, help="size of the added model file")
     p.add_argument("--seed", type=int, default=0, help="seed of the added model file's random data")
     p.add_argument("--pip-env", action="append", default=[], metavar="PIP_NAME=VALUE",
-                   help="extra pip setting for the func-init build's pip install (baked into the derived base)")
+                   help="extra pip setting for the func-init build's pip install (baked into the derived base): "
+                   "the index, timeouts, a proxy; " + ", ".join(PIP_ENV_NAMES))
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for each package/build/push")
     p.add_argument("--json", type=Path, help="also write the numbers here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, contexts, registry)")
