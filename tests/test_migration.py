@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from modelfunc.config import SUPPORTED_PYTHON, PythonTarget, load_project, neare
 from modelfunc.environment import read_requirements
 from modelfunc.errors import ConfigError, EnvironmentSpecError
 from modelfunc.sourcedir import BUILD_MARKER
+from repo_steps import Step, steps, write
 
 # ------------------------------------------------------------------ the project, as the Azure ML v1 docs have it
 
@@ -390,27 +390,10 @@ def test_sample_record_shows_the_answer_and_asks_before_writing(tmp_path: Path, 
 # ------------------------------------------------------------------ each bad input: its message, nothing written
 
 MIGRATION = "Azure ML v1 project"
-Step = Callable[[Path], None]
-
-
-def _write(rel: str, text: str) -> Step:
-    def step(repo: Path) -> None:
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-
-    return step
-
-
-def _both(*parts: Step) -> Step:
-    def step(repo: Path) -> None:
-        for part in parts:
-            part(repo)
-
-    return step
 
 
 CONFIG = f'python_version: "3.11"\nenvironment: myenv.yml\nmodel_files: [{MODEL}]\ntrigger: http\n'
-SAMPLES = _both(_write("samples/input.json", SAMPLE), _write("samples/expected.json", "[1.0, 2.0]\n"))
+SAMPLES = steps(write("samples/input.json", SAMPLE), write("samples/expected.json", "[1.0, 2.0]\n"))
 INIT = ["init", "{repo}", "--trigger", "blob", "--python-version", "3.11", "--no-interactive"]
 
 
@@ -429,29 +412,29 @@ def case(id_: str, what: str, breaks: Step, args: list[str], *expect: str, code:
 
 CASES = [
     case("aml-inferenceconfig-not-json", "inferenceconfig.json is not JSON (a comma missing)",
-         _write("inferenceconfig.json", '{\n    "entryScript": "score.py"\n    "condaFile": "myenv.yml"\n}\n'), INIT,
+         write("inferenceconfig.json", '{\n    "entryScript": "score.py"\n    "condaFile": "myenv.yml"\n}\n'), INIT,
          "error: <repo>/inferenceconfig.json:3: is not valid JSON: Expecting ',' delimiter (column 5)",
          "hint: inferenceconfig.json is the JSON file `az ml model deploy --ic` reads"),
     case("aml-inferenceconfig-without-entry-script", "inferenceconfig.json has no entryScript",
-         _write("inferenceconfig.json", '{"runtime": "python", "condaFile": "myenv.yml"}\n'), INIT,
+         write("inferenceconfig.json", '{"runtime": "python", "condaFile": "myenv.yml"}\n'), INIT,
          "error: <repo>/inferenceconfig.json: entryScript: is missing: it names the entry script, the one defining "
          "init() and run()", 'hint: add "entryScript": "score.py"'),
     case("aml-inferenceconfig-entry-script-not-found", "inferenceconfig.json's entryScript names no file",
-         _write("inferenceconfig.json", INFERENCE_CONFIG.replace('"score.py"', '"scoring.py"')), INIT,
+         write("inferenceconfig.json", INFERENCE_CONFIG.replace('"score.py"', '"scoring.py"')), INIT,
          "error: <repo>/inferenceconfig.json:2: entryScript: 'scoring.py' does not exist (looked for scoring.py)",
          "hint: paths in inferenceconfig.json are relative to sourceDirectory when it is set, else to the file's own "
          "folder"),
     case("aml-inferenceconfig-entry-script-not-python", "inferenceconfig.json's entryScript is a notebook",
-         _write("inferenceconfig.json", INFERENCE_CONFIG.replace('"score.py"', '"score.ipynb"')), INIT,
+         write("inferenceconfig.json", INFERENCE_CONFIG.replace('"score.py"', '"score.ipynb"')), INIT,
          "error: <repo>/inferenceconfig.json:2: entryScript: 'score.ipynb' is not a Python file"),
     case("aml-inferenceconfig-conda-file-not-found", "inferenceconfig.json's condaFile names no file",
-         _write("inferenceconfig.json", INFERENCE_CONFIG.replace('"myenv.yml"', '"env.yml"')), INIT,
+         write("inferenceconfig.json", INFERENCE_CONFIG.replace('"myenv.yml"', '"env.yml"')), INIT,
          "error: <repo>/inferenceconfig.json:4: condaFile: 'env.yml' does not exist (looked for env.yml)"),
     case("aml-inferenceconfig-spark-runtime", "inferenceconfig.json's runtime is spark-py",
-         _write("inferenceconfig.json", INFERENCE_CONFIG.replace('"python"', '"spark-py"')), INIT,
+         write("inferenceconfig.json", INFERENCE_CONFIG.replace('"python"', '"spark-py"')), INIT,
          "error: <repo>/inferenceconfig.json:3: runtime: \"spark-py\" is not a runtime an Azure Functions app has"),
     case("aml-inferenceconfig-source-directory-missing", "inferenceconfig.json's sourceDirectory is no folder",
-         _write("inferenceconfig.json", INFERENCE_CONFIG.replace('"sourceDirectory": null',
+         write("inferenceconfig.json", INFERENCE_CONFIG.replace('"sourceDirectory": null',
                                                                  '"sourceDirectory": "./src"')), INIT,
          "error: <repo>/inferenceconfig.json:6: sourceDirectory: './src' does not exist or is not a folder"),
     case("aml-python-3.6-pin-without-override", "myenv.yml pins python=3.6.2, init without --python-version",
@@ -461,7 +444,7 @@ CASES = [
          f"hint: give the version the app should run: modelfunc init --python-version {nearest_python('3.6')} "
          "(modelfunc.yaml then says python_pin: ignore, and myenv.yml stays as Azure ML reads it)"),
     case("aml-python-3.7-pin-at-package", "myenv.yml pins python=3.7 and modelfunc.yaml has no python_pin",
-         _both(_write("myenv.yml", MYENV_YML.replace("3.6.2", "3.7")), _write("modelfunc.yaml", CONFIG), SAMPLES),
+         steps(write("myenv.yml", MYENV_YML.replace("3.6.2", "3.7")), write("modelfunc.yaml", CONFIG), SAMPLES),
          ["package", "{repo}", "--no-build"],
          "error: <repo>/myenv.yml:3: dependencies[0]: pins python 3.7, but the app targets Python 3.11, and no Azure "
          "Functions image runs Python 3.7",
@@ -473,7 +456,7 @@ CASES = [
          "error: --python-version: '3.6' is not a Python version Azure Functions runs; use one of: "
          + ", ".join(SUPPORTED_PYTHON)),
     case("aml-init-over-existing-modelfunc-yaml", "init where modelfunc.yaml exists, without --force",
-         _write("modelfunc.yaml", "trigger: http\n"), INIT,
+         write("modelfunc.yaml", "trigger: http\n"), INIT,
          "error: <repo>/modelfunc.yaml: exists already: init does not replace it",
          "hint: --force writes it again from what is in the repo and the options given"),
     case("aml-init-without-trigger-no-terminal", "init without --trigger, stdin not a terminal",
@@ -492,41 +475,41 @@ CASES = [
          lambda repo: None, ["init", "{repo}", "--trigger", "service_bus_queue", "--python-version", "3.11"],
          "error: --input-queue: is required but missing"),
     case("aml-init-no-project", "init in a folder with neither inferenceconfig.json nor score.py",
-         _both(lambda repo: (repo / "inferenceconfig.json").unlink(), lambda repo: (repo / "score.py").unlink()), INIT,
+         steps(lambda repo: (repo / "inferenceconfig.json").unlink(), lambda repo: (repo / "score.py").unlink()), INIT,
          "error: <repo>: holds no inferenceconfig.json and no score.py: nothing to read the project from"),
     case("aml-two-inference-configs", "two inference configs at the root",
-         _write("inference_config.json", INFERENCE_CONFIG), INIT,
+         write("inference_config.json", INFERENCE_CONFIG), INIT,
          "error: <repo>: holds 2 Azure ML inference configs (inference_config.json, inferenceconfig.json)",
          "hint: write modelfunc.yaml: `modelfunc init --inference-config FILE` reads the one you name"),
     case("aml-inline-environment-without-modelfunc-yaml", "no modelfunc.yaml, the environment inline in "
-         "inferenceconfig.json", _both(_write("inferenceconfig.json", json.dumps(
+         "inferenceconfig.json", steps(write("inferenceconfig.json", json.dumps(
              {"entryScript": "score.py", "environment": {"python": {"condaDependencies": {
                  "dependencies": ["python=3.11", {"pip": ["scikit-learn"]}]}}}}, indent=2)), SAMPLES),
          ["package", "{repo}", "--no-build"],
          "error: <repo>/inferenceconfig.json:5: environment: gives the conda dependencies inline",
          "hint: run `modelfunc init`: it writes them to environment.yml and writes modelfunc.yaml"),
     case("aml-model-files-and-model-dir", "modelfunc.yaml sets model_dir and model_files",
-         _both(_write("modelfunc.yaml", CONFIG + "model_dir: model\n"), SAMPLES), ["package", "{repo}", "--no-build"],
+         steps(write("modelfunc.yaml", CONFIG + "model_dir: model\n"), SAMPLES), ["package", "{repo}", "--no-build"],
          "error: <repo>/modelfunc.yaml: model_dir and model_files are both set"),
     case("aml-model-file-missing", "modelfunc.yaml's model_files names no file",
-         _both(_write("modelfunc.yaml", CONFIG.replace(f"[{MODEL}]", "[model.pkl]")), SAMPLES),
+         steps(write("modelfunc.yaml", CONFIG.replace(f"[{MODEL}]", "[model.pkl]")), SAMPLES),
          ["package", "{repo}", "--no-build"],
          "error: <repo>/modelfunc.yaml:3: model_files[0]: 'model.pkl' does not exist"),
     case("aml-model-files-pattern", "modelfunc.yaml's model_files holds a pattern",
-         _both(_write("modelfunc.yaml", CONFIG.replace(f"[{MODEL}]", '["*.pkl"]')), SAMPLES),
+         steps(write("modelfunc.yaml", CONFIG.replace(f"[{MODEL}]", '["*.pkl"]')), SAMPLES),
          ["package", "{repo}", "--no-build"],
          "error: <repo>/modelfunc.yaml:3: model_files: '*.pkl' is not a model file: name each file"),
     case("aml-model-dir-dot-without-model-files", "model_dir: . where score.py is, no model file beside it",
-         _both(_write("modelfunc.yaml", CONFIG.replace(f"model_files: [{MODEL}]", "model_dir: .")), SAMPLES,
+         steps(write("modelfunc.yaml", CONFIG.replace(f"model_files: [{MODEL}]", "model_dir: .")), SAMPLES,
                lambda repo: (repo / MODEL).unlink()), ["package", "{repo}", "--no-build"],
          "error: <repo>/modelfunc.yaml:3: model_dir: '.' holds the entry script score.py, and no model files are "
          "directly in it"),
     case("aml-sample-record-without-yes", "sample record without --yes, stdin not a terminal",
-         _both(_write("modelfunc.yaml", CONFIG), _write("samples/input.json", SAMPLE)),
+         steps(write("modelfunc.yaml", CONFIG), write("samples/input.json", SAMPLE)),
          ["sample", "record", "{repo}"],
          "error: --yes: is required when stdin is not a terminal: nothing was written"),
     case("aml-sample-record-without-sample", "sample record with no sample input",
-         _write("modelfunc.yaml", CONFIG), ["sample", "record", "{repo}", "--yes"],
+         write("modelfunc.yaml", CONFIG), ["sample", "record", "{repo}", "--yes"],
          "error: <repo>/modelfunc.yaml: samples.input: 'samples/input.json' does not exist"),
 ]
 
