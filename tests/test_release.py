@@ -16,19 +16,23 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
+import modelfunc
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / ".github" / "workflows" / "release.yml"
-VERSION = re.search(r'^version = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M)[1]
+VERSION = modelfunc.__version__
+TRIGGERS = ("blob", "http", "service-bus-queue")
 PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
 
-# The dry run (in the first test that asks for it) builds, installs and runs `modelfunc up`: about two minutes.
-pytestmark = pytest.mark.timeout(900)
+# The dry run (in the first test that asks for it) builds, installs, and for each trigger makes a repo and runs its
+# README's commands (pip install, pytest, `modelfunc up`): about four minutes, the first time on a machine longer.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def workflow() -> dict:
@@ -49,7 +53,7 @@ def runner_env(tmp: Path, tag: str) -> dict[str, str]:
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])}
 
 
-def run_steps(steps: list[dict], tmp: Path, tag: str, timeout: float = 600) -> list[tuple[str, str]]:
+def run_steps(steps: list[dict], tmp: Path, tag: str, timeout: float = 1200) -> list[tuple[str, str]]:
     """Each `run:` step in order (its own env: added), stopping at the first failure; (name, output) of each."""
     done = []
     for step in steps:
@@ -88,10 +92,31 @@ def test_the_build_job_builds_checks_installs_and_runs_the_wheel(dry_run) -> Non
                            capture_output=True, text=True, cwd=tmp, check=True).stdout.strip()
     assert Path(where).is_relative_to(wheel_venv), where
     assert f"modelfunc, version {VERSION}" in "\n".join(outputs.values())
-    # The scaffolded repo passed `modelfunc up` with it.
-    report = json.loads((tmp / "up-report.json").read_text())
-    assert report["passed"] is True, report
-    assert "PASS: http round trip" in said
+    # For each trigger: a repo from the wheel's own template, its README's commands in a clean venv, `up` PASS.
+    project_venv = tmp / "project-venv"
+    for trigger in TRIGGERS:
+        report = json.loads((tmp / f"up-{trigger}.json").read_text())
+        assert report["passed"] is True, report
+        assert f"PASS: {trigger} round trip" in said
+        assert (tmp / "scaffold" / f"release-check-{trigger}" / "requirements-dev.txt").is_file()
+    assert said.count(" passed in ") >= len(TRIGGERS)  # each repo's own pytest
+    # modelfunc in the project venv came from requirements-dev.txt's pin: the wheel just built, not this checkout.
+    shown = subprocess.run([str(project_venv / "bin" / "python"), "-m", "pip", "show", "-f", "modelfunc"],
+                           capture_output=True, text=True, cwd=tmp, check=True).stdout
+    assert f"Version: {VERSION}\n" in shown and "Editable project location" not in shown, shown
+    assert "modelfunc/template/cookiecutter.json" in shown and "modelfunc/node/package-lock.json" in shown
+
+
+def test_the_dry_run_runs_the_generated_readme_commands_as_written(dry_run) -> None:
+    """The three commands of the generated README (its first sh block) are the ones the step runs, in that order."""
+    readme = (dry_run["tmp"] / "scaffold/release-check-http/README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Three commands\n\n```sh\n(.*?)```", readme, re.S)[1]
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["python -m pip install -r requirements-dev.txt", "python -m pytest", "modelfunc up ."]
+    [step] = [s for s in workflow()["jobs"]["build"]["steps"] if "README" in s.get("name", "")]
+    lines = [line.strip() for line in step["run"].splitlines()]
+    at = [next(i for i, line in enumerate(lines) if line.startswith(c)) for c in commands]
+    assert at == sorted(at), lines
 
 
 def test_a_tag_that_is_not_the_version_stops_the_build(tmp_path) -> None:
@@ -99,7 +124,8 @@ def test_a_tag_that_is_not_the_version_stops_the_build(tmp_path) -> None:
     first = next(s for s in steps if "run" in s)
     proc = bash(first["run"], runner_env(tmp_path, "v0.0.0-not-this"), timeout=60)
     assert proc.returncode == 1
-    assert f"::error::tag v0.0.0-not-this is not v{VERSION}, the version in pyproject.toml" in proc.stdout
+    assert (f"::error::tag v0.0.0-not-this is not v{VERSION}, the version in generator/modelfunc/__init__.py"
+            in proc.stdout)
 
 
 def wheel_names(dry_run: dict) -> list[str]:
@@ -117,16 +143,31 @@ def test_the_wheel_carries_every_file_of_the_package(dry_run) -> None:
     assert source - names == set()
 
 
-# What `modelfunc` needs from outside generator/ and the wheel does not carry yet (issue 15: "the wheel is the
-# product"). Expected failures, not strict: they show as XPASS once packaged.
-@pytest.mark.parametrize(("pattern", "what"), [
-    pytest.param(r"modelfunc/(.+/)?cookiecutter\.json", "the cookiecutter template (template/)", id="template",
-                 marks=pytest.mark.xfail(reason="template/ is outside generator/: not packaged", strict=False)),
-    pytest.param(r"modelfunc/(.+/)?package-lock\.json", "the Azurite lock (package-lock.json)", id="azurite-lock",
-                 marks=pytest.mark.xfail(reason="package-lock.json is at the repo root: not packaged", strict=False)),
-])
-def test_the_wheel_carries_what_lives_outside_the_package(dry_run, pattern: str, what: str) -> None:
-    assert any(re.fullmatch(pattern, n) for n in wheel_names(dry_run)), f"{what} is not in the wheel"
+# What `modelfunc` needs from outside generator/ (setup.py copies it in): the template `modelfunc new` runs, and the
+# lock of the Azurite version `modelfunc up` installs on first need. In the sdist too: the wheel is built from it.
+OUTSIDE = {"template/cookiecutter.json": "modelfunc/template/cookiecutter.json",
+           "template/hooks/pre_gen_project.py": "modelfunc/template/hooks/pre_gen_project.py",
+           "template/{{cookiecutter.__project_slug}}/model/model.pkl":
+               "modelfunc/template/{{cookiecutter.__project_slug}}/model/model.pkl",
+           "package.json": "modelfunc/node/package.json",
+           "package-lock.json": "modelfunc/node/package-lock.json"}
+
+
+def test_the_wheel_and_the_sdist_carry_what_lives_outside_the_package(dry_run) -> None:
+    names = set(wheel_names(dry_run))
+    [wheel] = dry_run["dist"].glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        for source, packaged in OUTSIDE.items():
+            assert z.read(packaged) == (ROOT / source).read_bytes(), packaged
+    # every file of template/ that git tracks, and no bytecode
+    tracked = subprocess.run(["git", "ls-files", "template"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked and {f"modelfunc/{t}" for t in tracked} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    [sdist] = dry_run["dist"].glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        inside = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    assert set(OUTSIDE) | {"setup.py", "MANIFEST.in"} <= inside
 
 
 # ---------------------------------------------------------------------------------------------- its shape

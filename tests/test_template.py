@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import modelfunc
 import pytest
 import yaml
 from conftest import run_modelfunc
@@ -235,6 +236,21 @@ def test_generated_workflow_deploys_with_oidc_and_one_modelfunc_step(baked, trig
     assert pins == {"actions/checkout": "08c6903cd8c0fde910a37f88322edcfb5dd907a8"}
 
 
+def test_the_template_points_at_the_modelfunc_it_came_with(tmp_path) -> None:
+    """requirements-dev.txt pins exactly this modelfunc (from PyPI) and the workflow's action is this repository at
+    the same major tag (the tag the release workflow moves): a version bump that forgets the template fails here."""
+    raw = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    assert raw["_modelfunc_version"] == modelfunc.__version__
+    root = bake(tmp_path / "pin", trigger="http")
+    major = modelfunc.__version__.split(".")[0]
+    assert f"\nmodelfunc=={modelfunc.__version__}\n" in (root / "requirements-dev.txt").read_text()
+    steps = [s for job in workflow(root)["jobs"].values() for s in job["steps"]]
+    assert [s["uses"] for s in steps if "modelfunc" in s.get("uses", "")] == [f"modelfunc/modelfunc@v{major}"]
+    release = yaml.safe_load((ROOT / ".github/workflows/release.yml").read_text())
+    moved = release["jobs"]["github-release"]["steps"][-1]["run"]
+    assert 'major="${GITHUB_REF_NAME%%.*}"' in moved  # v1.2.3 -> v1: the tag the template's action_ref names
+
+
 def test_every_other_answer_reaches_the_files(tmp_path) -> None:
     """Non-default answers land where they belong (checked without running the generated tests)."""
     sha = "0123456789abcdef0123456789abcdef01234567"
@@ -249,7 +265,8 @@ def test_every_other_answer_reaches_the_files(tmp_path) -> None:
                                                                          "scoring-out/{blobname}.result.json")
     assert "  - python=3.12\n" in (root / "environment.yml").read_text()
     assert 'target-version = "py312"' in (root / "pyproject.toml").read_text()
-    assert "modelfunc @ git+https://github.com/contoso/ml-tools@" + sha in (root / "requirements-dev.txt").read_text()
+    # modelfunc comes from PyPI whatever the action: the release the template came with.
+    assert f"\nmodelfunc=={modelfunc.__version__}\n" in (root / "requirements-dev.txt").read_text()
     flow = workflow(root)
     assert flow["env"] == {"AZURE_FUNCTIONAPP_NAME": "churn-scorer-prod", "AZURE_RESOURCE_GROUP": "rg-ml_prod(eu)",
                            "AZURE_LOCATION": "northeurope", "AZURE_STORAGE_PREFIX": "churnml",

@@ -1,10 +1,24 @@
 """The embedded local default for storage: an Azurite blob service (and, beside it, its queue service) on free
 loopback ports.
 
-Azurite is the real Azure Storage emulator (npm package ``azurite``); ``make setup`` installs it into
-``node_modules/`` of a modelfunc checkout. Set ``MODELFUNC_AZURITE`` to another ``azurite-blob``
-executable to use that one instead (its ``azurite-queue`` sibling, when there is one, serves the queues: the local
-host moves a blob that keeps failing to the ``webjobs-blobtrigger-poison`` queue, as the Functions host does).
+Azurite is the real Azure Storage emulator (npm package ``azurite``). ``find_executable`` looks for its
+``azurite-blob`` in this order:
+
+1. ``MODELFUNC_AZURITE``: an ``azurite-blob`` executable chosen by the user;
+2. ``node_modules/.bin/azurite-blob`` in the current directory or one of its parents, or in a parent of this
+   module (a modelfunc checkout, where ``make setup`` ran ``npm ci``);
+3. ``azurite-blob`` on ``PATH`` (``npm install -g azurite``);
+4. the per-user cache, ``<cache_root>/azurite/<version>`` (``$XDG_CACHE_HOME/modelfunc`` or ``~/.cache/modelfunc``),
+   where modelfunc installs the Azurite version pinned by its own ``package-lock.json`` (see ``node_project``)
+   with ``npm ci`` the first time one is needed and neither of the above has one. That needs Node.js and npm on
+   ``PATH``; without them the error names what to install.
+
+The install happens only when an emulator is started (``Azurite.start``: the local run of a blob-trigger app), never
+at import. It runs under an exclusive lock (concurrent runs wait for one install) in a temporary sibling directory
+that is renamed into place once complete, so the cache never holds a half-installed Azurite.
+
+The ``azurite-queue`` sibling of the ``azurite-blob`` found, when there is one, serves the queues: the local host
+moves a blob that keeps failing to the ``webjobs-blobtrigger-poison`` queue, as the Functions host does.
 
 Started from the main thread, each emulator process is tied to this one (Linux: ``PR_SET_PDEATHSIG``): it
 stops when this process dies, whatever killed it, so no signal leaves an emulator behind.
@@ -12,8 +26,11 @@ stops when this process dies, whatever killed it, so no signal leaves an emulato
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import ctypes
 import ctypes.util
+import json
 import os
 import shutil
 import signal
@@ -23,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import HostError
@@ -67,23 +84,173 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     return preexec
 
 
+_NODE_PROJECT_FILES = ("package.json", "package-lock.json")
+_HOW_ELSE = "to use an existing storage account instead, pass --connection-string (or set MODELFUNC_CONNECTION_STRING)"
+
+
+def node_project() -> Path:
+    """The npm project that pins the Azurite modelfunc installs (``package.json`` + ``package-lock.json``):
+    ``modelfunc/node/`` in an installed wheel (the build copies them there), the root of a modelfunc checkout."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parent / "node", here.parents[2]):
+        if all((candidate / name).is_file() for name in _NODE_PROJECT_FILES):
+            return candidate
+    raise HostError(f"modelfunc's pinned Azurite project (package.json and package-lock.json) is missing from "
+                    f"{here.parent / 'node'}: this modelfunc installation is incomplete",
+                    hint="reinstall modelfunc, or install Azurite yourself (`npm install -g azurite`) and run again; "
+                    + _HOW_ELSE)
+
+
+def azurite_version(project: Path | None = None) -> str:
+    """The Azurite version ``package-lock.json`` pins."""
+    lock = (project or node_project()) / "package-lock.json"
+    try:
+        version = json.loads(lock.read_text(encoding="utf-8"))["packages"]["node_modules/azurite"]["version"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise HostError(f"cannot read the pinned Azurite version from {lock}: {e!r}") from None
+    if not isinstance(version, str) or not version or "/" in version or version.startswith("."):
+        raise HostError(f"{lock} pins no usable Azurite version: {version!r}")
+    return version
+
+
+def cache_dir(version: str) -> Path:
+    """Where modelfunc installs Azurite ``version`` for this user."""
+    from .appenv import cache_root  # late: only a run that needs Azurite (and has none) pays for it
+
+    return cache_root() / "azurite" / version
+
+
+def _checkout_candidates() -> list[Path]:
+    """Where a checkout's ``npm ci`` puts ``azurite-blob``: under the current directory or one of its parents, or a
+    parent of this module (tests replace this to look as if modelfunc were installed from a wheel)."""
+    here = Path(__file__).resolve()
+    cwd = Path.cwd()
+    return [base / "node_modules" / ".bin" / "azurite-blob" for base in [cwd, *cwd.parents, *here.parents]]
+
+
+def _blob_executable(root: Path) -> Path:
+    return root / "node_modules" / ".bin" / "azurite-blob"
+
+
 def find_executable() -> str:
+    """The ``azurite-blob`` to run (the lookup order is in the module docstring); installs the pinned Azurite into
+    the per-user cache when none is found."""
     explicit = os.environ.get("MODELFUNC_AZURITE")
     if explicit:
         return explicit
-    here = Path(__file__).resolve()
-    for base in [Path.cwd(), *Path.cwd().parents, *here.parents]:
-        candidate = base / "node_modules" / ".bin" / "azurite-blob"
+    for candidate in _checkout_candidates():
         if candidate.exists():
             return str(candidate)
     found = shutil.which("azurite-blob")
     if found:
         return found
-    raise HostError(
-        "Azurite (the Azure Storage emulator) was not found",
-        hint="run `make setup` in the modelfunc checkout (npm install azurite), install it with "
-        "`npm install -g azurite`, or pass --connection-string for an existing storage account",
-    )
+    return str(ensure_installed())
+
+
+def ensure_installed() -> Path:
+    """The pinned Azurite's ``azurite-blob`` in the per-user cache, installed there with ``npm ci`` if missing."""
+    project = node_project()
+    version = azurite_version(project)
+    target = cache_dir(version)
+    executable = _blob_executable(target)
+    if executable.exists():  # the directory appears complete (renamed into place) or not at all
+        return executable
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        raise HostError(
+            "Azurite (the Azure Storage emulator the local blob trigger runs on) needs Node.js and npm, "
+            + ("which are not on PATH" if len(missing) > 1 else f"and {missing[0]} is not on PATH")
+            + ": install Node.js 18 or newer (https://nodejs.org/ or your package manager, e.g. "
+            f"`apt-get install nodejs npm`) and run again; modelfunc then installs Azurite {version} itself",
+            hint=_HOW_ELSE,
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target.parent / ".lock", f"another modelfunc run installing Azurite {version}"):
+        if executable.exists():
+            return executable  # installed by the run this one waited for
+        # Under the lock no one else installs: what is left of an earlier install was interrupted (SIGKILL).
+        for stale in target.parent.glob(f".{version}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if target.exists():
+            shutil.rmtree(target)
+        _npm_install(project, version, target)
+    return executable
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, holder: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (waits, saying so, while ``holder`` has it); no lock off POSIX."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"==> wait for {holder} ({path})", file=sys.stderr, flush=True)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _npm_install(project: Path, version: str, target: Path) -> None:
+    """``npm ci`` the pinned project into a temporary sibling of ``target``, renamed to ``target`` once complete.
+    npm's output goes to stderr; on any failure or interruption nothing is left behind."""
+    print(f"==> install Azurite {version} (the Azure Storage emulator, pinned by modelfunc's package-lock.json) "
+          f"into {target} with npm: first use only", file=sys.stderr, flush=True)
+    npm = shutil.which("npm") or "npm"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=target.parent))
+    try:
+        for name in _NODE_PROJECT_FILES:
+            shutil.copyfile(project / name, tmp / name)
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+        try:
+            process = subprocess.Popen([npm, "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=tmp,
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       preexec_fn=die_with_parent())
+        except OSError as e:
+            raise HostError(f"could not run npm ({npm}) to install Azurite {version}: {e}",
+                            hint=f"install Azurite yourself (`npm install -g azurite@{version}`) and run again; "
+                            + _HOW_ELSE) from None
+        assert process.stdout is not None
+        try:
+            for raw in process.stdout:
+                line = raw.decode("utf-8", errors="replace")
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                if line.strip():
+                    tail.append(line.rstrip())
+            code = process.wait()
+        finally:
+            if process.poll() is None:  # interrupted: stop npm before its directory goes
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            process.stdout.close()
+        if code != 0:
+            output = "\n".join(f"    {line}" for line in tail) or "    (no output)"
+            raise HostError(
+                f"npm ci exited with code {code} while installing Azurite {version} into {target}; "
+                f"the end of its output:\n{output}",
+                hint="npm must reach its registry (check the network, a proxy, `npm config get registry`); or "
+                f"install Azurite yourself with `npm install -g azurite@{version}` or set MODELFUNC_AZURITE to an "
+                "azurite-blob executable; " + _HOW_ELSE,
+            )
+        if not _blob_executable(tmp).exists():
+            raise HostError(f"npm ci succeeded but installed no azurite-blob in {tmp / 'node_modules' / '.bin'}",
+                            hint=f"install Azurite yourself (`npm install -g azurite@{version}`) and run again")
+        tmp.chmod(0o755)  # mkdtemp made it private; the installed tree is as readable as npm made its files
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def free_port() -> int:
