@@ -48,6 +48,10 @@ def runner_env(tmp: Path, tag: str) -> dict[str, str]:
     """The variables a GitHub runner gives a step, for a push of `tag`; `python` is the one running the tests."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith(("GITHUB_", "MODELFUNC_"))}
+    # A GitHub runner pulls the Functions base image for `modelfunc up`'s image check; this machine reaches no image
+    # registry, so the dry run's `up` leaves the image out (as on a machine without Docker): `tests/test_image.py`
+    # builds and self-tests images from a local base instead.
+    env["MODELFUNC_UP_IMAGE"] = "off"
     return {**env, "CI": "true", "RUNNER_TEMP": str(tmp), "GITHUB_REF_NAME": tag, "GITHUB_REF": f"refs/tags/{tag}",
             "GITHUB_REF_TYPE": "tag", "GITHUB_WORKSPACE": str(ROOT), "GITHUB_REPOSITORY": "modelfunc/modelfunc",
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])}
