@@ -7,7 +7,7 @@ b/c) ``modelfunc serve`` (http trigger, POST /api/score) and ``azmlinfsrv`` (POS
    driven by the same load generator (wrk when installed, else an asyncio+httpx client) at the same
    concurrency for a fixed duration after a warm-up, then a short concurrency-1 pass for latency;
 d) the blob round trip on Azurite: ``modelfunc serve`` for the blob example, then
-   ``modelfunc.blobtest.run_blob_test`` N times;
+   ``modelfunc.roundtrip.blob.run_blob_test`` N times;
 e) one table with the goals, and the numbers as JSON (``--json FILE``).
 
 It is a benchmark, not a test: a missed goal does not fail the run. The exit code is 1 only when a
@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 from _common import Children, Unmeasured, closing_lines, progress, start_run
-from modelfunc.blobtest import compare
+from modelfunc.compare import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-blob"
@@ -326,8 +326,8 @@ def drive(loadgen: Wrk | PyLoad, url: str, args: argparse.Namespace) -> dict[str
 
 def measure_blob(children: Children, example: Path, work: Path, runs: int) -> dict[str, Any]:
     from modelfunc.azurite import Azurite
-    from modelfunc.blobtest import run_blob_test
     from modelfunc.config import load_project
+    from modelfunc.roundtrip.blob import run_blob_test
 
     repo = work / "blob-repo"
     shutil.copytree(example, repo, ignore=shutil.ignore_patterns("build", "__pycache__"))

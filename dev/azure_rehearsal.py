@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the fake lives with the tests
 
 from armserver_fixture import ArmServer, start_arm_server  # noqa: E402
-from modelfunc.appgen import FUNCTION_NAMES  # noqa: E402
+from modelfunc.triggers import FUNCTION_NAMES  # noqa: E402
 
 SUB = "11111111-2222-3333-4444-555555555555"
 TENANT = "72f988bf-1111-2222-3333-000000000000"
@@ -260,9 +260,9 @@ def rehearse(trigger: str, plan: str, work: Path, secret: str, wheelhouse: Path 
 def prepare_wheelhouse(triggers: list[str], directory: Path) -> float:
     """The wheels the Flex packages vendor (linux/amd64, the projects' Python), downloaded here, on this
     process's network, so that the deploys' pip needs no index. Returns the seconds it took."""
+    from modelfunc.appenv import default_pip_cache, pip_platform_args
     from modelfunc.appgen import render
     from modelfunc.config import load_project
-    from modelfunc.image import default_pip_cache, pip_platform_args
 
     started = time.monotonic()
     directory.mkdir(parents=True, exist_ok=True)

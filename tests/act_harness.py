@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import uuid
@@ -435,3 +436,14 @@ def _runner_env() -> dict[str, str]:
             "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "NPM_CONFIG_USERCONFIG", "npm_config_registry",
             "MODELFUNC_UP_IMAGE")  # the suite's choice of the up step's image default (see conftest.py)
     return {k: v for k, v in os.environ.items() if k in keep}
+
+
+def fake_install(process) -> int:  # noqa: ANN001 - a pytest-subprocess FakePopen
+    """What `Install modelfunc` leaves behind: $RUNNER_TEMP/modelfunc-venv/bin/python that runs modelfunc (the
+    interpreter running the tests, which has it installed editable)."""
+    venv_bin = Path(process.kwargs["env"]["RUNNER_TEMP"]) / "modelfunc-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    python = venv_bin / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    return 0

@@ -1,4 +1,5 @@
-"""The GitHub Action: modelfunc/github.py, scripts/*.py (called in-process through their main()), and action.yml.
+"""The GitHub Action: the action wing (modelfunc/action/), scripts/*.py (called in-process through their main()),
+and action.yml.
 
 The scripts run as a step would: GITHUB_ACTIONS=true, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY pointing at
 files, inputs as INPUT_* variables. Everything under them is real (render, local host, Azurite, storage).
@@ -18,7 +19,9 @@ from types import ModuleType
 import pytest
 import yaml
 from conftest import ROOT
-from modelfunc import blobtest, github
+from modelfunc import roundtrip
+from modelfunc.action import io, steps, summaries
+from modelfunc.compare import Mismatch
 from modelfunc.errors import ConfigError
 
 VENV_BIN = Path(sys.executable).parent
@@ -254,8 +257,8 @@ def test_blob_test_script_needs_a_url_for_http(example, step: Step, capfd) -> No
 def test_package_script_masks_the_password_and_summarises_the_context(example, step: Step, capfd) -> None:
     repo = example("diabetes-http")
     password = "s3cr%t,\nsecond:line"
-    step.inputs(model_repo=str(repo), build="false", registry_password=password, registry_username="ci")
-    assert load_script("package").main([]) == 0
+    step.inputs(model_repo=str(repo), registry_password=password, registry_username="ci")
+    assert io.run(lambda: steps.package(build_image=False), []) == 0
     out = capfd.readouterr().out.splitlines()
     assert "::add-mask::s3cr%25t," in out and "::add-mask::second:line" in out
     assert out.index("::add-mask::s3cr%25t,") < out.index("::group::package diabetes-http")
@@ -270,7 +273,7 @@ def test_package_script_masks_the_password_and_summarises_the_context(example, s
 
 def test_package_script_target_azure_creates_the_registry_before_it_pushes(example, step: Step, monkeypatch) -> None:  # noqa: ANN001
     """A new user's first push, on an empty subscription: the registry is made before anything is pushed (no image
-    is built here: build false; a username/password input skips the token exchange)."""
+    is built here; a username/password input skips the token exchange)."""
     from azurefake import SUB, FakeArm, FakeCredential
     from modelfunc.azure import PipelineSettings
 
@@ -278,59 +281,59 @@ def test_package_script_target_azure_creates_the_registry_before_it_pushes(examp
     monkeypatch.setattr("modelfunc.azure.clients.default_settings",
                         lambda: PipelineSettings(transport=arm.transport(), polling_interval=0, retry_backoff_factor=0))
     monkeypatch.setattr("modelfunc.azure.credentials.get_credential", lambda **kw: FakeCredential())
-    step.inputs(model_repo=str(example("diabetes-blob")), target="azure", build="false", registry="diabscorers",
+    step.inputs(model_repo=str(example("diabetes-blob")), target="azure", registry="diabscorers",
                 registry_username="ci", registry_password="unused-here", subscription_id=SUB, app_name="diab-app",
                 location="westeurope")
-    assert load_script("package").main([]) == 0
+    assert io.run(lambda: steps.package(build_image=False), []) == 0
     created = arm.get(f"/subscriptions/{SUB}/resourceGroups/diab-app-rg/providers/Microsoft.ContainerRegistry/"
                       "registries/diabscorers")
     assert created is not None and created["properties"]["adminUserEnabled"] is False
     assert created["tags"] == {"modelfunc-app": "diab-app"}
 
 
-# ---------------------------------------------------------------------------------------- github.py
+# ------------------------------------------------------------------------------------ action/io.py
 
 
 def test_multiline_outputs_round_trip(step: Step) -> None:
     values = {"plain": "x", "multi": "line 1\nline 2\n\nline 4", "empty": "", "eq": "a=b<<c",
               "trailing": "ends with newline\n"}
     for name, value in values.items():
-        github.set_output(name, value)
+        io.set_output(name, value)
     assert step.outputs() == values
 
 
 def test_the_delimiter_never_collides(step: Step, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = iter(["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"])
-    monkeypatch.setattr(github.uuid, "uuid4", lambda: next(ids))
+    monkeypatch.setattr(io.uuid, "uuid4", lambda: next(ids))
     value = "before\nghadelimiter_11111111-1111-1111-1111-111111111111\nafter"
-    text = github.set_output("tricky", value)
+    text = io.set_output("tricky", value)
     assert text.startswith("tricky<<ghadelimiter_22222222-")
     assert step.outputs() == {"tricky": value}
 
 
 def test_annotation_escaping() -> None:
-    text = github.error("50% done\r\nnext: a, b", title="t: 1, 2%", file="dir/a,b:c.yaml", line=7)
+    text = io.error("50% done\r\nnext: a, b", title="t: 1, 2%", file="dir/a,b:c.yaml", line=7)
     assert text == "::error file=dir/a%2Cb%3Ac.yaml,line=7,title=t%3A 1%2C 2%25::50%25 done%0D%0Anext: a, b\n"
-    assert github.escape_data("%\r\n:,") == "%25%0D%0A:,"
-    assert github.escape_property("%\r\n:,") == "%25%0D%0A%3A%2C"
-    assert github.error("m") == "::error::m\n"
+    assert io.escape_data("%\r\n:,") == "%25%0D%0A:,"
+    assert io.escape_property("%\r\n:,") == "%25%0D%0A%3A%2C"
+    assert io.error("m") == "::error::m\n"
 
 
 def test_file_paths_are_relative_to_the_workspace(step: Step, capfd) -> None:
-    github.error("bad", title="x", file=str(step.root / "repo" / "modelfunc.yaml"), line=3)
+    io.error("bad", title="x", file=str(step.root / "repo" / "modelfunc.yaml"), line=3)
     assert capfd.readouterr().out == "::error file=repo/modelfunc.yaml,line=3,title=x::bad\n"
 
 
 def test_each_line_of_a_secret_is_masked(step: Step, capfd) -> None:
-    github.mask("-----BEGIN KEY-----\r\nabc%def\n\n  \nlast")
+    io.mask("-----BEGIN KEY-----\r\nabc%def\n\n  \nlast")
     assert capfd.readouterr().out.splitlines() == [
         "::add-mask::-----BEGIN KEY-----", "::add-mask::abc%25def", "::add-mask::last"]
-    github.mask("")
+    io.mask("")
     assert capfd.readouterr().out == ""
 
 
 def test_groups(step: Step, capfd) -> None:
-    with pytest.raises(RuntimeError), github.group("a: b"):
+    with pytest.raises(RuntimeError), io.group("a: b"):
         print("inside")
         raise RuntimeError
     assert capfd.readouterr().out.splitlines() == ["::group::a: b", "inside", "::endgroup::"]
@@ -338,54 +341,53 @@ def test_groups(step: Step, capfd) -> None:
 
 def test_nothing_is_written_outside_actions(step: Step, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
     monkeypatch.delenv("GITHUB_ACTIONS")
-    assert not github.in_actions()
-    assert github.set_output("x", "1").startswith("x<<ghadelimiter_")
-    assert github.add_summary("# hi") == "# hi\n"
-    assert github.mask("secret") == "::add-mask::secret\n"
-    assert github.error("oops", title="t") == "::error title=t::oops\n"
-    with github.group("g"):
+    assert not io.in_actions()
+    assert io.set_output("x", "1").startswith("x<<ghadelimiter_")
+    assert io.add_summary("# hi") == "# hi\n"
+    assert io.mask("secret") == "::add-mask::secret\n"
+    assert io.error("oops", title="t") == "::error title=t::oops\n"
+    with io.group("g"):
         pass
     assert capfd.readouterr().out == ""
     assert step.output.read_text() == "" and step.summary_text() == ""
     monkeypatch.setenv("GITHUB_ACTIONS", "false")
-    assert not github.in_actions()
+    assert not io.in_actions()
 
 
 def test_inputs_follow_githubs_name_mangling(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"INPUT_MODEL-REPO": " repo ", "INPUT_MY_SETTING": "v", "INPUT_RUN_BLOB_TEST": "FALSE", "OTHER": "x"}
-    assert github.input_env_name("model-repo") == "INPUT_MODEL-REPO"
-    assert github.input_env_name("my setting") == "INPUT_MY_SETTING"
-    assert github.inputs(env) == {"model-repo": "repo", "my_setting": "v", "run_blob_test": "FALSE"}
-    assert github.get_input("model-repo", env=env) == "repo"
-    assert github.get_input("my setting", env=env) == "v"
-    assert github.get_bool("run-blob-test", True, env=env) is False
-    assert github.get_input("missing", "dflt", env=env) == "dflt"
+    assert io.input_env_name("model-repo") == "INPUT_MODEL-REPO"
+    assert io.input_env_name("my setting") == "INPUT_MY_SETTING"
+    assert io.get_input("model-repo", env=env) == "repo"
+    assert io.get_input("my setting", env=env) == "v"
+    assert io.get_bool("run-blob-test", True, env=env) is False
+    assert io.get_input("missing", "dflt", env=env) == "dflt"
     with pytest.raises(ConfigError) as info:
-        github.get_input("missing", required=True, env=env)
+        io.get_input("missing", required=True, env=env)
     assert info.value.field == "missing"
     with pytest.raises(ConfigError):
-        github.get_float("t", 60.0, env={"INPUT_T": "-1"})
-    assert github.get_float("t", 60.0, env={"INPUT_T": "2.5"}) == 2.5
+        io.get_float("t", 60.0, env={"INPUT_T": "-1"})
+    assert io.get_float("t", 60.0, env={"INPUT_T": "2.5"}) == 2.5
 
 
 def test_the_test_summary_escapes_table_cells() -> None:
-    report = blobtest.TestReport(False, "http", "http://x|y", "samples/input.json", latency_ms=12.3, tolerance=1e-6,
+    report = roundtrip.TestReport(False, "http", "http://x|y", "samples/input.json", latency_ms=12.3, tolerance=1e-6,
                         expected={"a": "p|q"}, actual={"a": "<b>\nr"},
-                        mismatches=[blobtest.Mismatch(".a", "p|q", "<b>\nr", "different value")])
-    text = github.summary_for_test(report)
+                        mismatches=[Mismatch(".a", "p|q", "<b>\nr", "different value")])
+    text = summaries.summary_for_test(report)
     assert "| target | http://x&#124;y |" in text
     assert ("| .a | <code>&quot;p&#124;q&quot;</code> | <code>&quot;&lt;b&gt;\\nr&quot;</code> | "
             "different value |") in text
     assert "| latency | 12 ms |" in text
-    assert github.summary_for_test(report.to_dict()) == text
+    assert summaries.summary_for_test(report.to_dict()) == text
 
 
 def test_the_image_summary_names_the_digest() -> None:
     summary = {"app": "/b/app", "reference": "reg:5000/m@sha256:" + "a" * 64, "digest": "sha256:" + "a" * 64,
                "tag": "reg:5000/m:abc", "self_test": {"passed": True, "elapsed_ms": 40},
-               "layers": {"model": "sha256:" + "b" * 64, "code": "sha256:" + "c" * 64},
+               "layer_tars": {"model": "sha256:" + "b" * 64, "code": "sha256:" + "c" * 64},
                "pushed_layers": {"c" * 12: 2048}}
-    text = github.summary_for_image(summary)
+    text = summaries.summary_for_image(summary)
     assert f"| image | <code>reg:5000/m@sha256:{'a' * 64}</code> |" in text
     assert "| self-test | ✅ passed in 40 ms |" in text
     assert f"| digest | sha256:{'a' * 64} |" in text
@@ -530,3 +532,15 @@ def test_the_template_workflow_only_passes_inputs_the_action_declares() -> None:
     passed = set(re.findall(r"^\s+([a-z-]+):", block, flags=re.M))
     assert "model-repo" in passed and "run-blob-test" in passed
     assert passed <= set(_action()["inputs"]), passed - set(_action()["inputs"])
+
+
+def test_the_steps_read_only_inputs_the_action_declares_or_hands_over() -> None:
+    """Every get_input/get_bool/get_float/get_optional in the action wing names an input of action.yml, or a value
+    one step hands to the next (the step outputs image, deployment, golden)."""
+    source = (ROOT / "generator/modelfunc/action/steps.py").read_text(encoding="utf-8")
+    read = set(re.findall(r"io\.get_(?:input|bool|float|optional)\(\"([a-z-]+)\"", source))
+    handed_over = {"image", "deployment", "golden"}
+    assert read - handed_over <= set(_action()["inputs"]), read - handed_over - set(_action()["inputs"])
+    assert {"registry-username", "registry-password", "pull"} <= read  # the package step's, declared and passed
+    for script in (ROOT / "scripts").glob("*.py"):
+        assert "INPUT_" not in script.read_text(encoding="utf-8").split('"""', 2)[2], script.name  # thin

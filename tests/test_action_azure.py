@@ -17,7 +17,8 @@ from urllib.parse import parse_qs
 
 import pytest
 from azure.core.credentials import AccessToken
-from modelfunc.azure import handoff, registry
+from modelfunc.action.handoff import load_deployment, save_deployment
+from modelfunc.azure import registry
 from modelfunc.azure.results import ServiceState, SlotDeployment
 from modelfunc.errors import CredentialError, OptionError
 from test_action import Step, load_script
@@ -78,12 +79,13 @@ def test_target_azure_runs_package_deploy_test_swap_in_order_with_their_inputs(a
     [package], [deploy], [test], [swap] = seen["package"], seen["deploy"], seen["test"], seen["swap"]
     assert package == {"INPUT_MODEL_REPO": "model", "INPUT_CONFIG": "modelfunc.yaml", "INPUT_TARGET": "azure",
                        "INPUT_REGISTRY": "myreg", "INPUT_TENANT_ID": AZURE_INPUTS["tenant_id"],
-                       "INPUT_CLIENT_ID": AZURE_INPUTS["client_id"], "INPUT_TAG": "0" * 40,
+                       "INPUT_CLIENT_ID": AZURE_INPUTS["client_id"],
                        "INPUT_CLOUD": "AzureCloud", "INPUT_ARM_ENDPOINT": "",
                        # where the registry is created when the subscription has none (a new user's first push)
                        "INPUT_SUBSCRIPTION_ID": SUB, "INPUT_APP_NAME": deploy["INPUT_APP_NAME"],
                        "INPUT_RESOURCE_GROUP": deploy["INPUT_RESOURCE_GROUP"],
-                       "INPUT_LOCATION": deploy["INPUT_LOCATION"], "INPUT_BASE_IMAGE": ""}
+                       "INPUT_LOCATION": deploy["INPUT_LOCATION"], "INPUT_BASE_IMAGE": "", "INPUT_PULL": "true",
+                       "INPUT_REGISTRY_USERNAME": "", "INPUT_REGISTRY_PASSWORD": ""}  # the tag: GITHUB_SHA
     assert all(step["INPUT_CLOUD"] == "AzureCloud" and step["INPUT_ARM_ENDPOINT"] == ""
                for step in (deploy, test, swap))  # every Azure step signs in to the same cloud
     assert deploy["INPUT_IMAGE"] == IMAGE  # the package step's output, by digest
@@ -223,12 +225,12 @@ def test_the_deployment_travels_between_steps_as_json(tmp_path: Path) -> None:
     deployment = SlotDeployment(SUB, "rg", "app", "staging", IMAGE, "https://app.azurewebsites.net",
                                 "https://app-staging.azurewebsites.net", ServiceState.HEALTHY, True, ("score",),
                                 "https://appstag.blob.core.windows.net")
-    path = handoff.save(deployment, tmp_path / "d" / "deployment.json")
-    back = handoff.load(path)
+    path = save_deployment(deployment, tmp_path / "d" / "deployment.json")
+    back = load_deployment(path)
     assert back.summary() == deployment.summary() and back.state is ServiceState.HEALTHY
     (tmp_path / "bad.json").write_text('{"app_name": "x"}')
     with pytest.raises(OptionError, match="not a deployment the deploy step wrote") as e:
-        handoff.load(tmp_path / "bad.json")
+        load_deployment(tmp_path / "bad.json")
     assert e.value.field == "deployment"
 
 

@@ -14,26 +14,24 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from act_harness import ActionRun, ActionRunner, HarnessError, Log, condition, parse_file_command, split_template
+from act_harness import (
+    ActionRun,
+    ActionRunner,
+    HarnessError,
+    Log,
+    condition,
+    fake_install,
+    parse_file_command,
+    split_template,
+)
 from conftest import ROOT, copy_example
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def fake_install(process) -> int:  # noqa: ANN001 - a pytest-subprocess FakePopen
-    """What `Install modelfunc` leaves behind: $RUNNER_TEMP/modelfunc-venv/bin/python that runs modelfunc."""
-    venv_bin = Path(process.kwargs["env"]["RUNNER_TEMP"]) / "modelfunc-venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    python = venv_bin / "python"
-    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    return 0
 
 
 class Act:
@@ -260,8 +258,9 @@ def test_the_action_installs_itself_for_real(tmp_path: Path) -> None:
     action_dir = tmp_path / "action"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.splitlines()
-    # What a `uses:` checkout of the action needs; not the tests (their invented secrets stay in the suite).
-    for rel in [f for f in files if not f.startswith(("tests/", "docs/", "benchmarks/", "examples/", "template/"))]:
+    # What a `uses:` checkout of the action needs (template/ too: the wheel carries it, setup.py); not the tests
+    # (their invented secrets stay in the suite).
+    for rel in [f for f in files if not f.startswith(("tests/", "docs/", "benchmarks/", "examples/"))]:
         if (ROOT / rel).is_file():
             (action_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, action_dir / rel)

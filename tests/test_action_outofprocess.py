@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from act_harness import ActionRun, ActionRunner
+from act_harness import ActionRun, ActionRunner, fake_install
 from armserver_fixture import ArmServer, start_arm_server
 from azurefake import BLOBS_KEY, STORAGE_KEY, TOKEN
 from conftest import ROOT, copy_example
 from idtoken_server import ID_TOKEN, REQUEST_TOKEN, IdTokenServer
-from modelfunc.azure.credentials import AUDIENCE
+from modelfunc.action.signin import AUDIENCE
 
 SUB = "11111111-2222-3333-4444-555555555555"
 TENANT = "72f988bf-3333-2222-1111-000000000000"
@@ -170,17 +169,6 @@ def test_deploy_and_destroy_sign_in_with_the_github_oidc_token(server: ArmServer
 
 
 # ------------------------------------------------------------- the action's Azure steps, as action.yml runs them
-
-
-def fake_install(process) -> int:  # noqa: ANN001 - a pytest-subprocess FakePopen
-    """What `Install modelfunc` leaves behind: $RUNNER_TEMP/modelfunc-venv/bin/python that runs modelfunc (the
-    interpreter running the tests, which has it installed editable)."""
-    venv_bin = Path(process.kwargs["env"]["RUNNER_TEMP"]) / "modelfunc-venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    python = venv_bin / "python"
-    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    return 0
 
 
 def fake_package(process) -> int:  # noqa: ANN001

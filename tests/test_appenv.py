@@ -235,4 +235,4 @@ def test_a_lock_for_a_python_this_machine_cannot_run_falls_back_loudly(tmp_path)
 def test_far_below_is_a_major_version_or_two_minor_versions(got: str, newest: str, far: bool) -> None:
     from packaging.version import Version
 
-    assert appenv._far(Version(got), Version(newest)) is far
+    assert appenv.far_behind(Version(got), Version(newest)) is far

@@ -20,7 +20,7 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> FakeArm:
     monkeypatch.setattr("modelfunc.azure.clients.default_settings",
                         lambda: PipelineSettings(transport=arm.transport(), polling_interval=0,
                                                  retry_backoff_factor=0))
-    monkeypatch.setattr("modelfunc.cli._azure_credential", lambda tenant, client: FakeCredential())
+    monkeypatch.setattr("modelfunc.cli.azure_verbs._azure_credential", lambda tenant, client: FakeCredential())
     return arm
 
 

@@ -1,6 +1,6 @@
-"""Signing in: GitHub OIDC through a real local ID-token server and the real azure-identity
-ClientAssertionCredential (its Azure AD token request answered by the in-test transport), and the
-clear error when no credential works."""
+"""Signing in: GitHub OIDC (the action wing's sign-in, modelfunc.action.signin) through a real local ID-token
+server and the real azure-identity ClientAssertionCredential (its Azure AD token request answered by the in-test
+transport), the core's choice of credential, and the clear error when no credential works."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from azure.identity import ClientAssertionCredential, DefaultAzureCredential, EnvironmentCredential
 from azurefake import SUB, TOKEN, FakeArm
 from idtoken_server import ID_TOKEN, REQUEST_TOKEN, IdTokenServer
+from modelfunc.action.signin import AUDIENCE, github_id_token
+from modelfunc.action.signin import credential as action_credential
 from modelfunc.azure import DeployOptions, PipelineSettings, plan
-from modelfunc.azure.credentials import AUDIENCE, SETUP_HINT, check, get_credential, github_id_token
+from modelfunc.azure.credentials import SETUP_HINT, check, get_credential
 from modelfunc.config import load_project
 from modelfunc.errors import CredentialError
 
@@ -32,8 +34,8 @@ def actions_env(server: IdTokenServer, **extra: str) -> dict[str, str]:
 
 def test_github_oidc_assertion_reaches_the_azure_ad_token_request(id_server: IdTokenServer, example) -> None:  # noqa: ANN001
     arm = FakeArm()
-    credential = get_credential(tenant_id=TENANT, client_id=CLIENT, env=actions_env(id_server),
-                                transport=arm.transport(), disable_instance_discovery=True)
+    credential = action_credential(TENANT, CLIENT, env=actions_env(id_server), transport=arm.transport(),
+                                   disable_instance_discovery=True)
     assert isinstance(credential, ClientAssertionCredential)
     principal = check(credential)
     # The ID token was requested for Azure's audience, with the job's request token, keeping the URL's query.
@@ -64,12 +66,12 @@ def test_github_oidc_assertion_reaches_the_azure_ad_token_request(id_server: IdT
 
 def test_oidc_ids_from_the_environment(id_server: IdTokenServer) -> None:
     env = actions_env(id_server, AZURE_TENANT_ID=TENANT, AZURE_CLIENT_ID=CLIENT)
-    assert isinstance(get_credential(env=env), ClientAssertionCredential)
+    assert isinstance(action_credential(env=env), ClientAssertionCredential)
 
 
 def test_oidc_without_client_id_names_what_to_set(id_server: IdTokenServer) -> None:
     with pytest.raises(CredentialError) as e:
-        get_credential(env=actions_env(id_server, AZURE_TENANT_ID=TENANT))
+        action_credential(env=actions_env(id_server, AZURE_TENANT_ID=TENANT))
     assert "AZURE_CLIENT_ID (client-id)" in str(e.value) and "AZURE_TENANT_ID" not in e.value.message
 
 
@@ -88,6 +90,15 @@ def test_id_token_refused_says_to_grant_id_token_write() -> None:
 def test_service_principal_in_the_environment_is_used_outside_actions() -> None:
     env = {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT, "AZURE_CLIENT_SECRET": "x"}
     assert isinstance(get_credential(env=env), EnvironmentCredential)
+    assert isinstance(action_credential(env=env), EnvironmentCredential)  # no ID token to be had: the core's choice
+
+
+def test_the_core_reads_no_actions_variable(id_server: IdTokenServer) -> None:
+    """Only the wing asks for the job's ID token; the core signs in with an assertion only when given one."""
+    env = actions_env(id_server, AZURE_TENANT_ID=TENANT, AZURE_CLIENT_ID=CLIENT, AZURE_CLIENT_SECRET="x")
+    assert isinstance(get_credential(env=env), EnvironmentCredential)
+    assert isinstance(get_credential(env=env, assertion=lambda: "a.b.c"), ClientAssertionCredential)
+    assert id_server.requests == []
 
 
 def test_nothing_set_up_ends_with_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,10 +25,10 @@ from azurefake import DEPLOYER_OID, REGISTRY_ID, STORAGE_KEY, SUB, TOKEN, FakeAr
 from modelfunc.azure import DeployOptions, PipelineSettings, ServiceState, deploy, destroy, plan
 from modelfunc.azure.credentials import SETUP_HINT
 from modelfunc.azure.results import deployment_id
-from modelfunc.blobtest import TestReport as Report
-from modelfunc.blobtest import round_trip
 from modelfunc.config import load_project
 from modelfunc.errors import CredentialError, DeployError, OptionError
+from modelfunc.roundtrip import TestReport as Report
+from modelfunc.roundtrip import round_trip
 
 IMAGE_A = "myreg.azurecr.io/diabetes@sha256:" + "a" * 64
 IMAGE_B = "myreg.azurecr.io/diabetes@sha256:" + "b" * 64

@@ -27,9 +27,10 @@ from azurefake import REGISTRY_ID, SUB, FakeArm, FakeCredential
 from modelfunc.azure import DeployOptions, PipelineSettings, deploy, facts
 from modelfunc.azure.credentials import principal_type
 from modelfunc.azure.options import SKUS, resolve_names
-from modelfunc.blobtest import TestReport as Report
 from modelfunc.config import load_project
 from modelfunc.errors import OptionError
+from modelfunc.roundtrip import TestReport as Report
+from modelfunc.triggers import FULLY_QUALIFIED_NAMESPACE_SUFFIX, BlobTrigger, HttpTrigger
 
 ROOT = Path(__file__).resolve().parents[1]
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -72,7 +73,7 @@ def test_no_role_id_is_typed_into_the_product() -> None:
 
 def test_every_role_the_deploy_names_is_a_builtin_role() -> None:
     named = {v for k, v in vars(facts).items() if k.isupper() and isinstance(v, str) and v in BUILTIN_ROLES}
-    named |= set(facts.host_storage_roles("blob")) | set(facts.BLOB_TRIGGER_ROLES)
+    named |= set(facts.host_storage_roles(BlobTrigger(type="blob"))) | set(facts.BLOB_TRIGGER_ROLES)
     assert named >= {"AcrPull", "Storage Blob Data Owner", "Storage Blob Data Contributor"}
     assert named <= set(BUILTIN_ROLES)
 
@@ -81,7 +82,7 @@ def test_service_bus_roles_are_the_ones_the_functions_docs_list() -> None:
     assert set(facts.BUS_APP_ROLES) == {SERVICE_BUS_TRIGGER_ROLE, SERVICE_BUS_OUTPUT_ROLE}
     assert set(facts.BUS_APP_ROLES) <= set(BUILTIN_ROLES) and set(facts.BUS_TEST_ROLES) <= set(BUILTIN_ROLES)
     assert facts.identity_connection("ServiceBusConnection", "c") and SERVICE_BUS_NAMESPACE_SETTING.format(
-        connection="ServiceBusConnection") == "ServiceBusConnection" + facts.FULLY_QUALIFIED_NAMESPACE_SUFFIX
+        connection="ServiceBusConnection") == "ServiceBusConnection" + FULLY_QUALIFIED_NAMESPACE_SUFFIX
 
 
 def test_the_kudu_token_audience_is_the_one_the_azure_cli_asks_for() -> None:
@@ -104,9 +105,10 @@ def test_the_kudu_token_audience_is_the_one_the_azure_cli_asks_for() -> None:
 
 
 def test_host_storage_roles_are_the_ones_the_functions_docs_list() -> None:
-    assert set(facts.host_storage_roles("blob")) == (HOST_STORAGE_BLOB_TRIGGER_ROLES | HOST_STORAGE_ROLES
-                                                     | HOST_STORAGE_DIAGNOSTICS_ROLES)
-    assert set(facts.host_storage_roles("http")) == HOST_STORAGE_ROLES | HOST_STORAGE_DIAGNOSTICS_ROLES
+    blob, http = BlobTrigger(type="blob"), HttpTrigger(type="http")
+    assert set(facts.host_storage_roles(blob)) == (HOST_STORAGE_BLOB_TRIGGER_ROLES | HOST_STORAGE_ROLES
+                                                   | HOST_STORAGE_DIAGNOSTICS_ROLES)
+    assert set(facts.host_storage_roles(http)) == HOST_STORAGE_ROLES | HOST_STORAGE_DIAGNOSTICS_ROLES
     assert set(facts.BLOB_TRIGGER_ROLES) == BLOB_TRIGGER_CONNECTION_ROLES
 
 
@@ -206,13 +208,14 @@ def test_the_principal_type_follows_the_token_claims_reference(claims: dict, exp
 
 
 @pytest.mark.parametrize(("trigger", "source", "expected"), [
-    ("blob", "LogsAndContainerScan", 600.0),  # the polling trigger: "up to a 10-minute delay" (blob trigger docs)
+    ("blob", "polling", 600.0),  # the polling trigger: "up to a 10-minute delay" (blob trigger docs)
     ("blob", "EventGrid", 120.0),  # pushed by Event Grid: seconds
     ("http", None, 120.0),
 ])
 def test_the_azure_test_waits_as_long_as_the_trigger_is_documented_to_take(trigger: str, source: str | None,
                                                                           expected: float) -> None:
-    assert facts.azure_test_timeout(trigger, source) == expected
+    made = BlobTrigger(type="blob", source=source) if trigger == "blob" else HttpTrigger(type="http")
+    assert facts.azure_test_timeout(made) == expected
 
 
 def test_the_slot_test_defaults_to_the_triggers_latency(arm: FakeArm, example, monkeypatch) -> None:  # noqa: ANN001
@@ -223,7 +226,7 @@ def test_the_slot_test_defaults_to_the_triggers_latency(arm: FakeArm, example, m
         seen.update(kw)
         return Report(True, "blob", "recorded", "in")
 
-    monkeypatch.setattr("modelfunc.blobtest.round_trip", fake_round_trip)
+    monkeypatch.setattr("modelfunc.roundtrip.round_trip", fake_round_trip)
     lines: list[str] = []
     deploy(load_project(example("diabetes-blob")), IMAGE, options(), credential=FakeCredential(),
            settings=settings(arm), sleep=lambda s: None, progress=lines.append)

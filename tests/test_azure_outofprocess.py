@@ -123,7 +123,7 @@ def test_arm_endpoint_and_a_named_cloud_are_exclusive(example) -> None:  # noqa:
     proc = run_modelfunc("destroy", "--app-name", "diab-app", "--subscription-id", SUB, "--cloud", "AzureChinaCloud",
                          "--arm-endpoint", "https://127.0.0.1:1/", env={"AZURE_CLIENT_ID": ""})
     assert proc.returncode == 2 and "arm-endpoint: cannot be combined with --cloud AzureChinaCloud" in proc.stderr
-    from modelfunc import cli
+    from modelfunc.cli import azure_verbs as cli
 
     assert cli._CLOUD_NAMES == clouds.NAMES  # the CLI's copy (its --help imports no Azure SDK)
 

@@ -28,10 +28,10 @@ from azurefake import DEPLOYER_OID, SUB, FakeArm, FakeCredential
 from modelfunc.appgen import render
 from modelfunc.azure import DeployOptions, PipelineSettings, deploy, destroy, plan
 from modelfunc.azure.results import SlotDeployment
-from modelfunc.blobtest import TestReport as Report
 from modelfunc.config import load_project
 from modelfunc.errors import DeployError, OptionError
-from modelfunc.queuetest import NotAuthorizedYet, run_queue_test, stamp_name
+from modelfunc.roundtrip import TestReport as Report
+from modelfunc.roundtrip.servicebus import NotAuthorizedYet, run_queue_test, stamp_name
 from modelfunc.runtime.modelfunc_runtime import MESSAGE_STAMP_CONNECTION, MESSAGE_STAMP_PATH, STAMP_CONTAINER
 
 HERE = Path(__file__).resolve().parent
@@ -216,9 +216,9 @@ class Refusing(Slot):
 
 
 def test_a_send_refused_while_the_role_applies_is_tried_again(bus_app, containers, stamps, monkeypatch) -> None:  # noqa: ANN001
-    import modelfunc.blobtest as blobtest
+    import modelfunc.roundtrip.report as reports
 
-    monkeypatch.setattr(blobtest, "ROLE_RETRY_FIRST", 0.05)  # the retry both tests share (while_role_applies)
+    monkeypatch.setattr(reports, "ROLE_RETRY_FIRST", 0.05)  # the retry both tests share (while_role_applies)
     project, app, _old = bus_app
     service, container = stamps
     slot = Refusing(2, [containers(app, NEW)], service, project.trigger.input_queue)

@@ -237,30 +237,32 @@ def _refusing_transport(n: int) -> tuple[RequestsTransport, _RefuseWrites]:
 
 
 def test_the_test_waits_while_a_new_data_role_applies(blob_repo, serve, azurite, monkeypatch) -> None:  # noqa: ANN001
-    from modelfunc import blobtest
     from modelfunc.config import load_project
+    from modelfunc.roundtrip import report as reports
+    from modelfunc.roundtrip.blob import run_blob_test
 
-    monkeypatch.setattr(blobtest, "ROLE_RETRY_FIRST", 0.2)
+    monkeypatch.setattr(reports, "ROLE_RETRY_FIRST", 0.2)
     serve(blob_repo, connection_string=azurite.connection_string)
     transport, adapter = _refusing_transport(2)
     notes: list[str] = []
-    report = blobtest.run_blob_test(load_project(blob_repo), azurite.connection_string, timeout=30,
-                                    transport=transport, progress=notes.append)
+    report = run_blob_test(load_project(blob_repo), azurite.connection_string, timeout=30,
+                           transport=transport, progress=notes.append)
     assert report.passed, report.render()
     assert adapter.refused == 2
     assert sum("AuthorizationPermissionMismatch" in n and "trying again" in n for n in notes) == 2
 
 
 def test_a_role_that_never_applies_ends_with_the_role_to_grant(blob_repo, azurite, monkeypatch) -> None:  # noqa: ANN001
-    from modelfunc import blobtest
     from modelfunc.config import load_project
     from modelfunc.errors import StorageError
+    from modelfunc.roundtrip import report as reports
+    from modelfunc.roundtrip.blob import run_blob_test
 
-    monkeypatch.setattr(blobtest, "ROLE_RETRY_FIRST", 0.2)
+    monkeypatch.setattr(reports, "ROLE_RETRY_FIRST", 0.2)
     transport, adapter = _refusing_transport(1000)
     started = time.monotonic()
     with pytest.raises(StorageError, match="refused the test's upload") as e:
-        blobtest.run_blob_test(load_project(blob_repo), azurite.connection_string, timeout=5, transport=transport,
-                               role_wait=1.0)
+        run_blob_test(load_project(blob_repo), azurite.connection_string, timeout=5, transport=transport,
+                      role_wait=1.0)
     assert time.monotonic() - started < 5
     assert "Storage Blob Data Contributor" in (e.value.hint or "") and adapter.refused >= 2

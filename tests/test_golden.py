@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_modelfunc
-from modelfunc import github, golden
+from modelfunc import golden
+from modelfunc.action.handoff import load_golden, save_deployment, save_golden
+from modelfunc.action.summaries import summary_for_golden
+from modelfunc.errors import OptionError
 from modelfunc.golden import DIRECT, IMAGE, LOCAL_HOST, PLACES, SLOT, Answer, Golden
 
 ANSWER = b"[661.6371, 362.4341]"  # what examples/diabetes-http answers to its sample, byte for byte
@@ -112,12 +115,12 @@ def test_a_table_where_nothing_answered_fails() -> None:
 def test_the_table_travels_between_steps_as_json(tmp_path: Path) -> None:
     g = table(expected=b"\xff\x00", direct=Answer("py", b"\xff\x00", 200), image=Answer("i", error="boom", status=500),
               host=Answer(skipped="target azure"))
-    back = golden.load(golden.save(g, tmp_path / "g.json"))
+    back = load_golden(save_golden(g, tmp_path / "g.json"))
     assert back.to_dict() == g.to_dict() and back.expected == b"\xff\x00"
     assert back.answer(DIRECT).body == b"\xff\x00" and back.answer(IMAGE).error == "boom"
     (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(golden.OptionError, match="is not a golden table an earlier step wrote"):
-        golden.load(tmp_path / "bad.json")
+    with pytest.raises(OptionError, match="is not a golden table an earlier step wrote"):
+        load_golden(tmp_path / "bad.json")
 
 
 def test_text_and_markdown_have_one_column_per_place() -> None:
@@ -126,7 +129,7 @@ def test_text_and_markdown_have_one_column_per_place() -> None:
     text = g.render_text().splitlines()
     assert text[0].startswith("PASS: the answer to samples/input.json in each place")
     assert all(place in text[1] for place in PLACES)
-    md = github.summary_for_golden(g)
+    md = summary_for_golden(g)
     assert "| | run() directly | local host | image self-test | staging slot |" in md
     answer_row = next(ln for ln in md.splitlines() if ln.startswith("| answer |"))
     assert answer_row.count("<code>") == 2
@@ -181,7 +184,7 @@ def test_the_up_step_publishes_the_table_as_summary_and_output(example, step, ca
     assert "### modelfunc golden answer: ✅ the same answer everywhere" in summary
     assert "| | run() directly | local host | image self-test | staging slot |" in summary
     assert f"| answer | <code>{ANSWER.decode()}</code> | <code>{ANSWER.decode()}</code> |" in summary
-    table_ = golden.load(Path(step.outputs()["golden"]))
+    table_ = load_golden(Path(step.outputs()["golden"]))
     assert table_.answer(DIRECT).body == table_.answer(LOCAL_HOST).body == ANSWER
 
 
@@ -206,16 +209,15 @@ def test_the_azure_test_step_adds_the_slots_answer_to_the_package_steps_table(ex
                                                                             capfd) -> None:  # noqa: ANN001
     """The slot is a running local host here (no Azure): the test step's own logic — load the package step's table,
     add the slot's answer, publish, fail on a difference — is what runs."""
-    from modelfunc.azure import handoff
     from modelfunc.azure.results import ServiceState, SlotDeployment
-    from modelfunc.blobtest import round_trip
     from modelfunc.config import load_project
+    from modelfunc.roundtrip import round_trip
 
     repo = drifting_repo(example)
     host = serve(repo)
     deployment = SlotDeployment("sub", "rg", "app", "staging", "reg/app@sha256:" + "0" * 64, "https://app",
                                 "https://app-staging", ServiceState.HEALTHY, True, ("score",))
-    handed = handoff.save(deployment, step.root / "deployment.json")
+    handed = save_deployment(deployment, step.root / "deployment.json")
     monkeypatch.setattr("modelfunc.azure.credentials.get_credential", lambda **kw: object())
     monkeypatch.setattr("modelfunc.azure.test_slot",
                         lambda project, deployment, **kw: round_trip(project, host_url=host.url, timeout=30))
@@ -225,15 +227,15 @@ def test_the_azure_test_step_adds_the_slots_answer_to_the_package_steps_table(ex
     earlier.set(IMAGE, Answer("image", b'{"value": 1.009}', 200))
     earlier.set(LOCAL_HOST, Answer(skipped="the app does not run on the runner (target azure)"))
     step.inputs(model_repo=str(repo), deployment=str(handed),
-                golden=str(golden.save(earlier, step.root / "package-golden.json")))
+                golden=str(save_golden(earlier, step.root / "package-golden.json")))
     assert load_script("blob_test").main([]) == 0  # the "slot" (a local host) answers 1.009 too
-    table_ = golden.load(Path(step.outputs()["golden"]))
+    table_ = load_golden(Path(step.outputs()["golden"]))
     assert table_.answer(SLOT).where == "https://app-staging" and table_.answer(SLOT).body == b'{"value": 1.009}'
     assert "| staging slot |" in step.summary_text() and "✅" in step.summary_text()
 
     earlier.set(IMAGE, Answer("image", b'{"value": 0.991}', 200))  # had the image answered otherwise...
     earlier.set(DIRECT, Answer("image (no function)", b'{"value": 0.991}', 200))
-    golden.save(earlier, step.root / "package-golden.json")
+    save_golden(earlier, step.root / "package-golden.json")
     assert load_script("blob_test").main([]) == 1
     assert ("the sample's answers differ: staging slot (https://app-staging) answered differently vs run() directly"
             in capfd.readouterr().out)
@@ -241,9 +243,8 @@ def test_the_azure_test_step_adds_the_slots_answer_to_the_package_steps_table(ex
 
 def test_without_a_package_step_flex_shows_why_the_image_columns_are_empty(example, step, serve,
                                                                            monkeypatch) -> None:  # noqa: ANN001
-    from modelfunc.azure import handoff
     from modelfunc.azure.results import ServiceState, SlotDeployment
-    from modelfunc.blobtest import round_trip
+    from modelfunc.roundtrip import round_trip
 
     repo = example("diabetes-http")
     host = serve(repo)
@@ -252,9 +253,9 @@ def test_without_a_package_step_flex_shows_why_the_image_columns_are_empty(examp
     monkeypatch.setattr("modelfunc.azure.credentials.get_credential", lambda **kw: object())
     monkeypatch.setattr("modelfunc.azure.test_slot",
                         lambda project, deployment, **kw: round_trip(project, host_url=host.url, timeout=30))
-    step.inputs(model_repo=str(repo), deployment=str(handoff.save(deployment, step.root / "d.json")))
+    step.inputs(model_repo=str(repo), deployment=str(save_deployment(deployment, step.root / "d.json")))
     assert load_script("blob_test").main([]) == 0
-    table_ = golden.load(Path(step.outputs()["golden"]))
+    table_ = load_golden(Path(step.outputs()["golden"]))
     assert table_.answer(IMAGE).skipped == "no image (flex: the app is zip-deployed)"
     assert table_.answer(SLOT).where == "https://app (flex: no slot)" and table_.answer(SLOT).body == ANSWER
 

@@ -160,15 +160,15 @@ def test_the_redactor_removes_the_sas_in_every_printed_form(form: str) -> None:
     if form != "signature-alone":
         assert not shows(Redactor()(printed), _SIG), hidden(Redactor()(printed), _SIG)
     # And what the masks of the action's steps register covers each form.
-    from modelfunc import github
+    from modelfunc.action import io
 
-    masks = [line.split("::", 2)[2].replace("%25", "%") for line in github.mask_connection_string(
+    masks = [line.split("::", 2)[2].replace("%25", "%") for line in io.mask_connection_string(
         f"BlobEndpoint=http://127.0.0.1:1/{DEV_ACCOUNT};SharedAccessSignature={_SAS}").splitlines()]
     masked = printed
     for value in sorted(masks, key=len, reverse=True):
         masked = masked.replace(value, "***")
     assert not shows(masked, _SIG), hidden(masked, _SIG)
-    assert redact  # the process-wide redactor is the same class, fed by storage.blob_service and github.mask
+    assert redact  # the process-wide redactor is the same class, fed by storage.blob_service and action.io.mask
 
 
 LEAKY_SAS = '''

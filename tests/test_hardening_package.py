@@ -352,8 +352,9 @@ def test_the_default_and_a_digest_base_image_are_references(example, tmp_path: P
 
 KILL = """\
 import os, pathlib, signal, sys
-from modelfunc.appgen import render
+from modelfunc.appgen import prepare_app, write_app
 from modelfunc.config import load_project
+from modelfunc.staging import staged
 repo, out, when = sys.argv[1:]
 if when == "between-the-renames":  # killed after the old output moved away, before the new one moved in
     real = pathlib.Path.rename
@@ -368,7 +369,10 @@ def hook(staging):
     if when == "alive":
         print("staging", flush=True)
         sys.stdin.readline()
-render(load_project(repo), out, before_swap=hook)
+plan = prepare_app(load_project(repo), out)
+with staged(plan.out_dir) as staging:  # as `package` writes the app and its build context
+    write_app(plan, staging)
+    hook(staging)
 """
 
 # (id, how the earlier run ended, what the next `package` prints)
@@ -449,7 +453,7 @@ CACHE_MESSAGE = ("dependencies: the cached layer dependencies-<key>.tar cannot b
 
 
 def default_pip_cache() -> Path:
-    from modelfunc.image import default_pip_cache as pip_cache
+    from modelfunc.appenv import default_pip_cache as pip_cache
 
     return pip_cache()
 

@@ -321,13 +321,13 @@ def test_the_package_step_hands_the_images_answers_to_the_test_step(example, tmp
                                                                     capfd) -> None:
     """scripts/package.py: run() directly and through the function, both inside the image (the runner has not
     the app's dependencies), go to the `golden` output, which the azure test step completes with the slot's."""
-    from modelfunc import golden
+    from modelfunc.action.handoff import load_golden
     from test_action import Step, load_script
 
     step = Step(tmp_path, monkeypatch)
     step.inputs(model_repo=str(example("diabetes-servicebus")), base_image=BASE_IMAGE, pull="false")
     assert load_script("package").main([]) == 0, capfd.readouterr().out
-    table = golden.load(Path(step.outputs()["golden"]))
+    table = load_golden(Path(step.outputs()["golden"]))
     assert table.answer("run() directly").body == table.answer("image self-test").body == b"[661.6371, 362.4341]"
     assert table.answer("run() directly").where.endswith("(no function)")
     assert table.answer("local host").skipped == "the app does not run on the runner (target azure)"

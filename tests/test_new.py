@@ -287,6 +287,28 @@ def test_the_hook_is_importable_unrendered_and_has_one_jinja_expression() -> Non
     assert (context["registry"], context["resource_group"]) == ("taxscorer77acr", "rg-tax-scorer-7-7")
 
 
+def test_the_hooks_copies_for_cookiecutter_alone_are_modelfuncs_rules() -> None:
+    """With modelfunc installed the hook takes the trigger list and the app-name rule from it; without (cookiecutter
+    alone) it uses its own copies: loaded in a Python where modelfunc cannot be imported, they are the same."""
+    from modelfunc.config import APP_NAME_RE, APP_NAME_RULE
+    from modelfunc.triggers import TRIGGER_TYPES
+
+    probe = (
+        "import importlib.util, json, sys\n"
+        "sys.modules['modelfunc'] = None  # import modelfunc fails, as where cookiecutter runs alone\n"
+        f"spec = importlib.util.spec_from_file_location('hook', {str(TEMPLATE / 'hooks/pre_gen_project.py')!r})\n"
+        "hook = importlib.util.module_from_spec(spec); spec.loader.exec_module(hook)\n"
+        "print(json.dumps([list(hook.TRIGGERS), hook.APP_NAME.pattern, hook.APP_NAME_RULE]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    triggers, pattern, rule = json.loads(proc.stdout)
+    assert triggers == sorted(TRIGGER_TYPES) == CONTEXT["trigger"]
+    assert rule == APP_NAME_RULE
+    for name in ("ab", "a", "-ab", "ab-", "a" * 60, "a" * 61, "my-app-1", "my_app", "A1"):
+        assert bool(re.fullmatch(pattern, name)) == bool(APP_NAME_RE.fullmatch(name)), name
+
+
 def test_cookiecutter_still_works_and_refuses_a_bad_queue_name_with_the_same_words(tmp_path) -> None:
     config = tmp_path / "cookiecutter.yaml"
     config.write_text(yaml.safe_dump({"cookiecutters_dir": str(tmp_path / "cc"), "replay_dir": str(tmp_path / "r")}))

@@ -520,9 +520,9 @@ def test_handle_openapi_reads_a_users_files_as_azmlinfsrv_does(tmp_path: Path, m
 
 
 def test_the_two_functions_never_share_a_name_or_a_route() -> None:
-    from modelfunc.appgen import FUNCTION_NAMES, RESERVED
-    from modelfunc.config import HttpTrigger
+    from modelfunc.appgen import RESERVED
     from modelfunc.openapi import SWAGGER_FUNCTION, SWAGGER_ROUTE
+    from modelfunc.triggers import FUNCTION_NAMES, HttpTrigger
 
     assert SWAGGER_FUNCTION not in FUNCTION_NAMES.values()
     assert {"modelfunc_openapi.py", "modelfunc_openapi.json"} <= RESERVED

@@ -177,8 +177,8 @@ def test_keep_alive_replies_are_not_delayed(hosts) -> None:
 def test_every_answer_names_its_deployment_and_the_test_refuses_another(example, serve) -> None:  # noqa: ANN001
     """The deploy names the deployment (MODELFUNC_DEPLOYMENT_ID, the image digest) once the slot runs its image;
     every HTTP answer carries it, so the test of a new image never accepts the previous image's answer."""
-    from modelfunc.blobtest import round_trip
     from modelfunc.config import load_project
+    from modelfunc.roundtrip import round_trip
 
     repo = style_repo(example, "schema")
     mine, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from modelfunc.blobpath import BlobPath, BlobPathError
-from modelfunc.blobtest import compare
+from modelfunc.compare import compare
 from modelfunc.config import HttpTrigger, load_project
 from modelfunc.environment import read_requirements
 from modelfunc.errors import ConfigError, EnvironmentSpecError
@@ -215,7 +215,7 @@ def test_requirements_txt_invalid_line_is_rejected_with_its_line(tmp_path: Path)
     assert "'scipy>>1' is not a valid pip requirement" in e.value.message
 
 
-# ================================================================== blobtest.compare
+# ================================================================== compare.compare
 
 
 def test_compare_within_tolerance_passes() -> None:

@@ -1,35 +1,39 @@
 """modelfunc.yaml → a typed, validated :class:`Project`.
 
-Errors name the file, the field (dotted), the line, the bad value and what is allowed.
+Errors name the file, the field (dotted), the line, the bad value and what is allowed. The sections have modules of
+their own: ``trigger:`` (triggers.py, one class per trigger with its facts), ``samples:`` (samples.py) and ``cache:``
+(cache.py); their names are re-exported here.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 
-from .blobpath import BlobPath, BlobPathError
+from . import triggers
+from .cache import Cache, RedisCache
 from .errors import ConfigError
+from .samples import Samples, load_expected, sample_text
+from .sections import Strict
+from .triggers import OPENAPI_ROUTE, BlobTrigger, HttpTrigger, ServiceBusQueueTrigger
 from .yamlload import load_yaml
+
+__all__ = ["APP_NAME_RE", "APP_NAME_RULE", "CONFIG_FILE", "OPENAPI_ROUTE", "TRIGGER_TYPES", "BlobTrigger", "Cache",
+           "ConfigModel", "HttpTrigger", "Project", "PythonTarget", "RedisCache", "Samples", "ServiceBusQueueTrigger",
+           "Trigger", "load_expected", "load_project", "nearest_python", "read_yaml", "sample_text"]
 
 CONFIG_FILE = "modelfunc.yaml"
 SUPPORTED_PYTHON = ("3.10", "3.11", "3.12", "3.13")  # what the Functions Python images run
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python{python_version}"
-# The route of an HTTP app's OpenAPI document (its second function, beside the scoring one: openapi.py).
-OPENAPI_ROUTE = "swagger.json"
 # A function app's name, as Azure takes it (Microsoft.Web/sites: 2-60 alphanumerics and hyphens, not starting or
 # ending with a hyphen): the `name:` field, the name derived from the folder, and deploy's --app-name.
 APP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]$")
 APP_NAME_RULE = "2-60 letters, digits and hyphens, not starting or ending with a hyphen"
-# samples.expected is compared value by value (recursively): deeper is no model output, and would overflow.
-MAX_EXPECTED_DEPTH = 100
 
 
 def nearest_python(version: str) -> str:
@@ -55,200 +59,11 @@ class PythonTarget(str):
         return obj
 
 
-def _parse_path(value: str) -> BlobPath:
-    try:
-        return BlobPath.parse(value)
-    except BlobPathError as e:
-        raise ValueError(str(e)) from None
+Trigger = triggers.Trigger
+TRIGGER_TYPES = triggers.TRIGGER_TYPES
 
 
-def _may_match(src: BlobPath, out: BlobPath) -> bool:
-    """Whether some blob written by ``out`` could match ``src`` (probing with values built from its literals)."""
-    literals = [part for part in re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", src.blob_pattern) if part]
-    probes = {"x", "ab", "aab", *literals, *(f"x{lit}" for lit in literals), *(f"{lit}x" for lit in literals),
-              *(f"{a}x{b}" for a in literals for b in literals)}
-    return any(src.match(out.format(dict.fromkeys(out.placeholders, probe))) for probe in probes)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _setting_name(value: str) -> str:
-    if not value or not all(c.isalnum() or c in "_:" for c in value) or value[0].isdigit():
-        raise ValueError(
-            f"{value!r} is not a valid app setting name: use letters, digits and underscores, "
-            "e.g. 'TriggerConnectionString'"
-        )
-    return value
-
-
-class HttpTrigger(_Strict):
-    type: Literal["http"]
-    auth_level: Literal["anonymous", "function", "admin"] = "function"
-    route: str = "score"
-    methods: tuple[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], ...] = ("GET", "POST")
-
-    @field_validator("route")
-    @classmethod
-    def _route(cls, v: str) -> str:
-        if not v or v.startswith("/") or v.endswith("/") or any(c.isspace() or c in "?#{}" for c in v):
-            raise ValueError(
-                f"{v!r} is not a valid route: use a path without leading/trailing '/', spaces, "
-                "'?', '#' or '{}', e.g. 'score' (served at /api/score)"
-            )
-        bad = next((seg for seg in v.split("/") if not seg.strip(".")), None)
-        if bad is not None:
-            what = "an empty segment ('//')" if not bad else f"the segment {bad!r}"
-            raise ValueError(
-                f"{v!r} is not a valid route: it has {what}, which URLs resolve away (/api/{v} is not where a "
-                "client's request would arrive); use names, e.g. 'score' or 'models/score'"
-            )
-        if v.lower() == OPENAPI_ROUTE:  # the Functions host matches routes without regard to case
-            raise ValueError(
-                f"{v!r} is the route of the app's OpenAPI document (GET /api/{OPENAPI_ROUTE}, which modelfunc adds "
-                "to every HTTP app, as Azure ML serves /swagger.json): use another route for run(), e.g. 'score'"
-            )
-        return v
-
-    @field_validator("methods")
-    @classmethod
-    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError("at least one HTTP method is needed, e.g. [POST]")
-        return tuple(dict.fromkeys(v))
-
-
-class BlobTrigger(_Strict):
-    type: Literal["blob"]
-    input_path: str = "input/{blobname}.json"
-    output_path: str = "output/{blobname}_out.json"
-    # Where a blob that fails to score leaves its error record (instead of vanishing after retries).
-    error_path: str = "errors/{blobname}_error.json"
-    connection: str = "TriggerConnectionString"
-    source: Literal["polling", "EventGrid"] = "polling"
-
-    @field_validator("connection")
-    @classmethod
-    def _conn(cls, v: str) -> str:
-        return _setting_name(v)
-
-    @field_validator("input_path")
-    @classmethod
-    def _input(cls, v: str) -> str:
-        path = _parse_path(v)
-        if "blobname" not in path.placeholders:
-            raise ValueError(f"{v!r} must contain {{blobname}}, e.g. 'input/{{blobname}}.json'")
-        return v
-
-    @field_validator("output_path", "error_path")
-    @classmethod
-    def _output(cls, v: str, info: ValidationInfo) -> str:
-        out = _parse_path(v)
-        if "input_path" not in info.data:
-            return v  # input_path itself is invalid; that error is reported
-        src = BlobPath.parse(info.data["input_path"])
-        unknown = [p for p in out.placeholders if p not in src.placeholders]
-        if unknown:
-            raise ValueError(
-                f"{v!r} uses {{{unknown[0]}}}, which input_path does not define; "
-                f"available: {', '.join('{' + p + '}' for p in src.placeholders)}"
-            )
-        if out.container == src.container and _may_match(src, out):
-            raise ValueError(
-                f"{v!r} can match input_path {src.pattern!r}: its blobs would trigger the function again; "
-                "write them to another container, e.g. 'output/{blobname}_out.json'"
-            )
-        if info.field_name == "error_path" and v == info.data.get("output_path"):
-            raise ValueError(f"{v!r} is also the output_path; error records need their own path")
-        return v
-
-class ServiceBusQueueTrigger(_Strict):
-    type: Literal["service-bus-queue"]
-    input_queue: str
-    output_queue: str
-    connection: str = "ServiceBusConnection"
-
-    @field_validator("connection")
-    @classmethod
-    def _conn(cls, v: str) -> str:
-        return _setting_name(v)
-
-    @field_validator("input_queue", "output_queue")
-    @classmethod
-    def _queue(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-/]{0,259}", v or "") or v.endswith(("/", ".")):
-            raise ValueError(
-                f"{v!r} is not a valid Service Bus queue name: 1-260 letters, digits, '.', '-', '_', '/', "
-                "starting with a letter or digit, e.g. 'scoring-requests'"
-            )
-        return v
-
-    @field_validator("output_queue")
-    @classmethod
-    def _distinct(cls, v: str, info: ValidationInfo) -> str:
-        if v.lower() == str(info.data.get("input_queue", "")).lower():
-            raise ValueError(f"{v!r} is also the input_queue: every result would be scored again; use another queue")
-        return v
-
-
-Trigger = Annotated[HttpTrigger | BlobTrigger | ServiceBusQueueTrigger, Field(discriminator="type")]
-TRIGGER_TYPES = ("http", "blob", "service-bus-queue")
-
-
-class RedisCache(_Strict):
-    """Prediction cache in Redis: the connection string comes from an app setting, never from this file."""
-
-    connection: str = "RedisConnectionString"
-    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600, strict=True)
-
-    @field_validator("connection")
-    @classmethod
-    def _conn(cls, v: str) -> str:
-        return _setting_name(v)
-
-
-class Cache(_Strict):
-    """``cache: {redis: {...}}``: an optional cache of predictions. The app gets the setting, and the runtime
-    keeps successful answers in that Redis (modelfunc_runtime.PredictionCache)."""
-
-    redis: RedisCache | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        # `redis:` with nothing after it means "Redis with every default".
-        if isinstance(data, dict) and "redis" in data and data["redis"] is None:
-            data = {**data, "redis": {}}
-        return data
-
-    @model_validator(mode="after")
-    def _backend(self) -> Cache:
-        if self.redis is None:
-            raise ValueError("names no cache backend; use redis, e.g. 'cache: {redis: {connection: "
-                             "RedisConnectionString}}' (or leave the cache section out)")
-        return self
-
-
-class Samples(_Strict):
-    input: str = "samples/input.json"
-    expected: str = "samples/expected.json"
-    tolerance: float = Field(default=1e-6, ge=0)
-
-    @field_validator("tolerance", mode="before")
-    @classmethod
-    def _finite(cls, v: Any) -> Any:
-        try:  # as pydantic will read it: a number, or text such as "inf"
-            number = float(v) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else 0.0
-        except (ValueError, OverflowError):
-            return v  # not a number: pydantic says so
-        if not math.isfinite(number):
-            raise ValueError(f"{getattr(v, 'source', v)!r} is not a tolerance: with it every difference would "
-                             "pass (or, for nan, none would); use a finite number >= 0, e.g. 1.0e-6")
-        return v
-
-
-class ConfigModel(_Strict):
+class ConfigModel(Strict):
     name: str | None = None
     entry_script: str = "score.py"
     model_dir: str = "model"
@@ -329,7 +144,7 @@ class ConfigModel(_Strict):
         setting = v.redis.connection
         taken = {"AzureWebJobsStorage": "the Functions host's storage"}
         trigger = info.data.get("trigger")
-        if trigger is not None and trigger.type != "http":
+        if trigger is not None and trigger.connection is not None:
             taken[trigger.connection] = "the trigger's connection"
         if setting in taken:
             raise ValueError(
@@ -344,9 +159,7 @@ _SECTIONS = {
     ("samples",): Samples,
     ("cache",): Cache,
     ("cache", "redis"): RedisCache,
-    ("trigger", "http"): HttpTrigger,
-    ("trigger", "blob"): BlobTrigger,
-    ("trigger", "service-bus-queue"): ServiceBusQueueTrigger,
+    **{("trigger", name): cls for name, cls in triggers.BY_TYPE.items()},
 }
 
 
@@ -370,7 +183,7 @@ class Project:
         return self.config.name or _default_name(self.root)
 
     @property
-    def trigger(self) -> HttpTrigger | BlobTrigger | ServiceBusQueueTrigger:
+    def trigger(self) -> triggers.AnyTrigger:
         return self.config.trigger
 
     @property
@@ -620,60 +433,3 @@ def _check_readable(path: Path) -> None:
                           hint=f"make it readable by the user running modelfunc, e.g. chmod a+r {path.name}") from None
     except OSError as e:
         raise ConfigError(f"cannot be read: {e.strerror}", file=path) from None
-
-
-def _json_depth(value: Any) -> int:
-    depth, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            depth = max(depth, level)
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return depth
-
-
-def load_expected(project: Project) -> Any:
-    """The expected output: parsed JSON when the file is JSON by name, raw bytes otherwise."""
-    path = project.sample_expected
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot be read: {e.strerror}", file=path) from None
-    if path.suffix.lower() != ".json":
-        return raw
-    too_deep = ConfigError(
-        f"is nested more than {MAX_EXPECTED_DEPTH} levels deep, more than any model output (and more than the "
-        "comparison follows)", file=path,
-        hint="samples.expected must hold the JSON the model returns for samples.input")
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise too_deep from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        line = getattr(e, "lineno", None)
-        raise ConfigError(
-            f"is not valid JSON: {getattr(e, 'msg', e)}", file=path, line=line,
-            hint="samples.expected must hold the JSON the model returns for samples.input",
-        ) from None
-    if _json_depth(value) > MAX_EXPECTED_DEPTH:
-        raise too_deep
-    return value
-
-
-def sample_text(project: Project) -> str:
-    """The sample input as text: what the local host's admin API takes for a Service Bus message (as the Functions
-    host's does: ``{"input": "<string>"}``)."""
-    path = project.sample_input
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot be read: {e.strerror}", file=path) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"is not UTF-8 text ({e.reason} at byte {e.start}): a Service Bus message is sent to the local host as "
-            "text, through its admin API (as to the Functions host's)", file=path,
-            hint="save the sample as UTF-8 text (JSON, CSV ...); a binary message can be tested in Azure, where "
-                 "`modelfunc deploy` sends the sample's bytes to the queue",
-        ) from None

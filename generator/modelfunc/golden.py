@@ -4,7 +4,8 @@ self-test and the staging slot, side by side in one table.
 Every place that ran must give the same answer: byte for byte, or (JSON) within the sample's tolerance, compared
 with the first place that answered; and each is judged against ``samples.expected`` too. A place that did not run
 says why (not this target, no Docker engine, ...). The table travels between the action's steps as JSON
-(``save``/``load``): the package step fills in the first columns, the test step the slot's, and writes the summary.
+(``to_dict``/``from_dict``, written by ``modelfunc.action.handoff``): the package step fills in the first columns,
+the test step the slot's, and writes the summary.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .blobtest import Mismatch, compare
-from .errors import GoldenMismatch, OptionError
+from .compare import Mismatch, compare
+from .errors import GoldenMismatch
 
 DIRECT, LOCAL_HOST, IMAGE, SLOT = "run() directly", "local host", "image self-test", "staging slot"
 PLACES = (DIRECT, LOCAL_HOST, IMAGE, SLOT)
@@ -215,20 +215,6 @@ class Golden:
                 raise ValueError(f"unknown place {place!r}")
             golden.answers[place] = Answer.from_dict(answer)
         return golden
-
-
-def save(golden: Golden, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(golden.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def load(path: Path) -> Golden:
-    try:
-        return Golden.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        raise OptionError(f"{path} is not a golden table an earlier step wrote ({type(e).__name__}: {e})",
-                          field="golden", hint="pass the package step's `golden` output") from None
 
 
 def for_project(project: Any) -> Golden:

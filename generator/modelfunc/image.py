@@ -1,14 +1,6 @@
-"""The container image: a reproducible build context, the docker-py build, an in-image self-test, the push.
-
-Layers, least to most often changed: base image | dependencies | model files | code. Each of ours is a
-tar written here with fixed owners, modes and mtimes and sorted entries, then ADDed by the Dockerfile:
-the classic builder's COPY stamps the directories it creates with the build time, so its layers differ
-on every build, while an ADDed tar keeps the metadata it carries. Identical inputs therefore give
-identical layer digests, and a change to score.py re-pushes only the code layer (kilobytes).
-
-Dependencies are resolved on the build machine for the image's Python and platform (pip with
-``--platform``/``--python-version``/``--only-binary``, with a pip cache), so the build needs no network.
-A requirement with no wheel falls back to ``pip install`` inside the build, which is said in the log.
+"""The container image: the docker-py build of the build context (buildcontext.py), an in-image self-test, the
+push; and ``package``, the whole path: the app (appgen) and its build context written into one staging folder
+(staging.py) that replaces the previous output, then build, self-test and push.
 """
 
 from __future__ import annotations
@@ -16,263 +8,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .appgen import APP_MODEL_DIR, FIXED_MTIME
-from .config import Project, load_expected
-from .errors import ModelfuncError, OptionError
+from .buildcontext import LAYERS, SCRIPT_ROOT, SITE_PACKAGES, Context, prepare_context
+from .config import Project
+from .errors import ImageError, SelfTestFailed  # noqa: F401 - image.SelfTestFailed, as before
+from .imageref import check_base_image, check_reference, split_repository
+from .progress import Progress, quiet
 from .runtime.modelfunc_runtime import SELFTEST_MARK
+from .samples import load_expected
 from .sourcedir import SourceFiles
 
-Progress = Callable[[str], None]
-SCRIPT_ROOT = "home/site/wwwroot"
-SITE_PACKAGES = f"{SCRIPT_ROOT}/.python_packages/lib/site-packages"
-LAYERS = ("dependencies", "model", "code")
-LAYER_FORMAT = 2  # bump when write_layer() changes what it writes: cached dependency layers are then redone
 SELFTEST_DIR = "/modelfunc-selftest"
-
-
-class ImageError(ModelfuncError):
-    """The Docker engine, the build, the self-test or the registry failed."""
-
-    exit_code = 1
-
-
-class SelfTestFailed(ImageError):
-    """The built image could not load the app or did not score the sample as expected."""
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-# ---------------------------------------------------------------------------------------- dependencies
-# Resolution, the lock and the installed tree live in appenv.py (shared with the local run and Flex); these names
-# stay importable from here.
-from .appenv import cache_root, default_pip_cache, pip_platform_args  # noqa: E402, F401
-
-# ---------------------------------------------------------------------------------------- layers
-
-
-def _entries(pairs: Iterable[tuple[str, Path]]) -> list[tuple[str, Path | None]]:
-    """(image path, source) for every file plus every parent directory (source None), sorted."""
-    out: dict[str, Path | None] = {}
-    for dest, src in pairs:
-        parts = dest.split("/")
-        for i in range(1, len(parts)):
-            out.setdefault("/".join(parts[:i]) + "/", None)
-        out[dest] = src
-    return sorted(out.items())
-
-
-def write_layer(path: Path, pairs: Iterable[tuple[str, Path]]) -> str:
-    """Write a reproducible layer tar; returns its sha256 (what Docker calls the layer's diff id)."""
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, src in _entries(pairs):
-            info = tarfile.TarInfo(name.rstrip("/") if src is not None else name)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = FIXED_MTIME, 0, 0, "root", "root"
-            if src is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            elif src.is_symlink():
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(src), 0o777
-                tar.addfile(info)
-            else:
-                info.size = src.stat().st_size
-                info.mode = 0o755 if src.stat().st_mode & 0o111 else 0o644
-                with open(src, "rb") as fh:
-                    tar.addfile(info, fh)
-    os.utime(path, (FIXED_MTIME, FIXED_MTIME))
-    return _sha256(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
-def _tree(root: Path, prefix: str, *, skip: Callable[[Path], bool] = lambda p: False) -> list[tuple[str, Path]]:
-    pairs = []
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if skip(rel) or "__pycache__" in rel.parts or (p.is_dir() and not p.is_symlink()):
-            continue
-        pairs.append((f"{prefix}/{rel.as_posix()}", p))
-    return pairs
-
-
-DOCKERFILE = """\
-# Generated by modelfunc {version}. Layers, least to most often changed:
-# base image | dependencies | model files | code. Each ADDed tar is reproducible (fixed owners, modes,
-# mtimes), so identical inputs give identical layer digests. Build context: this directory.
-FROM {base_image}
-
-ENV AzureWebJobsScriptRoot=/home/site/wwwroot \\
-    AzureFunctionsJobHost__Logging__Console__IsEnabled=true \\
-    AZUREML_MODEL_DIR=/home/site/wwwroot/{model_dir} \\
-    PYTHONDONTWRITEBYTECODE=1
-
-{dependencies}
-ADD layers/model.tar /
-ADD layers/code.tar /
-"""
-DEPS_LAYER = "ADD layers/dependencies.tar /"
-DEPS_IN_BUILD = """\
-# {reason}
-COPY app/requirements.txt /home/site/requirements.txt
-RUN python -m pip install --no-cache-dir --disable-pip-version-check \\
-    --target /{site_packages} -r /home/site/requirements.txt"""
-
-
-@dataclass
-class Context:
-    dir: Path
-    dockerfile: Path
-    layers: dict[str, str]  # layer name → sha256 of its tar (the diff id)
-    deps_in_build: str | None = None  # why the dependencies are installed during the build, if they are
-
-
-def _dependencies_layer(app: Path, dest: Path, *, python_version: str, cache_dir: Path | None,
-                        refresh: bool, progress: Progress, source: Path | None = None) -> tuple[str | None, str | None]:
-    """Lock the app's requirements (``app``/requirements.lock), then write the dependencies layer tar: the locked
-    packages' installed tree (appenv.site_tree, the same folder the local run uses where this machine matches the
-    image), reusing the tar cached for an identical lock unless ``refresh``.
-
-    Returns (sha256 of the tar, None) or (None, why the build installs them instead).
-    """
-    from . import appenv
-
-    requirements = app / "requirements.txt"
-    try:
-        lock = appenv.resolve(requirements, python_version=python_version, cache_dir=cache_dir, refresh=refresh,
-                              progress=progress, source=source)
-    except appenv.NoWheel as e:
-        reason = (f"{e.message}, so the dependencies are installed inside the build instead (needs network "
-                  "there, not reproducible)")
-        progress("WARNING: " + reason)
-        return None, reason
-    lockfile = appenv.write_lock(lock, app)
-    progress(f"dependencies: {lockfile.name} ({len(lock.packages)} packages, {lock.digest[:12]})")
-    key = hashlib.sha256("\0".join([__version__, str(LAYER_FORMAT), lock.digest]).encode()).hexdigest()[:24]
-    cached = cache_root() / "layers" / f"dependencies-{key}.tar"
-    digest_file = cached.with_suffix(".sha256")
-    if not refresh and (cached.exists() or digest_file.exists()):
-        problem = _cached_layer_problem(cached, digest_file)
-        if problem is None:
-            progress(f"dependencies: reusing the layer built before for this lock ({cached.name}); "
-                     "--refresh-dependencies resolves them again")
-            _link_or_copy(cached, dest)
-            return digest_file.read_text(encoding="ascii").strip(), None
-        progress(f"dependencies: the cached layer {cached.name} cannot be used ({problem}): building it again, "
-                 "and the cache entry is replaced")
-    tree = appenv.site_tree(lock, cache_dir=cache_dir, progress=progress, file=requirements, refresh=refresh)
-    # bin/ holds console scripts with this machine's interpreter path: not for the image.
-    digest = write_layer(dest, _tree(tree, SITE_PACKAGES, skip=lambda rel: rel.parts[0] == "bin"))
-    _keep_in_cache(dest, digest, cached, digest_file, progress)
-    return digest, None
-
-
-DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
-
-
-def _cached_layer_problem(cached: Path, digest_file: Path) -> str | None:
-    """Why a cached dependencies layer cannot be reused (None: it can): both files must be there, the digest file
-    must hold one sha256 digest, and the tar's own digest must be that one (a run killed while writing it, a disk
-    error or a hand edit would otherwise reach the image unnoticed)."""
-    if not cached.is_file():
-        return f"{cached.name} is missing"
-    if not digest_file.is_file():
-        return f"{digest_file.name} is missing"
-    try:
-        recorded = digest_file.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        return f"{digest_file.name} cannot be read: {getattr(e, 'strerror', None) or e}"
-    if not DIGEST_RE.fullmatch(recorded):
-        return f"{digest_file.name} holds {recorded[:80]!r}, not a sha256 digest" if recorded else \
-            f"{digest_file.name} is empty"
-    try:
-        actual = _sha256(cached)
-    except OSError as e:
-        return f"{cached.name} cannot be read: {e.strerror}"
-    if actual != recorded:
-        return f"{cached.name} has digest {actual[:19]}…, not the {recorded[:19]}… recorded for it"
-    return None
-
-
-def _keep_in_cache(layer: Path, digest: str, cached: Path, digest_file: Path, progress: Progress) -> None:
-    """Keep a resolved layer for the next run; a cache that cannot be written (read-only, full) only costs that."""
-    partial = cached.with_suffix(f".{os.getpid()}.partial")
-    partial_digest = digest_file.with_suffix(f".{os.getpid()}.partial")
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        digest_file.unlink(missing_ok=True)  # never a digest beside a tar it does not describe, even for a moment
-        shutil.copyfile(layer, partial)
-        os.utime(partial, (FIXED_MTIME, FIXED_MTIME))
-        partial.replace(cached)
-        partial_digest.write_text(digest + "\n", encoding="ascii")
-        partial_digest.replace(digest_file)
-    except OSError as e:
-        for leftover in (partial, partial_digest):
-            try:
-                leftover.unlink(missing_ok=True)
-            except OSError:
-                pass
-        progress(f"dependencies: the resolved layer is not kept for the next run: {e.strerror or e} "
-                 f"({e.filename or cached.parent}); packaging goes on without the cache")
-
-
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """Hard-link (cheap, same bytes) when src and dest share a file system, else copy."""
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
-        os.utime(dest, (FIXED_MTIME, FIXED_MTIME))
-
-
-def prepare_context(project: Project, out: Path, *, base_image: str | None = None, cache_dir: Path | None = None,
-                    refresh: bool = False, progress: Progress = _quiet) -> Context:
-    """Write layers/*.tar, the Dockerfile and .dockerignore next to the rendered app in ``out``/app."""
-    app = out / "app"
-    layers_dir = out / "layers"
-    shutil.rmtree(layers_dir, ignore_errors=True)
-    layers_dir.mkdir()
-    layers: dict[str, str] = {}
-    deps_digest, fallback = _dependencies_layer(app, layers_dir / "dependencies.tar", source=project.environment_file,
-                                                python_version=project.config.python_version,
-                                                cache_dir=cache_dir, refresh=refresh, progress=progress)
-    if deps_digest:
-        layers["dependencies"] = deps_digest
-    model = _tree(app / APP_MODEL_DIR, f"{SCRIPT_ROOT}/{APP_MODEL_DIR}")
-    layers["model"] = write_layer(layers_dir / "model.tar", model)
-    code = _tree(app, SCRIPT_ROOT, skip=lambda rel: rel.parts[0] in (APP_MODEL_DIR, "local.settings.json"))
-    layers["code"] = write_layer(layers_dir / "code.tar", code)
-    dependencies = DEPS_LAYER if deps_digest else DEPS_IN_BUILD.format(reason=fallback, site_packages=SITE_PACKAGES)
-    base = base_image or project.default_base_image
-    check_base_image(base)  # a value that reaches the Dockerfile as it is: one reference, never an instruction
-    dockerfile = out / "Dockerfile"
-    dockerfile.write_text(DOCKERFILE.format(version=__version__, base_image=base,
-                                            model_dir=APP_MODEL_DIR, dependencies=dependencies), encoding="utf-8")
-    (out / ".dockerignore").write_text("*\n!layers/\n!app/requirements.txt\n", encoding="utf-8")
-    for p in (dockerfile, out / ".dockerignore"):
-        os.utime(p, (FIXED_MTIME, FIXED_MTIME))
-    for name, digest in layers.items():
-        size = (layers_dir / f"{name}.tar").stat().st_size
-        progress(f"layer {name:<12} {size / 1024:10.1f} KiB  {digest[:19]}")
-    return Context(out, dockerfile, layers, fallback)
 
 
 # ---------------------------------------------------------------------------------------- engine
@@ -377,7 +129,7 @@ def _base_image_id(client: Any, base: str, *, pull: bool, progress: Progress) ->
                          "with an image this engine has") from None
 
 
-def build(client: Any, context: Context, reference: str, *, pull: bool = True, progress: Progress = _quiet) -> Built:
+def build(client: Any, context: Context, reference: str, *, pull: bool = True, progress: Progress = quiet) -> Built:
     """docker-py build of the context, streaming the builder's output.
 
     Two builds give exactly the image the Dockerfile describes: a stage image (base | dependencies | model),
@@ -429,17 +181,16 @@ class SelfTest:
 
 
 def self_test(client: Any, image_id: str, project: Project, *, timeout: float = 300,
-              progress: Progress = _quiet) -> SelfTest:
+              progress: Progress = quiet) -> SelfTest:
     """Run the image with the entrypoint overridden: import the app, init(), score the sample, compare."""
-    from .appgen import FUNCTION_NAMES
-    from .blobtest import compare
+    from .compare import compare
 
     sample = project.sample_input
     progress(f"self-test: scoring {sample.name} inside the image (no network): run() directly, then through the "
-             f"app's function {FUNCTION_NAMES[project.trigger.type]}")
+             f"app's function {project.trigger.function_name}")
     container = client.containers.run(
         image_id, entrypoint=["python3", "-m", "modelfunc_runtime", "selftest", f"{SELFTEST_DIR}/{sample.name}",
-                              FUNCTION_NAMES[project.trigger.type]],
+                              project.trigger.function_name],
         working_dir=f"/{SCRIPT_ROOT}", network_mode="none", detach=True,
         environment={"PYTHONPATH": f"/{SCRIPT_ROOT}:/{SITE_PACKAGES}"},
         volumes={str(sample): {"bind": f"{SELFTEST_DIR}/{sample.name}", "mode": "ro"}})
@@ -481,16 +232,8 @@ class Pushed:
     existing_layers: list[str]
 
 
-def split_repository(repository: str) -> tuple[str | None, str]:
-    """('127.0.0.1:5000', 'team/model') for '127.0.0.1:5000/team/model'; (None, repo) for Docker Hub names."""
-    first, _, rest = repository.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first, rest
-    return None, repository
-
-
 def push(client: Any, repository: str, tag: str, *, username: str | None = None, password: str | None = None,
-         progress: Progress = _quiet) -> Pushed:
+         progress: Progress = quiet) -> Pushed:
     """Push repository:tag; the credentials go to the engine only, never to any output."""
     registry, _ = split_repository(repository)
     auth = {"username": username, "password": password} if username else None
@@ -594,47 +337,6 @@ def _without_base64(value: Any) -> Any:
     return {k: v for k, v in value.items() if k != "body_base64"} if isinstance(value, dict) else value
 
 
-# Docker's reference grammar (distribution/reference, regexp.go): a tag, and repository path components (lower
-# case) after an optional registry host; a digest. Matched whole (fullmatch: `$` would let a trailing newline in).
-TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:]+\])"  # a host name, or an IPv6 address in brackets
-REPOSITORY_RE = re.compile(rf"(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*")
-DIGEST_REFERENCE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}")
-MAX_REFERENCE = 255  # Docker's NameTotalLengthMax, for the repository name
-
-
-def check_reference(repository: str | None, tag: str | None) -> None:
-    """Refuse an image name Docker would refuse, before anything is rendered or built."""
-    if repository is not None and (len(repository) > MAX_REFERENCE or not REPOSITORY_RE.fullmatch(repository)):
-        raise OptionError(f"{repository!r} is not an image repository", field="--image",
-                          hint="[REGISTRY[:PORT]/]PATH with lower-case letters, digits and . _ - between them, "
-                               "e.g. myreg.azurecr.io/diabetes-scorer")
-    if tag is not None and not TAG_RE.fullmatch(tag):
-        raise OptionError(f"{tag!r} is not an image tag", field="--tag",
-                          hint="up to 128 letters, digits, _ . - (not starting with . or -), e.g. v1 or a commit id")
-
-
-def check_base_image(reference: str) -> None:
-    """Refuse a base image that is not one image reference in Docker's grammar: REPOSITORY[:TAG][@DIGEST].
-
-    It is written into the Dockerfile's FROM line as it is, so anything else (a newline above all) could add
-    instructions of its own to the build."""
-    name, _, digest = reference.partition("@")
-    repository, tag = name, None
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:  # a tag (a colon before the last slash is the registry's port)
-        repository, tag = name[: len(name) - len(last)] + last.split(":", 1)[0], last.split(":", 1)[1]
-    ok = (bool(reference) and len(repository) <= MAX_REFERENCE and REPOSITORY_RE.fullmatch(repository) is not None
-          and (tag is None or TAG_RE.fullmatch(tag) is not None)
-          and ("@" not in reference or DIGEST_REFERENCE_RE.fullmatch(digest) is not None))
-    if not ok:
-        raise OptionError(f"{reference!r} is not an image reference", field="--base-image",
-                          hint="[REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST] with a lower-case repository, "
-                               "e.g. mcr.microsoft.com/azure-functions/python:4-python3.11")
-
-
 def _check_locked_versions(result: Packaged, client: Any, progress: Progress) -> None:
     """The image imports exactly the locked versions: read inside the container by the self-test, compared with
     the lock the dependencies layer was installed from. A difference removes the image: nothing is pushed."""
@@ -657,31 +359,29 @@ def _check_locked_versions(result: Packaged, client: Any, progress: Progress) ->
 def package(project: Project, out: Path | None = None, *, build_image: bool = True, base_image: str | None = None,
             repository: str | None = None, tag: str | None = None, username: str | None = None,
             password: str | None = None, cache_dir: Path | None = None, refresh: bool = False,
-            pull: bool = True, progress: Progress = _quiet) -> Packaged:
+            pull: bool = True, progress: Progress = quiet) -> Packaged:
     """Render the app and its build context; then build, self-test and (with a registry host) push.
 
     A failing self-test raises SelfTestFailed (with ``.packaged``) after removing the image: nothing is pushed.
     """
-    from .appgen import render
+    from . import appgen
+    from .staging import staged
 
     check_reference(repository, tag)
     if base_image is not None:
         check_base_image(base_image)
-    contexts: list[Context] = []
-    clients: list[Any] = []
-
-    def before_swap(staging: Path) -> None:
-        contexts.append(prepare_context(project, staging, base_image=base_image, cache_dir=cache_dir,
-                                        refresh=refresh, progress=progress))
-        if build_image:  # every input is checked; without an engine the previous output stays as it was
-            clients.append(engine())
-
-    rendered = render(project, out, before_swap=before_swap, progress=progress)
-    context = Context(rendered.out_dir, rendered.out_dir / "Dockerfile", contexts[0].layers, contexts[0].deps_in_build)
+    plan = appgen.prepare_app(project, out, progress=progress)
+    with staged(plan.out_dir, progress) as staging:  # a failure before the swap leaves the previous output as it was
+        appgen.write_app(plan, staging)
+        staged_context = prepare_context(project, staging, base_image=base_image, cache_dir=cache_dir,
+                                         refresh=refresh, progress=progress)
+        client = engine() if build_image else None  # every input is checked; without an engine nothing is replaced
+    rendered = plan.result()
+    context = Context(rendered.out_dir, rendered.out_dir / "Dockerfile", staged_context.layers,
+                      staged_context.deps_in_build)
     result = Packaged(rendered.app_dir, context, rendered.source, rendered=rendered)
-    if not build_image:
+    if client is None:
         return result
-    client = clients[0]
     repository = repository or f"modelfunc/{project.name.lower()}"
     tag = tag or git_tag(project.root) or content_tag(context)
     progress(f"==> build {repository}:{tag}")

@@ -27,13 +27,13 @@ from typing import Any
 from . import CONNECTION_ENV, appenv
 from .appgen import PackageResult, render
 from .azurite import die_with_parent
-from .blobtest import TestReport, round_trip
 from .config import Project
 from .errors import EnvironmentSpecError, HostError
 from .golden import DIRECT, IMAGE, LOCAL_HOST, SLOT, Answer, Golden, for_project, from_report, from_selftest, with_image
+from .progress import Progress, quiet
 from .redact import redact
+from .roundtrip import TestReport, round_trip
 
-Progress = Callable[[str], None]
 UP_IMAGE_ENV = "MODELFUNC_UP_IMAGE"  # the default of `up --image` (and the action's build-image): auto, on, off
 Output = Callable[[str], object]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -184,12 +184,11 @@ def direct_answer(project: Project, app_dir: Path, *, timeout: float, output: Ou
     """The sample scored by run() called directly, with the app's Python (``python``: appenv.local_env's): the
     app's runtime self-test in a child process (init(), then run() through the entry-script contract alone: no
     host, no transport, no cache). The versions it imported go into ``seen``."""
-    from .appgen import FUNCTION_NAMES
     from .runtime.modelfunc_runtime import SELFTEST_MARK
 
     where = "the app's Python" if python else f"this Python ({sys.version.split()[0]})"
     cmd = [str(python or sys.executable), "-m", "modelfunc_runtime", "selftest", str(project.sample_input.resolve()),
-           FUNCTION_NAMES[project.trigger.type]]
+           project.trigger.function_name]
     try:
         proc = subprocess.run(cmd, cwd=app_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", timeout=timeout)
@@ -225,7 +224,7 @@ def _image_mode(image: str, progress: Progress) -> str | None:
 
 
 def up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
-       refresh: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
+       refresh: bool = False, connection_string: str | None = None, progress: Progress = quiet,
        output: Output | None = None, image: str = "off", base_image: str | None = None) -> UpResult:
     """See :func:`_up`; SIGTERM, SIGHUP or SIGINT meanwhile raise :class:`Interrupted` once everything it started
     (the local host, Azurite) has been stopped."""
@@ -236,7 +235,7 @@ def up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_
 
 
 def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run_test: bool = True,
-        refresh: bool = False, connection_string: str | None = None, progress: Progress = lambda _: None,
+        refresh: bool = False, connection_string: str | None = None, progress: Progress = quiet,
         output: Output | None = None, image: str = "off", base_image: str | None = None) -> UpResult:
     """Package (and, with ``image`` on or auto, build and self-test the image), then (unless ``run_test`` is
     false) score the sample with run() called directly, run the app on the local host, round-trip the sample and
@@ -278,10 +277,10 @@ def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run
     golden.set(DIRECT, direct_answer(project, result.app_dir, timeout=timeout, output=output, python=env.python,
                                      seen=seen))
     with contextlib.ExitStack() as stack:
-        conn = None
-        if project.trigger.type == "blob" and connection_string:
+        conn = None  # the storage account a trigger with one listens to: the one given, else Azurite
+        if project.trigger.has_storage and connection_string:
             conn = connection_string
-        elif project.trigger.type == "blob":
+        elif project.trigger.has_storage:
             from .azurite import Azurite
 
             progress("==> start Azurite")

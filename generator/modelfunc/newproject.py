@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import ModelfuncError
+from .errors import GenerationError, NewProjectError
 
 HOOK = Path("hooks") / "pre_gen_project.py"
 # The template variables that belong to one trigger: the others apply to every project.
@@ -42,16 +42,6 @@ TRIGGER_FIELDS = {
     "http": ("http_auth_level",),
     "service-bus-queue": ("service_bus_input_queue", "service_bus_output_queue"),
 }
-
-
-class NewProjectError(ModelfuncError):
-    """A value for the new project is not valid (``field`` names the option), or the template cannot be used."""
-
-
-class GenerationError(NewProjectError):
-    """cookiecutter failed after every value was accepted; what it had written was removed."""
-
-    exit_code = 1
 
 
 def find_template() -> Path:

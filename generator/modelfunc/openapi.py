@@ -13,9 +13,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .config import OPENAPI_ROUTE, Project
+from .config import Project
 from .errors import PackageError
 from .runtime.modelfunc_openapi import DESCRIPTION_FILE, UNDECORATED, USER_FILES
+from .triggers import OPENAPI_ROUTE
 
 SWAGGER_FUNCTION = "swagger"  # the app's second HTTP function: GET /api/swagger.json
 SWAGGER_ROUTE = OPENAPI_ROUTE

@@ -13,7 +13,7 @@ signature URL-encoded, inside a URL that a log may encode again, inside JSON tha
   module registers each connection string it opens), in every form :func:`forms` lists — so a signature printed
   on its own, without its key, is caught too.
 
-:func:`secret_parts` and :func:`forms` are also what ``github.mask_connection_string`` registers with the runner,
+:func:`secret_parts` and :func:`forms` are also what ``action.io.mask_connection_string`` registers with the runner,
 so the log masks cover every form this redactor knows.
 """
 
@@ -27,8 +27,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 MASK = "***"
 MIN_SECRET = 6  # shorter values are left to the key patterns: masking them everywhere would garble ordinary text
-CONNECTION_KEYS = ("accountkey", "sharedaccesskey", "sharedaccesssignature", "accesskey", "password")
+# The one list of what makes a secret, used by the redactor and by every plan that prints settings (azure/engine.py):
+CONNECTION_KEYS = ("accountkey", "sharedaccesskey", "sharedaccesssignature", "accesskey", "password", "pwd")
 QUERY_KEYS = ("sig", "code")
+# Words in a setting's name that make its value a secret whatever it holds (an app setting, an input).
+SECRET_NAME_PARTS = ("key", "secret", "password", "token", "connection", "connstr", "sas", "credential", "pwd")
 
 _EQ = r"(?:=|%3[dD]|%253[dD]|\\u003[dD])"
 _AMP = r"(?:&|%26|%2526|\\u0026)"

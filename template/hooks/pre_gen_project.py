@@ -10,6 +10,8 @@ cookiecutter removes the half-made project directory.
 These rules have one home, here: ``modelfunc new`` imports this file as it is in the template (unrendered: the
 one Jinja expression is only evaluated when it runs as cookiecutter's hook) and calls ``validate(values)`` to
 check each answer as it is typed. So the only Jinja in this file is that expression: no other double braces.
+Two rules are modelfunc's own (the trigger list, the app-name rule): taken from modelfunc when it is installed
+(``modelfunc new``, or cookiecutter in its environment), else the copies below, for cookiecutter alone.
 """
 
 from __future__ import annotations
@@ -19,14 +21,22 @@ import re
 import sys
 import unicodedata
 
-TRIGGERS = ("blob", "http", "service-bus-queue")
+try:  # modelfunc installed: its own rules
+    from modelfunc.config import APP_NAME_RE as APP_NAME
+    from modelfunc.config import APP_NAME_RULE
+    from modelfunc.triggers import TRIGGER_TYPES
+
+    TRIGGERS = tuple(sorted(TRIGGER_TYPES))  # cookiecutter.json's order: blob, http, service-bus-queue
+except ImportError:  # cookiecutter alone: the same rules, copied (modelfunc's config.py and triggers.py)
+    TRIGGERS = ("blob", "http", "service-bus-queue")
+    APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]")
+    APP_NAME_RULE = "2-60 letters, digits and hyphens, not starting or ending with a hyphen"
 AUTH_LEVELS = ("function", "anonymous", "admin")
 # The shipped model was pickled by scikit-learn 1.9.1 (pinned in environment.yml), which needs Python >= 3.11.
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 CACHES = ("none", "redis")
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]")
 LOCATION = re.compile(r"[a-z][a-z0-9]{1,39}")
 STORAGE = re.compile(r"[a-z0-9]{3,24}")
 REGISTRY = re.compile(r"[A-Za-z0-9]{5,50}")
@@ -73,8 +83,7 @@ def _azure_names(values: dict) -> list[str]:
     errors = []
     app = values.get("app_name")
     if not isinstance(app, str) or not APP_NAME.fullmatch(app):
-        errors.append(f"app_name: {app!r} is not a valid Function App name: 2-60 letters, digits and hyphens, "
-                      "not starting or ending with a hyphen; e.g. 'diabetes-scorer'")
+        errors.append(f"app_name: {app!r} is not a valid Function App name: {APP_NAME_RULE}; e.g. 'diabetes-scorer'")
     group = values.get("resource_group")
     if (not isinstance(group, str) or not 1 <= len(group) <= 90 or group.endswith(".")
             or not all(c.isalnum() or c in "_-.()" for c in group)):

@@ -1,11 +1,10 @@
 """Which Azure credential to use, and a clear error when none works.
 
-In GitHub Actions (``ACTIONS_ID_TOKEN_REQUEST_URL`` and ``_TOKEN`` set, i.e. the job has
-``permissions: id-token: write``): OIDC — the workflow's ID token for the audience
-``api://AzureADTokenExchange`` is the client assertion of a :class:`ClientAssertionCredential`
-(tenant and client id from the arguments or ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``). No stored secret.
+Given a client ``assertion`` (a callable returning a signed token: in GitHub Actions the workflow's OIDC ID token,
+which :mod:`modelfunc.action.signin` requests and passes in): a :class:`ClientAssertionCredential` (tenant and
+client id from the arguments or ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``). No stored secret.
 
-Elsewhere: :class:`EnvironmentCredential` when a service principal is in the environment, else
+Otherwise: :class:`EnvironmentCredential` when a service principal is in the environment, else
 :class:`AzureCliCredential` when ``az`` is installed, else :class:`DefaultAzureCredential` (managed
 identity, workload identity, ...). :func:`check` asks for an ARM token once and turns a failure into
 a :class:`CredentialError` naming what to set up. Tokens are never logged or printed.
@@ -20,11 +19,10 @@ import base64
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from azure.core import AzureClouds
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
@@ -42,7 +40,6 @@ from ..errors import CredentialError
 if TYPE_CHECKING:
     from .clouds import Cloud
 
-AUDIENCE = "api://AzureADTokenExchange"
 ARM_SCOPE = get_arm_endpoints(AzureClouds.AZURE_PUBLIC_CLOUD)["credential_scopes"][0]  # the public cloud's
 
 SETUP_HINT = (
@@ -52,38 +49,9 @@ SETUP_HINT = (
 )
 
 
-def in_github_oidc(env: Mapping[str, str]) -> bool:
-    return bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
-
-
-def github_id_token(*, audience: str = AUDIENCE, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> str:
-    """The workflow's OIDC ID token for ``audience`` (what actions/core getIDToken does)."""
-    env = os.environ if env is None else env
-    url, bearer = env.get("ACTIONS_ID_TOKEN_REQUEST_URL", ""), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
-    if not url or not bearer:
-        raise CredentialError("this job cannot request a GitHub OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN "
-                              "are not set)", hint="give the job `permissions: id-token: write`")
-    try:
-        # The URL already has a query (api-version): the audience is added to it, not put in its place.
-        resp = httpx.get(httpx.URL(url).copy_merge_params({"audience": audience}),
-                         headers={"Authorization": f"bearer {bearer}"}, timeout=timeout)
-    except httpx.HTTPError as e:
-        raise CredentialError(f"the GitHub OIDC token request failed: {type(e).__name__}",
-                              hint="retry the job; GitHub's token service was not reachable") from None
-    if resp.status_code != 200:
-        raise CredentialError(f"the GitHub OIDC token request was answered {resp.status_code}",
-                              hint="give the job `permissions: id-token: write`")
-    try:
-        value = resp.json()["value"]
-    except (ValueError, KeyError, TypeError):
-        raise CredentialError("the GitHub OIDC token answer has no 'value'", hint=SETUP_HINT) from None
-    if not isinstance(value, str) or not value:
-        raise CredentialError("the GitHub OIDC token answer is empty", hint=SETUP_HINT)
-    return value
-
-
 def get_credential(*, tenant_id: str | None = None, client_id: str | None = None,
-                   env: Mapping[str, str] | None = None, cloud: Cloud | None = None, **kwargs: Any) -> TokenCredential:
+                   env: Mapping[str, str] | None = None, cloud: Cloud | None = None,
+                   assertion: Callable[[], str] | None = None, **kwargs: Any) -> TokenCredential:
     """The credential for this environment (see the module docstring). ``kwargs`` (e.g. ``transport``) go to it.
 
     ``cloud`` (see :mod:`modelfunc.azure.clouds`): sign in at its authority; for a cloud azure-identity does not
@@ -96,14 +64,14 @@ def get_credential(*, tenant_id: str | None = None, client_id: str | None = None
             kwargs.setdefault("disable_instance_discovery", True)
     tenant = tenant_id or env.get("AZURE_TENANT_ID")
     client = client_id or env.get("AZURE_CLIENT_ID")
-    if in_github_oidc(env):
+    if assertion is not None:
         missing = [name for name, value in (("AZURE_TENANT_ID (tenant-id)", tenant),
                                             ("AZURE_CLIENT_ID (client-id)", client)) if not value]
         if missing:
             raise CredentialError(f"GitHub OIDC sign-in needs {' and '.join(missing)}",
                                   hint="the tenant and the app registration (client) id that has a federated "
                                        "credential for this repo; neither is a secret")
-        return ClientAssertionCredential(tenant, client, lambda: github_id_token(env=env), **kwargs)
+        return ClientAssertionCredential(tenant, client, assertion, **kwargs)
     if env.get("AZURE_TENANT_ID") and env.get("AZURE_CLIENT_ID") and (
             env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH")):
         return EnvironmentCredential(**kwargs)

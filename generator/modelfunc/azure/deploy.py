@@ -24,16 +24,17 @@ from ..config import Project
 from ..errors import OptionError
 from . import flex, premium
 from .clients import PipelineSettings
-from .engine import Change, Plan, Progress, _quiet
+from .engine import Change, Plan, Progress, quiet
 from .options import DeployOptions
-from .premium import swap, test_slot
+from .premium import swap
 from .results import DeployResult, SlotDeployment
+from .slottest import test_slot
 
 __all__ = ["deploy", "deploy_to_slot", "plan", "swap", "test_slot"]
 
 
 def plan(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
-         progress: Progress = _quiet, settings: PipelineSettings | None = None) -> Plan:
+         progress: Progress = quiet, settings: PipelineSettings | None = None) -> Plan:
     """Dry run: read-only (GET and list) requests only; returns the plan (``plan.render()`` prints it).
 
     Action step: pass the model repo's project, the ``image`` output of the package step, the inputs as
@@ -46,7 +47,7 @@ def plan(project: Project, image: str, options: DeployOptions, *, credential: To
 
 
 def deploy_to_slot(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
-                   progress: Progress = _quiet, settings: PipelineSettings | None = None,
+                   progress: Progress = quiet, settings: PipelineSettings | None = None,
                    sleep: Callable[[float], None] | None = None,
                    clock: Callable[[], float] | None = None) -> SlotDeployment:
     """Provision idempotently and run ``image`` (``REGISTRY/REPOSITORY@sha256:…``) on the staging slot.
@@ -67,7 +68,7 @@ BlobTest = Callable[[Project, SlotDeployment], Any]
 
 
 def deploy(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
-           progress: Progress = _quiet, settings: PipelineSettings | None = None, dry_run: bool = False,
+           progress: Progress = quiet, settings: PipelineSettings | None = None, dry_run: bool = False,
            blob_test: BlobTest | None = None, sleep: Callable[[float], None] | None = None,
            clock: Callable[[], float] | None = None) -> DeployResult:
     """The whole Azure target: deploy to the slot, test it, swap when the test passed (see the module docstring).

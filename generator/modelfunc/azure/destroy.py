@@ -18,7 +18,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from ..errors import OptionError
 from . import credentials
 from .clients import Clients, PipelineSettings, arm_call, read_or_none
-from .engine import Plan, Progress, Run, _quiet
+from .engine import Plan, Progress, Run, quiet
 from .options import APP_RE, RG_RE, TAG
 
 IDENTITY_TYPE = "microsoft.managedidentity/userassignedidentities"
@@ -38,7 +38,7 @@ def _gone(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def destroy(app_name: str, resource_group: str | None = None, *, subscription_id: str, credential: TokenCredential,
-            progress: Progress = _quiet, settings: PipelineSettings | None = None, dry_run: bool = False,
+            progress: Progress = quiet, settings: PipelineSettings | None = None, dry_run: bool = False,
             timeout: float = 900.0) -> Plan:
     """Delete every resource tagged ``modelfunc-app: <app_name>`` in the resource group (default ``<app>-rg``).
 

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DeployError
+from ..progress import Progress, quiet  # noqa: F401 - azure/'s modules import them from here
+from ..redact import CONNECTION_KEYS, SECRET_NAME_PARTS
 from .clients import Clients, arm_call
 
-Progress = Callable[[str], None]
-
-# Setting names whose values are never shown, and values that look like secrets whatever their name.
-_SECRET_NAME_PARTS = ("key", "secret", "password", "token", "connection", "connstr", "sas", "credential", "pwd")
-_SECRET_VALUE_PARTS = ("accountkey=", "sharedaccesskey=", "sharedaccesssignature=", "sig=", "password=", "pwd=")
+# Setting names whose values are never shown, and values that look like secrets whatever their name: redact's lists.
+_SECRET_VALUE_PARTS = tuple(f"{key}=" for key in (*CONNECTION_KEYS, "sig"))
 
 
 def is_secret(name: str, value: str | None) -> bool:
@@ -28,7 +27,7 @@ def is_secret(name: str, value: str | None) -> bool:
     if lowered.endswith(("__accountname", "__blobserviceuri", "__queueserviceuri", "__serviceuri",
                          "__fullyqualifiednamespace", "__credential", "__clientid")):
         return False  # identity-based connection settings hold names and URLs, not secrets
-    if any(part in lowered for part in _SECRET_NAME_PARTS):
+    if any(part in lowered for part in SECRET_NAME_PARTS):
         return True
     v = (value or "").lower().replace(" ", "")
     return any(part in v for part in _SECRET_VALUE_PARTS)
@@ -102,17 +101,13 @@ class Plan:
         }
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 @dataclass
 class Run:
     """One deploy/plan/destroy run: the clients, dry-run flag, progress, clock and the plan being built."""
 
     clients: Clients
     dry_run: bool = False
-    progress: Progress = _quiet
+    progress: Progress = quiet
     timeout: float = 900.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic

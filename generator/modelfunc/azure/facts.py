@@ -13,6 +13,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..triggers import AnyTrigger as Trigger
 
 # ---------------------------------------------------------------------------------------------- roles
 # Names as the built-in roles reference spells them:
@@ -25,17 +29,17 @@ QUEUE_DATA_CONTRIBUTOR = "Storage Queue Data Contributor"  # .../built-in-roles/
 TABLE_DATA_CONTRIBUTOR = "Storage Table Data Contributor"  # .../built-in-roles/storage#storage-table-data-contributor
 
 
-def host_storage_roles(trigger_type: str) -> tuple[str, ...]:
+def host_storage_roles(trigger: Trigger) -> tuple[str, ...]:
     """Roles the app's identity needs on its ``AzureWebJobsStorage`` account (identity-based connection).
 
     "Connecting to host storage with an identity", https://learn.microsoft.com/azure/azure-functions/
     functions-reference#connecting-to-host-storage-with-an-identity: the host alone needs Storage Blob
     Data Owner, diagnostic events add Storage Table Data Contributor, and the blob trigger (which keeps
-    its receipts and queues there whatever its own connection) needs all of Storage Account
-    Contributor, Storage Blob Data Owner and Storage Queue Data Contributor.
+    its receipts and queues there whatever its own connection: ``trigger.host_storage_queues``) needs all of
+    Storage Account Contributor, Storage Blob Data Owner and Storage Queue Data Contributor.
     """
     roles = [BLOB_DATA_OWNER, TABLE_DATA_CONTRIBUTOR]
-    if trigger_type == "blob":
+    if trigger.host_storage_queues:
         roles += [STORAGE_ACCOUNT_CONTRIBUTOR, QUEUE_DATA_CONTRIBUTOR]
     return tuple(roles)
 
@@ -60,10 +64,8 @@ BUS_DATA_SENDER = "Azure Service Bus Data Sender"
 BUS_APP_ROLES = (BUS_DATA_RECEIVER, BUS_DATA_SENDER)  # the app: receive its input queue, send to its output queue
 BUS_TEST_ROLES = (BUS_DATA_SENDER, BUS_DATA_RECEIVER)  # the deploying principal: send the sample, read the answer
 
-# An identity-based Service Bus connection: "<CONNECTION>__fullyQualifiedNamespace" = "<namespace>.servicebus.
-# windows.net" (https://learn.microsoft.com/azure/azure-functions/functions-bindings-service-bus#identity-based-
-# connections); the host name is read from the namespace's ARM answer (serviceBusEndpoint), never built.
-FULLY_QUALIFIED_NAMESPACE_SUFFIX = "__fullyQualifiedNamespace"
+# An identity-based Service Bus connection names the namespace: triggers.FULLY_QUALIFIED_NAMESPACE_SUFFIX (with its
+# source); the host name is read from the namespace's ARM answer (serviceBusEndpoint), never built.
 
 # The Basic tier has queues (not topics) and Microsoft Entra (RBAC) access, which is all a queue-triggered app
 # needs; https://learn.microsoft.com/azure/service-bus-messaging/service-bus-premium-messaging#premium-vs-standard
@@ -172,11 +174,9 @@ POLLING_BLOB_TRIGGER_LATENCY = 600.0
 TEST_TIMEOUT = 120.0  # an HTTP answer, or a blob pushed by Event Grid
 
 
-def azure_test_timeout(trigger_type: str, source: str | None) -> float:
+def azure_test_timeout(trigger: Trigger) -> float:
     """How long a test in Azure waits for the sample's answer by default, given the trigger's documented latency."""
-    if trigger_type == "blob" and source != "EventGrid":
-        return POLLING_BLOB_TRIGGER_LATENCY
-    return TEST_TIMEOUT
+    return POLLING_BLOB_TRIGGER_LATENCY if trigger.polls else TEST_TIMEOUT
 
 
 # ------------------------------------------------------------------------------------- hosting plans

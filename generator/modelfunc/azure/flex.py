@@ -2,8 +2,8 @@
 
 The same app :func:`modelfunc.appgen.render` writes, with its dependencies vendored for the Functions
 platform into ``.python_packages/lib/site-packages`` (pip, wheels for linux/amd64 and the project's
-Python), zipped deterministically, and published to the scm endpoint's ``/api/publish`` (OneDeploy)
-with the deploying credential, and the deployment followed on Kudu to its end (a 403 while the app's new
+Python), zipped deterministically, and published to the scm endpoint's ``/api/publish`` (OneDeploy,
+onedeploy.py) with the deploying credential, and the deployment followed on Kudu to its end (a 403 while the app's new
 storage role propagates is retried). A blob trigger is switched to ``source=EventGrid`` (Flex Consumption
 does not poll containers) and gets its Event Grid system topic and subscription, created once the app is
 healthy and retried while Event Grid's validation handshake fails. Sources: facts.py ("zip deploy").
@@ -23,18 +23,13 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
-from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError
-from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
-from azure.core.rest import HttpRequest
 from azure.mgmt.eventgrid.models import (
     EventSubscription,
     EventSubscriptionFilter,
@@ -55,19 +50,18 @@ from azure.mgmt.web.models import (
     StringDictionary,
 )
 
-from ..appgen import FUNCTION_NAMES, render
-from ..blobpath import BlobPath
+from ..appgen import render
 from ..config import Project
 from ..errors import DeployError
-from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING, STAMP_CONTAINER
+from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING
 from . import facts, servicebus
 from .clients import PipelineSettings, arm_call
 from .clients import read_or_none as _get
-from .clouds import suffixes_for
-from .engine import Progress, _quiet
+from .engine import Progress, quiet
+from .onedeploy import backoff, publish, scm_host
 from .options import FLEX_SKU, DeployOptions, resolve_names
 from .results import ServiceState, SlotDeployment
-from .verbs import Deployer, blob_url, host_url, make_run, queue_url, trigger_containers
+from .verbs import Deployer, blob_url, host_url, make_run, trigger_settings
 
 PACKAGE_SETTING = "MODELFUNC_PACKAGE_SHA256"
 PACKAGE_CONTAINER = "app-package"
@@ -79,10 +73,10 @@ Vendor = Callable[[Path, Path, str], None]  # (requirements.txt, site-packages d
 
 def eventgrid_project(project: Project) -> Project:
     """The project with its blob trigger switched to the EventGrid source (Flex does not poll)."""
-    trigger = project.trigger
-    if trigger.type != "blob" or trigger.source == "EventGrid":
+    trigger = project.trigger.without_polling()
+    if trigger is project.trigger:
         return project
-    config = project.config.model_copy(update={"trigger": trigger.model_copy(update={"source": "EventGrid"})})
+    config = project.config.model_copy(update={"trigger": trigger})
     return dataclasses.replace(project, config=config)
 
 
@@ -102,7 +96,7 @@ def _pip_vendor(requirements: Path, dest: Path, python_version: str) -> None:
 
 
 def build_package(project: Project, work: Path, *, vendor: Vendor = _pip_vendor,
-                  progress: Progress = _quiet) -> tuple[Path, str]:
+                  progress: Progress = quiet) -> tuple[Path, str]:
     """Render the app, vendor its dependencies and zip it (same inputs, same bytes); returns (zip, sha256)."""
     result = render(project, work / "build", progress=progress)
     app = result.app_dir
@@ -120,164 +114,8 @@ def build_package(project: Project, work: Path, *, vendor: Vendor = _pip_vendor,
     return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
-def scm_host(site: Any) -> str:
-    """The app's deployment (Kudu) host as ARM names it (``hostNameSslStates`` of type Repository), never built
-    from the app name: Azure shortens long names, and other clouds have other suffixes."""
-    for state in getattr(site, "host_name_ssl_states", None) or []:
-        if str(getattr(state, "host_type", "") or "").lower() == "repository" and state.name:
-            return state.name
-    host = site.default_host_name  # <app>.<suffix>: the deployment host is <app>.scm.<suffix>
-    first, _, rest = host.partition(".")
-    return f"{first}.scm.{rest}"
-
-
-def _backoff(attempt: int) -> float:
-    """10, 20, 40, 60, 60, ... seconds."""
-    return float(min(10 * 2 ** (attempt - 1), 60))
-
-
-def _scm_client(host: str, credential: TokenCredential, settings: PipelineSettings) -> PipelineClient:
-    retry = RetryPolicy(retry_total=settings.retry_total, retry_backoff_factor=settings.retry_backoff_factor,
-                        retry_backoff_max=settings.retry_backoff_max)
-    scope = suffixes_for(settings).kudu_scope  # the App Service audience, as az asks for it (clouds.py)
-    return PipelineClient(f"https://{host}", policies=[retry, BearerTokenCredentialPolicy(credential, scope)],
-                          **({"transport": settings.transport} if settings.transport is not None else {}))
-
-
-def _deployment_id(response: Any) -> str | None:
-    """The deployment id a 202 names: Kudu's SCM-DEPLOYMENT-ID header, else the body a Flex app answers."""
-    header = response.headers.get(facts.KUDU_DEPLOYMENT_ID_HEADER)
-    if header:
-        return str(header)
-    try:
-        text = response.text().strip().strip('"')
-    except Exception:  # noqa: BLE001 - no readable body: no id
-        return None
-    return text if re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", text) else None
-
-
-def _status_url(response: Any, base: str, deployment_id: str | None) -> str:
-    if deployment_id:
-        return f"{base}/api/deployments/{deployment_id}"
-    location = urljoin(f"{base}/", response.headers.get("Location") or "")
-    if urlsplit(location).hostname == urlsplit(base).hostname and urlsplit(location).path.startswith("/api/"):
-        return location  # never another host: the request carries the deploying credential
-    return f"{base}/api/deployments/latest"
-
-
-def _forbidden(result: dict[str, Any]) -> bool:
-    """A failed deployment whose text says storage refused the app's identity (a role not applied yet)."""
-    text = " ".join(str(result.get(k) or "") for k in ("status_text", "progress", "message")).lower()
-    return "403" in text or "forbidden" in text or "not authorized" in text
-
-
-def publish(archive: Path, app_name: str, *, credential: TokenCredential, settings: PipelineSettings,
-            timeout: float, host: str, progress: Progress = _quiet, sleep: Callable[[float], None] = time.sleep,
-            clock: Callable[[], float] = time.monotonic, poll_interval: float = 5.0) -> str:
-    """OneDeploy: POST the zip to https://<scm host>/api/publish and follow the deployment to its end.
-
-    Returns the deployment id. The 202 is polled (see facts.KUDU_STATUS_NAMES) with progress until Kudu says
-    success, failure, or ``timeout`` passes. A 403 — on the POST, or as a failed deployment whose text says
-    storage refused — is retried with backoff for up to facts.ROLE_PROPAGATION_SECONDS (the app's identity got its
-    role on the deployment container moments ago).
-    """
-    base = f"https://{host}"
-    client = _scm_client(host, credential, settings)
-    started = clock()
-    deadline = started + timeout
-    forbidden_until = started + min(timeout, facts.ROLE_PROPAGATION_SECONDS)
-    attempt = 0
-    try:
-        while True:
-            request = HttpRequest("POST", f"{base}/api/publish", params={"type": "zip", "RemoteBuild": "false"},
-                                  headers={"Content-Type": "application/zip"}, content=archive.read_bytes())
-            response = client.send_request(request, connection_timeout=30, read_timeout=timeout)
-            reason = ""
-            if response.status_code == 403:
-                reason = "answered 403"
-            elif response.status_code == 200:  # Kudu ran it synchronously (RanSynchronously)
-                return _deployment_id(response) or "latest"
-            elif response.status_code != 202:
-                raise DeployError(f"the zip deploy to {app_name} was answered {response.status_code}"
-                                  + (" (another deployment is in progress)" if response.status_code == 409 else ""),
-                                  hint="the signed-in principal needs Website Contributor (or Contributor) on the "
-                                       f"app; deployments: {base}/api/deployments")
-            else:
-                deployment_id = _deployment_id(response)
-                url = _status_url(response, base, deployment_id)
-                result = _follow(client, url, app_name, progress=progress, sleep=sleep, clock=clock,
-                                 deadline=deadline, timeout=timeout, poll_interval=poll_interval)
-                deployment_id = str(result.get("id") or deployment_id or "latest")
-                status = result.get("status")
-                if status == facts.KUDU_SUCCESS:
-                    progress(f"    package of {app_name}: deployed (deployment {deployment_id})")
-                    return deployment_id
-                log_url = result.get("log_url") or f"{base}/api/deployments/{deployment_id}/log"
-                name = facts.KUDU_STATUS_NAMES.get(status, str(status)) if isinstance(status, int) else str(status)
-                text = result.get("status_text") or result.get("progress") or ""
-                if not _forbidden(result):
-                    raise DeployError(f"the zip deploy to {app_name} failed: Kudu deployment {deployment_id} "
-                                      f"ended {name}" + (f" ({text})" if text else ""),
-                                      hint=f"read its log: {log_url}")
-                reason = f"failed: storage refused the app's identity ({text or name}); log {log_url}"
-            attempt += 1
-            wait = _backoff(attempt)
-            if clock() + wait > forbidden_until:
-                raise DeployError(f"the zip deploy to {app_name} {reason}, still after "
-                                  f"{clock() - started:.0f} s and {attempt} attempt(s)",
-                                  hint="a 403 right after the roles were granted is their propagation (minutes); "
-                                       "past that: the deploying principal needs Website Contributor (or "
-                                       "Contributor) on the app, and the app's identity Storage Blob Data Owner "
-                                       "on the deployment container's account. Deploy again.")
-            progress(f"    package of {app_name}: the zip deploy {reason}; a role granted moments ago takes "
-                     f"minutes to apply: retry {attempt} in {wait:.0f} s")
-            sleep(wait)
-    finally:
-        if settings.transport is None:  # a transport the caller gave stays theirs
-            client.close()
-
-
-def _follow(client: PipelineClient, url: str, app_name: str, *, progress: Progress, sleep: Callable[[float], None],
-            clock: Callable[[], float], deadline: float, timeout: float, poll_interval: float) -> dict[str, Any]:
-    """Poll Kudu's deployment record until it is complete; returns it (success or failure)."""
-    last = ""
-    started = clock()
-    while True:
-        response = client.send_request(HttpRequest("GET", url), connection_timeout=30, read_timeout=60)
-        result: dict[str, Any] = {}
-        if response.status_code == 200:
-            try:
-                loaded = response.json()
-            except ValueError:
-                loaded = None
-            result = loaded if isinstance(loaded, dict) else {}
-        elif response.status_code in (401, 403):
-            raise DeployError(f"the deployment status of {app_name} was answered {response.status_code}",
-                              hint=f"the signed-in principal needs Website Contributor (or Contributor) on the app; "
-                                   f"status: {url}")
-        # 202/404: the record is not visible yet; keep polling
-        status = result.get("status")
-        if status == facts.KUDU_SUCCESS or status in facts.KUDU_FAILURES:
-            return result
-        if result.get("complete") is True and status is not None:
-            return result
-        name = facts.KUDU_STATUS_NAMES.get(status, "Pending") if isinstance(status, int) or status is None \
-            else str(status)
-        text = result.get("status_text") or result.get("progress") or ""
-        note = name + (f": {text}" if text and text != name else "")
-        elapsed = clock() - started
-        if note != last:
-            progress(f"    package of {app_name}: {note} ({elapsed:.0f} s)")
-            last = note
-        if clock() > deadline:
-            raise DeployError(f"the zip deploy to {app_name} did not finish within {timeout:.0f} s (Kudu says: "
-                              f"{note})", hint=f"follow it at {url}; raise --timeout; deploying again re-sends "
-                                                "the package")
-        sleep(poll_interval)
-
-
 def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCredential,
-                progress: Progress = _quiet, settings: PipelineSettings | None = None, dry_run: bool = False,
+                progress: Progress = quiet, settings: PipelineSettings | None = None, dry_run: bool = False,
                 vendor: Vendor = _pip_vendor, sleep: Callable[[float], None] | None = None,
                 clock: Callable[[], float] | None = None) -> SlotDeployment:
     """Provision a Flex Consumption app, zip-deploy the rendered app, wire the Event Grid blob trigger.
@@ -294,24 +132,21 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
     web = d.c.web.web_apps
     suffix = d.c.cloud.storage_suffix
     try:
+        trigger = project.trigger
         d.preflight()
-        bus = servicebus.uses_bus(project)
+        bus = bool(trigger.queues)  # a Service Bus namespace
         namespaces = servicebus.preflight(d) if bus else {}
         d.resource_group()
-        d.storage_account(names.host_storage, [PACKAGE_CONTAINER] + ([STAMP_CONTAINER] if bus else []))
-        if project.trigger.type == "blob":  # trigger storage: only a blob app has one
-            d.storage_account(names.trigger_storage, trigger_containers(project))
+        d.storage_account(names.host_storage, [PACKAGE_CONTAINER, *trigger.host_containers])
+        blob = trigger.has_storage  # trigger storage: the trigger's own account
+        if blob:
+            d.storage_account(names.trigger_storage, list(trigger.containers))
         d.plan_resource(*FLEX_SKU, "functionapp")
         hosts = {ns: servicebus.ensure_namespace(d, ns, current) for ns, current in namespaces.items()}
         what = f"function app {names.app}"
-        blob = project.trigger.type == "blob"
-        trigger = project.trigger
         desired = facts.host_storage_settings(names.host_storage, suffix)
-        if blob:
-            desired[f"{trigger.connection}__blobServiceUri"] = blob_url(names.trigger_storage, suffix)
-            desired[f"{trigger.connection}__queueServiceUri"] = queue_url(names.trigger_storage, suffix)
-        if bus:  # the system-assigned identity: the namespace alone names the connection
-            desired[servicebus.namespace_setting(project)] = hosts[names.bus_namespace] or servicebus.PLANNED_NAMESPACE
+        # The system-assigned identity: the account's (or namespace's) address alone names the connection.
+        desired.update(trigger_settings(project, names.trigger_storage, suffix, hosts.get(names.bus_namespace)))
         cache = project.config.cache
         if cache is not None and cache.redis is not None and options.redis_connection_string:
             desired[cache.redis.connection] = options.redis_connection_string
@@ -343,7 +178,7 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
             created = False
         pid = site.identity.principal_id if site is not None and site.identity else None
         d.roles(names.app, pid, "ServicePrincipal",
-                [(names.storage_id(names.host_storage), r) for r in facts.host_storage_roles(trigger.type)]
+                [(names.storage_id(names.host_storage), r) for r in facts.host_storage_roles(trigger)]
                 + ([(names.storage_id(names.trigger_storage), r) for r in facts.BLOB_TRIGGER_ROLES] if blob else [])
                 + (servicebus.app_roles(names) if bus else []))
         if blob and d.principal and d.principal.object_id:
@@ -382,12 +217,12 @@ def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCr
                                     if blob else None, plan=run.plan, bus_namespace=hosts.get(names.bus_namespace),
                                     stamps_account_url=blob_url(names.host_storage, suffix) if bus else None)
         if dry_run:
-            if blob:
+            if trigger.pushed_by_event_grid:
                 _event_subscription(d, project, site)  # planned only (its webhook needs the running app)
             return deployment
         if changed_package:
             deployment = d.wait_healthy(None, deployment=deployment)
-        if blob:
+        if trigger.pushed_by_event_grid:
             _event_subscription(d, project, site)
         return deployment
     finally:
@@ -408,8 +243,8 @@ def _event_subscription(d: Deployer, project: Project, site: Any) -> None:
             d.rg, topic_name, body), what))
     else:
         run.step(what, "unchanged")
-    function = FUNCTION_NAMES["blob"]
-    container = BlobPath.parse(project.trigger.input_path).container  # type: ignore[union-attr]
+    function = project.trigger.function_name
+    container = project.trigger.input_container  # type: ignore[union-attr]
     sub_name = f"{names.app}-{function}"[:64]
     what = f"event subscription {sub_name}"
     base_url = f"https://{site.default_host_name if site is not None else names.app}/runtime/webhooks/blobs"
@@ -456,7 +291,7 @@ def _event_subscription(d: Deployer, project: Project, site: Any) -> None:
                 return attempt()
             except _NotYet as e:
                 tries += 1
-                wait = _backoff(tries)
+                wait = backoff(tries)
                 if run.clock() - started + wait > bound:
                     raise DeployError(f"{what}: {e} — still after {run.clock() - started:.0f} s and {tries} "
                                       "attempt(s)", hint=f"the blob extension endpoint of {names.app} did not answer "

@@ -72,7 +72,7 @@ def parse_image(reference: str) -> Image:
     if not m:
         raise OptionError(f"{reference!r} is not an image by digest", field="image",
                           hint="deploy by digest, never by a mutable tag: REGISTRY/REPOSITORY@sha256:<64 hex>, "
-                               "e.g. what `modelfunc package --image myreg.azurecr.io/scorer` printed")
+                               "e.g. what `modelfunc package --repository myreg.azurecr.io/scorer` printed")
     return Image(reference, m["registry"].lower(), m["repository"], f"sha256:{m['hex']}")
 
 

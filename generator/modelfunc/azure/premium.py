@@ -28,14 +28,14 @@ from azure.mgmt.web.models import (
 
 from ..config import Project
 from ..errors import DeployError, OptionError
-from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING, STAMP_CONTAINER
+from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING
 from . import facts, servicebus
 from .clients import Clients, PipelineSettings, arm_call
 from .clients import read_or_none as _get
-from .engine import Change, Plan, Progress, Run, _quiet
+from .engine import Change, Plan, Progress, Run, quiet
 from .options import SKUS, DeployOptions, Image, Names, parse_image, resolve_names
 from .results import ServiceState, SlotDeployment, deployment_id
-from .verbs import Deployer, blob_url, host_url, make_run, queue_url, trigger_containers
+from .verbs import Deployer, blob_url, host_url, make_run, trigger_settings
 
 SITE_KIND = "functionapp,linux,container"
 UNKNOWN_CLIENT_ID = "(the identity's client id, once created)"
@@ -62,13 +62,10 @@ def desired_settings(project: Project, names: Names, trigger_account: str, optio
     }
     if registry:
         settings[facts.REGISTRY_URL_SETTING] = f"https://{registry}"
-    trigger = project.trigger
-    if trigger.type == "blob":
-        settings[f"{trigger.connection}__blobServiceUri"] = blob_url(trigger_account, storage_suffix)
-        settings[f"{trigger.connection}__queueServiceUri"] = queue_url(trigger_account, storage_suffix)
-        settings.update(facts.identity_connection(trigger.connection, client))
-    if servicebus.uses_bus(project):
-        settings.update(servicebus.connection_settings(project, bus_namespace, client))
+    connection = project.trigger.connection
+    if connection is not None:  # the trigger's own account (or namespace), by the user-assigned identity
+        settings.update(trigger_settings(project, trigger_account, storage_suffix, bus_namespace))
+        settings.update(facts.identity_connection(connection, client))
     if names.slot and facts.host_ids_collide(names.app, names.slot):
         settings[facts.HOST_ID_SETTING] = facts.explicit_host_id(names.app, slot)
     cache = project.config.cache
@@ -81,12 +78,7 @@ def sticky_settings(project: Project, names: Names) -> list[str]:
     """Settings that stay with their slot on a swap: each slot listens to its own trigger storage (or Service Bus
     namespace), and keeps its own host ID when the derived ones would collide (see
     :func:`facts.host_ids_collide`)."""
-    trigger = project.trigger
-    sticky = [facts.MACHINE_KEY_SETTING]
-    if trigger.type == "blob":
-        sticky += [f"{trigger.connection}__blobServiceUri", f"{trigger.connection}__queueServiceUri"]
-    if servicebus.uses_bus(project):
-        sticky.append(servicebus.namespace_setting(project))
+    sticky = [facts.MACHINE_KEY_SETTING, *project.trigger.slot_settings]
     if names.slot and facts.host_ids_collide(names.app, names.slot):
         sticky.append(facts.HOST_ID_SETTING)
     return sticky
@@ -269,35 +261,34 @@ def reconcile(d: PremiumDeployer) -> SlotDeployment:
     names, run = d.names, d.run
     slot = names.slot
     assert slot is not None and names.slot_trigger_storage is not None
+    trigger = d.project.trigger
     d.preflight()
-    bus = servicebus.uses_bus(d.project)
+    bus = bool(trigger.queues)  # a Service Bus namespace per side
     namespaces = servicebus.preflight(d) if bus else {}
     d.resource_group()
     d.identity()
-    d.storage_account(names.host_storage, [STAMP_CONTAINER] if bus else [])
-    if d.project.trigger.type == "blob":  # trigger storage: a blob app's own, one per side
-        containers = trigger_containers(d.project)
-        d.storage_account(names.trigger_storage, containers)
-        d.storage_account(names.slot_trigger_storage, containers)
+    d.storage_account(names.host_storage, list(trigger.host_containers))
+    if trigger.has_storage:  # trigger storage: the trigger's own account, one per side
+        d.storage_account(names.trigger_storage, list(trigger.containers))
+        d.storage_account(names.slot_trigger_storage, list(trigger.containers))
     d.plan_resource(*plan_sku(d.options))
     hosts = {namespace: servicebus.ensure_namespace(d, namespace, current) for namespace, current in namespaces.items()}
 
-    trigger_type = d.project.trigger.type
-    trigger_roles = facts.BLOB_TRIGGER_ROLES if trigger_type == "blob" else ()
+    trigger_roles = facts.BLOB_TRIGGER_ROLES if trigger.has_storage else ()
     # One identity for both slots: each slot's settings name its own trigger account, and the identity may
     # use both, so neither side loses access when a swap moves the settings.
     d.roles(f"identity {names.identity}", d.identity_principal_id, "ServicePrincipal",
             [(d.registry_id or "", facts.ACR_PULL)]
-            + [(names.storage_id(names.host_storage), r) for r in facts.host_storage_roles(trigger_type)]
+            + [(names.storage_id(names.host_storage), r) for r in facts.host_storage_roles(trigger)]
             + [(names.storage_id(account), r) for account in (names.trigger_storage, names.slot_trigger_storage)
                for r in trigger_roles]
             + (servicebus.app_roles(names) if bus else []))
-    test_roles = [(names.storage_id(names.slot_trigger_storage), facts.BLOB_TEST_ROLE)] if trigger_type == "blob" \
-        else servicebus.test_roles(names, names.slot_bus_namespace) if bus else []
+    test_roles = ([(names.storage_id(names.slot_trigger_storage), facts.BLOB_TEST_ROLE)] if trigger.has_storage
+                  else []) + (servicebus.test_roles(names, names.slot_bus_namespace) if bus else [])
     if test_roles:
         who = d.principal.object_id if d.principal else None
         if who:
-            d.roles(f"the deploying principal ({trigger_type} test)", who, d.principal.principal_type, test_roles)
+            d.roles(f"the deploying principal ({trigger.type} test)", who, d.principal.principal_type, test_roles)
         else:
             run.plan.notes.append("the signed-in principal's object id is unknown: give it " + ", ".join(
                 f"{role} on {scope.rsplit('/', 1)[-1]}" for scope, role in test_roles) + " for the test")
@@ -351,7 +342,7 @@ def _deployer(project: Project, image: str, options: DeployOptions, credential: 
 
 
 def plan(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
-         progress: Progress = _quiet, settings: PipelineSettings | None = None) -> Plan:
+         progress: Progress = quiet, settings: PipelineSettings | None = None) -> Plan:
     """:func:`modelfunc.azure.deploy.plan` of a premium-container app: read-only requests only."""
     d = _deployer(project, image, options, credential, settings=settings, dry_run=True, progress=progress,
                   sleep=None, clock=None)
@@ -362,7 +353,7 @@ def plan(project: Project, image: str, options: DeployOptions, *, credential: To
 
 
 def deploy_to_slot(project: Project, image: str, options: DeployOptions, *, credential: TokenCredential,
-                   progress: Progress = _quiet, settings: PipelineSettings | None = None,
+                   progress: Progress = quiet, settings: PipelineSettings | None = None,
                    sleep: Callable[[float], None] | None = None,
                    clock: Callable[[], float] | None = None) -> SlotDeployment:
     """:func:`modelfunc.azure.deploy.deploy_to_slot` of a premium-container app (the hosting plan with slots)."""
@@ -378,57 +369,7 @@ def deploy_to_slot(project: Project, image: str, options: DeployOptions, *, cred
         d.c.close()
 
 
-def test_slot(project: Project, deployment: SlotDeployment, *, credential: TokenCredential,
-              timeout: float | None = None,
-              progress: Progress = _quiet, settings: PipelineSettings | None = None) -> Any:
-    """The sample's round trip against the slot; returns a blobtest.TestReport.
-
-    Blob trigger: the sample goes to the slot's own trigger storage (``deployment.trigger_account_url``)
-    with ``credential`` (no key). HTTP trigger: POST to the slot's URL with its function key (read from
-    ARM, never printed). Service Bus: the sample goes to the input queue of the slot's own namespace
-    (``deployment.bus_namespace``) and the answer is read from its output queue, paired by the stamp the
-    runtime writes in the host storage account (``deployment.stamps_account_url``); by identity.
-    """
-    from ..blobtest import round_trip
-
-    trigger = project.trigger
-    answered_by = deployment_id(deployment.image)  # only an answer from this image counts
-    if timeout is None:
-        timeout = facts.azure_test_timeout(trigger.type, getattr(trigger, "source", None))
-        progress(f"    waiting up to {timeout:.0f} s for the answer (the {trigger.type} trigger's documented latency; "
-                 "--test-timeout changes it)")
-    if trigger.type == "blob":
-        return round_trip(project, account_url=deployment.trigger_account_url, credential=credential,
-                          timeout=timeout, progress=progress, deployment=answered_by)
-    if trigger.type == "http":
-        key = None
-        if trigger.auth_level != "anonymous":
-            clients = Clients(credential, deployment.subscription_id, settings or PipelineSettings())
-            try:
-                with arm_call(f"read the function keys of {deployment.app_name}"):
-                    web = clients.web.web_apps
-                    keys = web.list_host_keys_slot(deployment.resource_group, deployment.app_name, deployment.slot) \
-                        if deployment.slot else web.list_host_keys(deployment.resource_group, deployment.app_name)
-                key = keys.master_key if trigger.auth_level == "admin" else \
-                    (keys.function_keys or {}).get("default") or keys.master_key
-            finally:
-                clients.close()
-        return round_trip(project, url=f"{deployment.slot_url}/api/{trigger.route}", function_key=key,
-                          timeout=timeout, progress=progress, deployment=answered_by)
-    if not (deployment.bus_namespace and deployment.stamps_account_url):
-        raise DeployError(f"the deployment of {deployment.app_name} names no Service Bus namespace to test on",
-                          hint="deploy again (a deployment handed over by modelfunc 0.1 lacks it), or --no-test")
-    from azure.storage.blob import ContainerClient
-
-    from ..queuetest import run_queue_test
-
-    stamps = ContainerClient(deployment.stamps_account_url, STAMP_CONTAINER, credential=credential)
-    with stamps:
-        return run_queue_test(project, namespace=deployment.bus_namespace, stamps=stamps, credential=credential,
-                              deployment=answered_by, timeout=timeout, progress=progress)
-
-
-def swap(deployment: SlotDeployment, *, credential: TokenCredential, progress: Progress = _quiet,
+def swap(deployment: SlotDeployment, *, credential: TokenCredential, progress: Progress = quiet,
          settings: PipelineSettings | None = None, timeout: float = 900.0) -> SlotDeployment:
     """Swap the slot into production and check production now runs the image. Call only after the test passed.
 

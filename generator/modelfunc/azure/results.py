@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DeployError
+from ..errors import SlotUnhealthy  # noqa: F401 - importable from azure.results as before
 from .engine import Plan
 
 
@@ -64,14 +64,6 @@ class SlotDeployment:
                 "stamps_account_url": self.stamps_account_url}
 
 
-class SlotUnhealthy(DeployError):
-    """The slot did not become Healthy in time (or failed); production was not touched."""
-
-    def __init__(self, message: str, deployment: SlotDeployment, *, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.deployment = deployment
-
-
 def deployment_id(image: str) -> str:
     """The id a deployment's answers carry: the image's digest (``sha256:…``; a Flex package's likewise)."""
     return image.rsplit("@", 1)[-1]
@@ -81,7 +73,7 @@ def deployment_id(image: str) -> str:
 class DeployResult:
     deployment: SlotDeployment | None
     plan: Plan
-    report: Any = None  # the blobtest.TestReport, when the test ran
+    report: Any = None  # the roundtrip.TestReport, when the test ran
 
     @property
     def passed(self) -> bool:

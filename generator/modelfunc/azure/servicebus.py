@@ -3,7 +3,8 @@
 Production listens on ``bus-<prefix>`` and the slot on ``bus-<prefix>-stag``, each holding queues with the
 names modelfunc.yaml gives, so the app's code is the same on both sides of a swap and a slot under test never
 takes production's messages. The connection is by identity only: the namespaces are created with local (SAS key)
-auth disabled, each slot's ``<connection>__fullyQualifiedNamespace`` names its own namespace (a sticky setting),
+auth disabled, each slot's ``<connection>__fullyQualifiedNamespace`` names its own namespace (a sticky setting:
+``trigger.slot_settings``),
 and the app's user-assigned identity gets Data Receiver and Data Sender on both (facts.py has the sources).
 The deploying principal gets Data Sender and Data Receiver on the slot's namespace only, for the test.
 """
@@ -15,30 +16,12 @@ from urllib.parse import urlsplit
 
 from azure.mgmt.servicebus.models import CheckNameAvailability, SBNamespace, SBQueue, SBSku
 
-from ..config import Project
 from ..errors import OptionError
 from ..runtime.modelfunc_runtime import STAMP_CONTAINER
 from . import facts
 from .clients import arm_call
 from .clients import read_or_none as _get
 from .options import Names
-
-PLANNED_NAMESPACE = "(known once the namespace exists)"
-
-
-def uses_bus(project: Project) -> bool:
-    return project.trigger.type == "service-bus-queue"
-
-
-def namespace_setting(project: Project) -> str:
-    """The app setting naming a slot's namespace (``<connection>__fullyQualifiedNamespace``)."""
-    return f"{project.trigger.connection}{facts.FULLY_QUALIFIED_NAMESPACE_SUFFIX}"
-
-
-def connection_settings(project: Project, host: str | None, client_id: str) -> dict[str, str]:
-    """The identity-based Service Bus connection of one slot (``host``: its namespace's, from ARM)."""
-    return {namespace_setting(project): host or PLANNED_NAMESPACE,
-            **facts.identity_connection(project.trigger.connection, client_id)}
 
 
 def namespaces(names: Names) -> list[str]:
@@ -99,7 +82,7 @@ def ensure_namespace(d: Any, namespace: str, current: Any) -> str | None:
     else:
         run.step(what, "unchanged")
     queues = c.servicebus.queues
-    for queue in dict.fromkeys((trigger.input_queue, trigger.output_queue)):
+    for queue in trigger.queues:
         label = f"queue {namespace}/{queue}"
         existing = None if created else _get(queues.get, names.resource_group, namespace, queue, what=label)
         if existing is None:

@@ -21,17 +21,14 @@ from azure.mgmt.msi.models import Identity
 from azure.mgmt.storage.models import BlobContainer, Sku, StorageAccountCreateParameters
 from azure.mgmt.web.models import AppServicePlan, SkuDescription, StringDictionary
 
-from ..appgen import FUNCTION_NAMES
-from ..blobpath import BlobPath
 from ..config import Project
-from ..errors import DeployError, OptionError
-from ..runtime.modelfunc_runtime import STAMP_CONTAINER
+from ..errors import DeployError, OptionError, SlotUnhealthy
 from . import credentials, facts
 from .clients import Clients, PipelineSettings, arm_call
 from .clients import read_or_none as _get
 from .engine import Progress, Run
 from .options import DeployOptions, Names
-from .results import ServiceState, SlotDeployment, SlotUnhealthy
+from .results import ServiceState, SlotDeployment
 
 
 def _guid(resource_id: str) -> str:
@@ -44,21 +41,23 @@ def _short(resource_id: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else resource_id
 
 
+PLANNED_NAMESPACE = "(known once the namespace exists)"
+
+
+def storage_url(account: str, service: str, storage_suffix: str) -> str:
+    """The URL of a storage account's ``service`` ("blob", "queue") in the cloud of ``storage_suffix``."""
+    return f"https://{account}.{service}.{storage_suffix}"
+
+
 def blob_url(account: str, storage_suffix: str) -> str:
-    return f"https://{account}.blob.{storage_suffix}"
+    return storage_url(account, "blob", storage_suffix)
 
 
-def queue_url(account: str, storage_suffix: str) -> str:
-    return f"https://{account}.queue.{storage_suffix}"
-
-
-def trigger_containers(project: Project) -> list[str]:
-    """The blob containers a blob trigger reads and writes, and the stamp container (none for others)."""
-    trigger = project.trigger
-    if trigger.type != "blob":
-        return []
-    paths = (trigger.input_path, trigger.output_path, trigger.error_path)
-    return [*dict.fromkeys(BlobPath.parse(p).container for p in paths), STAMP_CONTAINER]
+def trigger_settings(project: Project, account: str, storage_suffix: str, namespace: str | None) -> dict[str, str]:
+    """The settings that point the trigger's connection at a slot's own services: its storage ``account`` or its
+    Service Bus ``namespace`` (the host name ARM gave; None before it exists)."""
+    return project.trigger.connection_settings(lambda service: storage_url(account, service, storage_suffix),
+                                               namespace or PLANNED_NAMESPACE)
 
 
 PLANNED_URL = "(known once the site exists)"
@@ -295,7 +294,7 @@ class Deployer:
 
     def wait_healthy(self, slot: str | None, *, deployment: SlotDeployment) -> SlotDeployment:
         web = self.c.web
-        expected = FUNCTION_NAMES[self.project.trigger.type]
+        expected = self.project.trigger.function_name
         where = f"{self.names.app}" + (f" slot {slot}" if slot else "")
         started = self.run.clock()
         last = ""

@@ -1,6 +1,7 @@
-"""The round trip of a Service Bus app in Azure: the sample to the slot's input queue, the answer from its output queue.
+"""The Service Bus round trip. Locally (no emulator exists): invoke the function through the local host's admin
+API and check its output binding. In Azure: the sample to the slot's input queue, the answer from its output queue.
 
-A Service Bus answer is a bare body (the Python library's output binding sends only str or bytes; see
+In Azure, a Service Bus answer is a bare body (the Python library's output binding sends only str or bytes; see
 azure/facts.py), so the runtime writes a stamp blob per message — ``modelfunc-stamps/messages/<message id>`` in
 the app's host storage account — naming the deployment that answered and the answer's SHA-256. The test sends
 the sample with a fresh message id, waits for that stamp, and takes the output message whose digest the stamp
@@ -13,24 +14,47 @@ The queues are reached with :class:`ServiceBusQueues` (azure-servicebus, by iden
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from .blobtest import TestReport, answered_elsewhere, judge, while_role_applies
-from .config import Project, load_expected
-from .errors import DeployError
-from .redact import redact
-from .runtime.modelfunc_runtime import STAMP_CONTAINER
+from ..config import Project
+from ..errors import DeployError
+from ..redact import redact
+from ..runtime.modelfunc_runtime import STAMP_CONTAINER
+from ..samples import load_expected, sample_text
+from ..triggers import ServiceBusQueueTrigger
+from .http import post
+from .report import Progress, TestReport, answered_elsewhere, judge, while_role_applies
 
-Progress = Callable[[str], None]
 POLL_SECONDS = 1.0
+
+
+def run_invoke_test(project: Project, host_url: str, function_name: str, *, timeout: float = 60.0) -> TestReport:
+    """Invoke a Service Bus function through the local host's admin API and check its output message."""
+    trigger = project.trigger
+    assert isinstance(trigger, ServiceBusQueueTrigger)
+    expected = load_expected(project)
+    url = f"{host_url.rstrip('/')}/admin/functions/{function_name}"
+    report = TestReport(False, "service-bus-queue", url, f"queue {trigger.input_queue} (invoked locally)",
+                        f"queue {trigger.output_queue}", tolerance=project.config.samples.tolerance,
+                        expected=expected)
+    resp = post(report, url, timeout=timeout, json={"input": sample_text(project)})
+    if resp is None:
+        return report
+    message = resp.json().get("outputs", {}).get(trigger.output_queue)
+    if message is None:
+        report.error = f"the function sent nothing to {trigger.output_queue!r}"
+        return report
+    if isinstance(message, dict):  # a message that is not UTF-8 text comes back in base64
+        return judge(report, expected, base64.b64decode(message["base64"]))
+    return judge(report, expected, message.encode("utf-8"))
 
 
 class NotAuthorizedYet(Exception):
@@ -107,7 +131,7 @@ def run_queue_test(project: Project, *, namespace: str, stamps: ContainerClient,
     (before ``timeout`` starts).
     """
     trigger = project.trigger
-    assert trigger.type == "service-bus-queue"
+    assert isinstance(trigger, ServiceBusQueueTrigger)
     expected = load_expected(project)
     report = TestReport(False, "service-bus-queue", f"{namespace}/{trigger.input_queue}",
                         str(project.sample_input.relative_to(project.root)), f"queue {trigger.output_queue}",

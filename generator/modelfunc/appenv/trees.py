@@ -1,0 +1,227 @@
+"""Installed trees: a lock installed (hash-checked) into a cached folder, the image's dependencies layer and the
+local run's packages when this machine runs the image's wheels; and the app's own Python on this machine, a virtual
+environment (no pip, no packages of its own) that sees only such a tree."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EnvironmentSpecError
+from .lock import LOCK_NAME, Lock
+from .pip import Progress, cache_root, pip_command, pip_platform_args, quiet
+
+
+def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | None, progress: Progress,
+             file: Path | None, replace: bool = False) -> None:
+    """pip-install into a fresh folder that becomes ``dest`` only once complete (a killed run leaves no half
+    environment behind for the next run to trust); ``replace``: install again over an existing ``dest``."""
+    if dest.is_dir() and not replace:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix="modelfunc-pins-") as tmp:
+            progress(f"dependencies: installing {what}")
+            cmd = pip_command("install", "--target", str(work / "site-packages"), "--no-deps", "--no-compile",
+                       "--no-warn-script-location", *cmd_args, cache_dir=cache_dir)
+            cmd = [a.replace("{tmp}", tmp) for a in cmd]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                                    stdin=subprocess.DEVNULL)
+            lines = []
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line.rstrip())
+                if line.startswith(("Collecting", "Successfully installed")):
+                    progress("  " + line.strip())
+            if proc.wait():
+                problem = next((ln for ln in reversed(lines) if ln.startswith("ERROR:")), "pip failed")
+                raise EnvironmentSpecError(f"the locked dependencies cannot be installed ({what}): "
+                                           f"{problem.removeprefix('ERROR: ')}", file=file,
+                                           hint="--refresh-dependencies resolves them again")
+        if replace and dest.is_dir():
+            dest.rename(work / "old")  # removed with work below; a host still running from it keeps its files
+        try:
+            (work / "site-packages").rename(dest)
+        except OSError:
+            if not dest.is_dir():  # else: another run finished the same tree first, which is as good
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_TEMPORARY_ROOTS: dict[str, Path] = {}
+
+
+def _envs_root(name: str, progress: Progress) -> Path:
+    """``~/.cache/modelfunc/envs/<name>``, or, when the cache cannot be written (read-only, full), a temporary
+    folder for this run only (removed when it ends): a cache that cannot be kept costs only the cache."""
+    root = cache_root() / "envs" / name
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+        return root
+    except OSError as e:
+        if name not in _TEMPORARY_ROOTS:
+            import atexit
+
+            tmp = Path(tempfile.mkdtemp(prefix="modelfunc-env-"))
+            atexit.register(shutil.rmtree, tmp, True)
+            progress(f"dependencies: the cache {root.parent} cannot be written ({e.strerror or e}): the app's "
+                     f"environment goes to {tmp}, for this run only")
+            _TEMPORARY_ROOTS[name] = tmp
+        return _TEMPORARY_ROOTS[name]
+
+
+def site_tree(lock: Lock, *, cache_dir: Path | None = None, progress: Progress = quiet,
+              file: Path | None = None, refresh: bool = False) -> Path:
+    """The lock installed (hash-checked, wheels for the image's platform) into a cached folder: the image's
+    ``.python_packages/lib/site-packages``. ``refresh``: installed again even when the folder is there."""
+    dest = _envs_root(lock.digest[:24], progress) / "image-site-packages"
+    if refresh or not dest.is_dir():
+        with tempfile.TemporaryDirectory(prefix="modelfunc-lock-") as tmp:
+            lockfile = Path(tmp) / LOCK_NAME
+            lockfile.write_text(lock.render(), encoding="utf-8")
+            _install(["--require-hashes", *pip_platform_args(lock.python_version), "--requirement", str(lockfile)],
+                     dest, what=f"{len(lock.packages)} locked packages for the image (CPython {lock.python_version}, "
+                     "linux/x86-64)", cache_dir=cache_dir, progress=progress, file=file, replace=refresh)
+    else:
+        progress(f"dependencies: the locked packages are installed already ({dest.parent.name})")
+    return dest
+
+
+def matching_python(python_version: str) -> str | None:
+    """This machine's interpreter (modelfunc's own, whose base runs the app's environment) when it runs the image's
+    wheels: Linux x86-64 and the app's Python version. Only modelfunc's own version will do: the local host's code
+    runs in the app's process with modelfunc's compiled dependencies, built for that version."""
+    if not (sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")):
+        return None
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" != python_version:
+        return None
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+@dataclass(frozen=True)
+class AppEnv:
+    """A Python for the app: ``python`` is a virtual environment's interpreter whose third-party packages are
+    those of ``site_packages`` only."""
+
+    python: Path
+    site_packages: Path
+    same_as_image: bool  # the very tree the image's dependencies layer is made of
+    note: str = ""
+    locked: bool = True  # the lock's versions (False: the requirements resolved for this machine instead)
+
+
+def _venv_site(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python3*/site-packages")) or sorted(venv.glob("Lib/site-packages"))
+    if not found:
+        raise EnvironmentSpecError(f"the virtual environment {venv} has no site-packages folder",
+                                   hint=f"remove {venv} and run again")
+    return found[0]
+
+
+def _venv(base_python: str, venv: Path, site_packages: Path) -> Path:
+    """A virtual environment at ``venv`` (created once, without pip) that sees ``site_packages``."""
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    pth = None
+    if python.exists():
+        pth = _venv_site(venv) / "modelfunc-app.pth"
+        if pth.is_file() and pth.read_text(encoding="utf-8").strip() == str(site_packages):
+            return python
+    if pth is None:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{venv.name}.", dir=venv.parent))
+        try:
+            proc = subprocess.run([base_python, "-m", "venv", "--without-pip", str(work / "venv")],
+                                  capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+            if proc.returncode:
+                raise EnvironmentSpecError(f"{base_python} -m venv failed: {proc.stderr.strip()[-300:]}",
+                                           hint="install the venv module for that Python (Debian: python3-venv)")
+            (_venv_site(work / "venv") / "modelfunc-app.pth").write_text(f"{site_packages}\n", encoding="utf-8")
+            try:
+                (work / "venv").rename(venv)
+            except OSError:
+                if not python.exists():
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return python
+    pth.write_text(f"{site_packages}\n", encoding="utf-8")
+    return python
+
+
+def local_env(lock: Lock, *, cache_dir: Path | None = None, progress: Progress = quiet,
+              file: Path | None = None, requirements: Path | None = None) -> AppEnv:
+    """The app's Python on this machine, from ``lock``: the image's own tree where this machine runs it,
+    otherwise the same versions installed for this machine's Python — or, when those do not exist for it (a
+    lock for Python 3.13 on a machine running modelfunc on 3.11), ``requirements`` resolved for this machine,
+    said loudly: the versions are then compared in the image only."""
+    root = _envs_root(lock.digest[:24], progress)
+    base = matching_python(lock.python_version)
+    if base is not None:
+        tree = site_tree(lock, cache_dir=cache_dir, progress=progress, file=file)
+        python = _venv(base, root / f"venv-{lock.python_version}", tree)
+        return AppEnv(python, tree, True)
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    tree = root / f"local-site-packages-{sys.platform}-{platform.machine()}-{here}"
+    with tempfile.TemporaryDirectory(prefix="modelfunc-pins-") as tmp:
+        pins = Path(tmp) / "pins.txt"
+        pins.write_text(lock.pins(), encoding="utf-8")
+        try:
+            _install(["--requirement", str(pins)], tree, cache_dir=cache_dir, progress=progress, file=file,
+                     what=f"the {len(lock.packages)} locked versions for this machine (Python {here}, {sys.platform})")
+        except EnvironmentSpecError as e:
+            if requirements is None:
+                raise
+            env = unlocked_env(requirements, cache_dir=cache_dir, progress=progress)
+            note = (f"the versions locked for CPython {lock.python_version} do not install on this machine's Python "
+                    f"{here} ({e.message.split(': ', 1)[-1]}): the app runs here from its requirements resolved "
+                    f"for Python {here}, and only the image runs the lock. Run modelfunc on Python "
+                    f"{lock.python_version} to run the locked versions here too")
+            progress("WARNING: " + note)
+            return AppEnv(env.python, env.site_packages, False, note, locked=False)
+    python = _venv(getattr(sys, "_base_executable", None) or sys.executable, root / f"venv-local-{here}", tree)
+    note = (f"the app runs here on Python {here} ({sys.platform}/{platform.machine()}) with the locked versions; "
+            f"the image runs CPython {lock.python_version} on linux/x86-64")
+    progress("    " + note)
+    return AppEnv(python, tree, False, note)
+
+
+def unlocked_env(requirements: Path, *, cache_dir: Path | None = None, progress: Progress = quiet) -> AppEnv:
+    """When no lock can be made (a requirement has no wheel for the image, so the image builds it): the
+    requirements installed for this machine, still apart from modelfunc's own environment."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:24]
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    root = _envs_root(f"unlocked-{digest}", progress)
+    tree = root / f"site-packages-{sys.platform}-{platform.machine()}-{here}"
+    if not tree.is_dir():
+        # with dependencies: nothing resolved them before
+        _install_with_deps(requirements, tree, cache_dir=cache_dir, progress=progress)
+    python = _venv(getattr(sys, "_base_executable", None) or sys.executable, root / f"venv-{here}", tree)
+    return AppEnv(python, tree, False, "no lock: a requirement has no wheel for the image, which builds it",
+                  locked=False)
+
+
+def _install_with_deps(requirements: Path, dest: Path, *, cache_dir: Path | None, progress: Progress) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        progress("dependencies: installing the requirements for this machine (no lock)")
+        proc = subprocess.run(pip_command("install", "--target", str(work / "t"), "--no-compile", "--quiet",
+                                   "--requirement", str(requirements), cache_dir=cache_dir),
+                              capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+        if proc.returncode:
+            raise EnvironmentSpecError(f"the requirements cannot be installed: {proc.stderr.strip()[-300:]}",
+                                       file=requirements)
+        (work / "t").rename(dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
