@@ -144,9 +144,9 @@ def test_a_failing_npm_leaves_nothing_and_names_its_exit_code(as_installed: Path
     (stale / "node_modules").mkdir(parents=True)
     fake_tool(tmp_path / "bin", "npm", """\
         mkdir -p node_modules/.bin && touch node_modules/half-installed
-        for i in $(seq 30); do echo "npm http fetch GET https://registry.npmjs.org/package-$i"; done
+        for i in $(seq 30); do echo "npm http fetch GET https://npm-registry.invalid/package-$i"; done
         echo "npm error code ECONNREFUSED" >&2
-        echo "npm error network request to https://registry.npmjs.org/azurite failed (fault injected)" >&2
+        echo "npm error network request to https://npm-registry.invalid/azurite failed (fault injected)" >&2
         exit 7
         """)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
@@ -154,12 +154,12 @@ def test_a_failing_npm_leaves_nothing_and_names_its_exit_code(as_installed: Path
         azurite.find_executable()
     error = caught.value
     assert "npm ci exited with code 7" in error.message
-    assert "npm error network request to https://registry.npmjs.org/azurite failed (fault injected)" in error.message
+    assert "npm error network request to https://npm-registry.invalid/azurite failed (fault injected)" in error.message
     tail = error.message.splitlines()[1:]
     assert len(tail) == 20 and "package-13" in tail[0]  # the end of npm's output, not all of it
     assert f"npm install -g azurite@{VERSION}" in error.hint and "MODELFUNC_AZURITE" in error.hint
     assert "--connection-string" in error.hint
-    assert "npm http fetch GET https://registry.npmjs.org/package-1\n" in capfd.readouterr().err  # streamed as it ran
+    assert "npm http fetch GET https://npm-registry.invalid/package-1\n" in capfd.readouterr().err  # streamed as it ran
     assert installed(as_installed) == [".lock"]
 
 
@@ -167,7 +167,7 @@ def test_a_failing_npm_leaves_nothing_and_names_its_exit_code(as_installed: Path
 def test_an_interrupted_install_leaves_nothing(as_installed: Path, tmp_path: Path) -> None:
     fake_tool(tmp_path / "bin", "npm", """\
         mkdir -p node_modules/.bin && touch node_modules/half-installed
-        echo "npm http fetch GET https://registry.npmjs.org/azurite"
+        echo "npm http fetch GET https://npm-registry.invalid/azurite"
         exec sleep 120
         """)
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
