@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+_CONTAINER = re.compile(r"(?=.{3,63}\Z)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]")
 CONTAINER_RULE = (
     "3-63 characters of lowercase letters, digits and single hyphens, starting and ending "
     "with a letter or digit (e.g. 'input')"
@@ -72,7 +72,7 @@ def split(path: object) -> tuple[str, str]:
         raise BlobPathError(f"{_short(path)} is not a blob path: write it as 'container/blob-name', "
                             "e.g. 'input/patient-1.json'")
     container, name = path.split("/", 1)
-    if not _CONTAINER.match(container):
+    if not _CONTAINER.fullmatch(container):
         raise BlobPathError(f"container name {_short(container)} is invalid: use {CONTAINER_RULE}")
     return container, check_blob_name(name)
 
@@ -101,7 +101,7 @@ class BlobPath:
         container, blob_pattern = pattern.split("/", 1)
         if "{" in container or "}" in container:
             raise BlobPathError(f"the container part {container!r} cannot contain a {{placeholder}}")
-        if not _CONTAINER.match(container):
+        if not _CONTAINER.fullmatch(container):
             raise BlobPathError(f"container name {container!r} is invalid: use {CONTAINER_RULE}")
         if not blob_pattern:
             raise BlobPathError(f"{pattern!r} names a container but no blob pattern after the '/'")

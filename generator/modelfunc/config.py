@@ -32,7 +32,7 @@ SUPPORTED_PYTHON = ("3.10", "3.11", "3.12", "3.13")  # what the Functions Python
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python{python_version}"
 # A function app's name, as Azure takes it (Microsoft.Web/sites: 2-60 alphanumerics and hyphens, not starting or
 # ending with a hyphen): the `name:` field, the name derived from the folder, and deploy's --app-name.
-APP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]$")
+APP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]")
 APP_NAME_RULE = "2-60 letters, digits and hyphens, not starting or ending with a hyphen"
 
 
@@ -122,7 +122,7 @@ class ConfigModel(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        if v is not None and not APP_NAME_RE.match(v):
+        if v is not None and not APP_NAME_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid app name: {APP_NAME_RULE}, e.g. 'diabetes-scorer'")
         return v
 
@@ -344,7 +344,7 @@ def _resolve(root: Path, config_path: Path, model: ConfigModel, lines: dict[tupl
             _check_readable(p)
         return p
 
-    if model.name is None and not APP_NAME_RE.match(_default_name(root)):
+    if model.name is None and not APP_NAME_RE.fullmatch(_default_name(root)):
         raise ConfigError(
             f"is not set, and the folder name {root.resolve().name!r} gives the app name {_default_name(root)!r}, "
             f"which Azure would refuse: an app name is {APP_NAME_RULE}",

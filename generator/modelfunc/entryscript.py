@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, EntryScriptError
+from .sourcedir import file_kind, regular_file
 
 # Methods only a @rawhttp run() can take: azmlinfsrv's /score route lists GET, POST and OPTIONS, and its input
 # parsers answer any other method 405 (input_parsers.UnsupportedHTTPMethod); so does the runtime, for the same run().
@@ -48,16 +49,8 @@ def _imported_top_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def _regular(path: Path) -> bool:
-    """A regular file (a named pipe named like a module would block the read for ever)."""
-    try:
-        return stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False
-
-
 def _parse(path: Path) -> ast.Module:
-    if not _regular(path):
+    if not regular_file(path):
         raise EntryScriptError("is not a regular file (a named pipe, a socket or a device?): it cannot be read as "
                                "Python", file=path, hint="replace it with the module's source file")
     try:
@@ -76,8 +69,6 @@ def local_modules(script: Path, tree: ast.Module) -> tuple[Path, ...]:
     What ships is not decided here: the app gets the script's whole folder (sourcedir.py), so a module loaded
     with importlib or from a folder without ``__init__.py`` ships too, though no import names it.
     """
-    from .sourcedir import file_kind
-
     root = script.parent
     found: dict[Path, None] = {}
     todo = [tree]
@@ -95,12 +86,12 @@ def local_modules(script: Path, tree: ast.Module) -> tuple[Path, ...]:
                     raise EntryScriptError(
                         f"is {file_kind(mode)}, not a regular file, and {script.name} imports it: it cannot be read "
                         "(nor shipped)", file=candidate, hint="replace it with the module's source file")
-                if _regular(candidate) or (candidate.is_dir() and _regular(candidate / "__init__.py")):
+                if regular_file(candidate) or (candidate.is_dir() and regular_file(candidate / "__init__.py")):
                     found[candidate] = None
                     if candidate.is_file():
                         todo.append(_parse(candidate))
                     else:  # what is not a regular file is left out of the app (sourcedir.NOT_A_FILE): not read here
-                        todo.extend(_parse(p) for p in sorted(candidate.rglob("*.py")) if _regular(p))
+                        todo.extend(_parse(p) for p in sorted(candidate.rglob("*.py")) if regular_file(p))
     return tuple(sorted(found))
 
 

@@ -43,6 +43,12 @@ class ModelfuncError(Exception):
 
     exit_code = 2
 
+    def __init_subclass__(cls, *, exit_code: int | None = None, **kwargs: object) -> None:
+        """``class HostError(ModelfuncError, exit_code=1)``: the code beside the name, as in the tree above."""
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
+
     def __init__(
         self,
         message: str,
@@ -87,48 +93,36 @@ class PackageError(ModelfuncError):
     """The Functions app could not be rendered or written."""
 
 
-class HostError(ModelfuncError):
+class HostError(ModelfuncError, exit_code=1):
     """The local host (``modelfunc serve``) or an emulator it needs failed to start or run."""
 
-    exit_code = 1
 
-
-class StorageError(ModelfuncError):
+class StorageError(ModelfuncError, exit_code=1):
     """A storage account (Azurite or Azure) could not be reached or used."""
 
-    exit_code = 1
 
-
-class SampleTestFailed(ModelfuncError):
+class SampleTestFailed(ModelfuncError, exit_code=1):
     """The round-trip test ran and the output did not match (or never came)."""
-
-    exit_code = 1
 
 
 class OptionError(ModelfuncError):
     """A command-line option or action input is invalid (``field`` names it, e.g. ``--storage-prefix``)."""
 
 
-class CredentialError(ModelfuncError):
+class CredentialError(ModelfuncError, exit_code=1):
     """No Azure credential works (none set up, or Azure refused it): the hint says which one to set up."""
 
-    exit_code = 1
 
-
-class DeployError(ModelfuncError):
+class DeployError(ModelfuncError, exit_code=1):
     """An Azure deployment step failed or timed out (provisioning, the slot never became healthy, the swap)."""
-
-    exit_code = 1
 
 
 class GoldenMismatch(SampleTestFailed):
     """The sample was answered differently in two places (run() directly, the local host, the image, the slot)."""
 
 
-class ImageError(ModelfuncError):
+class ImageError(ModelfuncError, exit_code=1):
     """The Docker engine, the build, the self-test or the registry failed."""
-
-    exit_code = 1
 
 
 class SelfTestFailed(ImageError):
@@ -143,10 +137,8 @@ class NewProjectError(ModelfuncError):
     """A value for the new project is not valid (``field`` names the option), or the template cannot be used."""
 
 
-class GenerationError(NewProjectError):
+class GenerationError(NewProjectError, exit_code=1):
     """cookiecutter failed after every value was accepted; what it had written was removed."""
-
-    exit_code = 1
 
 
 class SlotUnhealthy(DeployError):

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 MASK = "***"
 MIN_SECRET = 6  # shorter values are left to the key patterns: masking them everywhere would garble ordinary text
-# The one list of what makes a secret, used by the redactor and by every plan that prints settings (azure/engine.py):
+# The one list of what makes a secret, used by the redactor and by every plan that prints settings (azure/plan.py):
 CONNECTION_KEYS = ("accountkey", "sharedaccesskey", "sharedaccesssignature", "accesskey", "password", "pwd")
 QUERY_KEYS = ("sig", "code")
 # Words in a setting's name that make its value a secret whatever it holds (an app setting, an input).

@@ -131,7 +131,7 @@ def _ignore_spec(root: Path) -> tuple[str | None, pathspec.GitIgnoreSpec | None]
     """The source directory's ignore file, as Azure ML picks it: .amlignore when present, else .gitignore."""
     for name in (AMLIGNORE, GITIGNORE):
         path = root / name
-        if _regular(path):  # a named pipe would block the read for ever
+        if regular_file(path):  # a named pipe would block the read for ever
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
             return name, pathspec.GitIgnoreSpec.from_lines(lines)
     return None, None
@@ -149,7 +149,7 @@ def _resolve(path: Path) -> Path | None:
         return None
 
 
-def _regular(path: Path) -> bool:
+def regular_file(path: Path) -> bool:
     """A regular file (through a link): reading it cannot block, as reading a named pipe or a device can."""
     try:
         return stat.S_ISREG(path.stat().st_mode)
@@ -289,7 +289,7 @@ def find_model_files(folder: Path) -> list[Path]:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return []
-    return [Path(e.path) for e in entries if is_model_file(e.name) and _regular(Path(e.path))]
+    return [Path(e.path) for e in entries if is_model_file(e.name) and regular_file(Path(e.path))]
 
 
 def model_files(model_dir: Path, *, repo: Path, out_dir: Path | None = None) -> tuple[tuple[str, Path], ...]:

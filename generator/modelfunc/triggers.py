@@ -87,29 +87,17 @@ class _TriggerFacts(Strict):
         """Its values in local.settings.json."""
         return {}
 
-    @property
-    def polls(self) -> bool:
-        """It finds its input by polling (the Azure test waits for the documented latency)."""
-        return False
-
-    @property
-    def pushed_by_event_grid(self) -> bool:
-        """Event Grid pushes its input to the app (the app needs an event subscription)."""
-        return False
-
     def without_polling(self) -> Any:
         """This trigger with nothing that polls (Flex Consumption polls no containers)."""
         return self
 
-    @property
-    def stamp_path(self) -> str | None:
-        """Where the runtime stamps each answer with the deployment that wrote it (None: in the answer itself)."""
-        return None
-
-    @property
-    def stamp_connection(self) -> str | None:
-        """The connection the stamp is written with."""
-        return None
+    # Constants for most triggers; the blob trigger computes them from its fields (properties of the same names).
+    polls: ClassVar[bool] = False  # it finds its input by polling (the Azure test waits for the documented latency)
+    pushed_by_event_grid: ClassVar[bool] = False  # Event Grid pushes its input (the app needs an event subscription)
+    # Where the runtime stamps each answer with the deployment that wrote it (None: in the answer itself), and the
+    # connection the stamp is written with.
+    stamp_path: ClassVar[str | None] = None
+    stamp_connection: ClassVar[str | None] = None
 
 
 class HttpTrigger(_TriggerFacts):
@@ -268,6 +256,9 @@ class ServiceBusQueueTrigger(_TriggerFacts):
     function_template: ClassVar[str] = "functions/service_bus_queue.py.j2"
     host_containers: ClassVar[tuple[str, ...]] = (STAMP_CONTAINER,)
     sample_as_text: ClassVar[bool] = True
+    # By the input message's id, in the host storage account (an answer message cannot carry it).
+    stamp_path: ClassVar[str] = MESSAGE_STAMP_PATH
+    stamp_connection: ClassVar[str] = MESSAGE_STAMP_CONNECTION
 
     def host_extensions(self) -> dict[str, Any]:
         return {"serviceBus": {"prefetchCount": 0, "messageHandlerOptions": {
@@ -286,15 +277,6 @@ class ServiceBusQueueTrigger(_TriggerFacts):
 
     def local_settings(self) -> dict[str, str]:
         return {self.connection: ""}
-
-    @property
-    def stamp_path(self) -> str:
-        """By the input message's id, in the host storage account (an answer message cannot carry it)."""
-        return MESSAGE_STAMP_PATH
-
-    @property
-    def stamp_connection(self) -> str:
-        return MESSAGE_STAMP_CONNECTION
 
     @field_validator("connection")
     @classmethod

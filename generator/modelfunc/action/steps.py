@@ -91,7 +91,7 @@ def up() -> int:
     connection_string = io.get_input("connection-string")
     io.mask_connection_string(connection_string)  # before anything else can print it
 
-    from .. import local
+    from .. import up as local_up
     from ..config import load_project
 
     repo = Path(io.get_input("model-repo", "."))
@@ -103,12 +103,12 @@ def up() -> int:
     run_test = io.get_bool("run-blob-test", True)
     report_path = io.default_report_path()
     project = load_project(repo, config_file=io.get_optional("config"))
-    image_mode = (io.get_input("build-image") or os.environ.get(local.UP_IMAGE_ENV) or "auto").lower()
+    image_mode = (io.get_input("build-image") or os.environ.get(local_up.UP_IMAGE_ENV) or "auto").lower()
     if image_mode not in BUILD_IMAGE_MODES:
         raise ConfigError(f"{image_mode!r} is not a build-image value", field="build-image",
                           hint="auto (when a Docker engine answers), true or false")
     with io.phases() as progress:  # each step of the pipeline is a log group of its own
-        result = local.up(project, timeout=io.get_float("blob-test-timeout", 60.0), run_test=run_test,
+        result = local_up.up(project, timeout=io.get_float("blob-test-timeout", 60.0), run_test=run_test,
                           connection_string=connection_string or None, progress=progress, output=io.echo,
                           image=BUILD_IMAGE_MODES[image_mode], base_image=io.get_optional("base-image"))
     report = result.report

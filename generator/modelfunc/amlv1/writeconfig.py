@@ -103,7 +103,7 @@ def config_text(found: Survey, answers: InitAnswers) -> tuple[str, str | None]:
     root = found.root
     version, pin_ignored, why = python_choice(found, answers.python_version)
     name = answers.name or _default_name(root)
-    if not APP_NAME_RE.match(name):
+    if not APP_NAME_RE.fullmatch(name):
         raise OptionError(f"{name!r} is not a valid app name ({'from the folder name; ' if not answers.name else ''}"
                           f"{APP_NAME_RULE})", field="--name", hint="e.g. --name diabetes-scorer")
     trigger: dict[str, str] = {"type": normal_trigger(answers.trigger)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -33,6 +33,8 @@ from azure.mgmt.web import WebSiteManagementClient
 from ..errors import CredentialError, DeployError
 from .clouds import Cloud, suffixes_for
 from .credentials import SETUP_HINT
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,54 +64,48 @@ def default_settings() -> PipelineSettings:
     return PipelineSettings()
 
 
+class _OfTheSubscription(Generic[T]):
+    """``clients.web``: the client of the deployment's subscription, built on first use (``Clients.client``)."""
+
+    def __init__(self, cls: type[T]) -> None:
+        self.cls = cls
+
+    def __get__(self, clients: Clients, owner: type | None = None) -> T:
+        return clients.client(self.cls)
+
+
 @dataclass
 class Clients:
     credential: TokenCredential
     subscription_id: str
     settings: PipelineSettings = field(default_factory=PipelineSettings)
-    _cache: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[tuple[type, str], Any] = field(default_factory=dict)
 
     @property
     def cloud(self) -> Cloud:
         """The cloud these clients talk to: the settings' one, else the public cloud (no network call)."""
         return suffixes_for(self.settings)
 
-    def _get(self, name: str, cls: type, subscription_id: str | None = None) -> Any:
-        sub = subscription_id or self.subscription_id
-        key = f"{name}:{sub}"
+    def client(self, cls: type[T], subscription_id: str | None = None) -> T:
+        """The client of ``cls`` for a subscription (default: the deployment's), built once."""
+        key = (cls, subscription_id or self.subscription_id)
         if key not in self._cache:
-            self._cache[key] = cls(self.credential, sub, **self.settings.kwargs())
+            self._cache[key] = cls(self.credential, key[1], **self.settings.kwargs())
         return self._cache[key]
 
-    @property
-    def resource(self) -> ResourceManagementClient:
-        return self._get("resource", ResourceManagementClient)
-
-    @property
-    def storage(self) -> StorageManagementClient:
-        return self._get("storage", StorageManagementClient)
-
-    @property
-    def web(self) -> WebSiteManagementClient:
-        return self._get("web", WebSiteManagementClient)
+    resource = _OfTheSubscription(ResourceManagementClient)
+    storage = _OfTheSubscription(StorageManagementClient)
+    web = _OfTheSubscription(WebSiteManagementClient)
+    eventgrid = _OfTheSubscription(EventGridManagementClient)
+    msi = _OfTheSubscription(ManagedServiceIdentityClient)
+    servicebus = _OfTheSubscription(ServiceBusManagementClient)
 
     def authorization(self, subscription_id: str | None = None) -> AuthorizationManagementClient:
-        return self._get("authorization", AuthorizationManagementClient, subscription_id)
+        """Role assignments: on the registry, which may be in another subscription."""
+        return self.client(AuthorizationManagementClient, subscription_id)
 
     def registry(self, subscription_id: str | None = None) -> ContainerRegistryManagementClient:
-        return self._get("registry", ContainerRegistryManagementClient, subscription_id)
-
-    @property
-    def eventgrid(self) -> EventGridManagementClient:
-        return self._get("eventgrid", EventGridManagementClient)
-
-    @property
-    def msi(self) -> ManagedServiceIdentityClient:
-        return self._get("msi", ManagedServiceIdentityClient)
-
-    @property
-    def servicebus(self) -> ServiceBusManagementClient:
-        return self._get("servicebus", ServiceBusManagementClient)
+        return self.client(ContainerRegistryManagementClient, subscription_id)
 
     def close(self) -> None:
         for client in self._cache.values():

@@ -22,10 +22,11 @@ from azure.core.credentials import TokenCredential
 
 from ..config import Project
 from ..errors import OptionError
+from ..progress import Progress, quiet
 from . import flex, premium
 from .clients import PipelineSettings
-from .engine import Change, Plan, Progress, quiet
 from .options import DeployOptions
+from .plan import Change, Plan
 from .premium import swap
 from .results import DeployResult, SlotDeployment
 from .slottest import test_slot

@@ -16,10 +16,11 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceNotFoundError
 
 from ..errors import OptionError
+from ..progress import Progress, quiet
 from . import credentials
 from .clients import Clients, PipelineSettings, arm_call, read_or_none
-from .engine import Plan, Progress, Run, quiet
 from .options import APP_RE, RG_RE, TAG
+from .plan import Plan, Run
 
 IDENTITY_TYPE = "microsoft.managedidentity/userassignedidentities"
 BUS_TYPE = "microsoft.servicebus/namespaces"
@@ -45,11 +46,11 @@ def destroy(app_name: str, resource_group: str | None = None, *, subscription_id
     Succeeds when they are already gone. ``dry_run`` lists what would be deleted (GETs only).
     Action step (e.g. a clean-up job): pass the app-name and resource-group inputs and the credential.
     """
-    if not APP_RE.match(app_name or ""):
+    if not APP_RE.fullmatch(app_name or ""):
         raise OptionError(f"{app_name!r} is not a valid function app name", field="app-name",
                           hint="the name given to `modelfunc deploy`, e.g. diabetes-scorer")
     rg = resource_group or f"{app_name}-rg"
-    if not RG_RE.match(rg):
+    if not RG_RE.fullmatch(rg):
         raise OptionError(f"{rg!r} is not a valid resource group name", field="resource-group")
     clients = Clients(credential, subscription_id, settings or PipelineSettings())
     run = Run(clients, dry_run=dry_run, progress=progress, timeout=timeout, sleep=time.sleep)

@@ -76,12 +76,12 @@ BUS_SKU = "Basic"
 # digit, and not ending in "-sb" or "-mgmt" (reserved). https://learn.microsoft.com/azure/azure-resource-manager/
 # management/resource-name-rules#microsoftservicebus and https://learn.microsoft.com/rest/api/servicebus/
 # controlplane-stable/namespaces/create-or-update (namespaceName).
-BUS_NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]$")
+BUS_NAMESPACE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]")
 BUS_RESERVED_ENDINGS = ("-sb", "-mgmt")
 
 
 def bus_namespace_name_ok(name: str) -> bool:
-    return bool(BUS_NAMESPACE_RE.match(name)) and not name.lower().endswith(BUS_RESERVED_ENDINGS)
+    return bool(BUS_NAMESPACE_RE.fullmatch(name)) and not name.lower().endswith(BUS_RESERVED_ENDINGS)
 
 
 # The Python library's Service Bus output converter takes only str or bytes (azure-functions,
@@ -145,7 +145,7 @@ def new_machine_key() -> str:
 # https://learn.microsoft.com/azure/azure-functions/storage-considerations#host-id-considerations
 HOST_ID_LIMIT = 32
 HOST_ID_SETTING = "AzureFunctionsWebHost__hostid"
-_HOST_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,31}(?<!-)$")
+_HOST_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){0,31}(?<!-)")
 
 
 def default_host_id(site_name: str) -> str:
@@ -162,7 +162,7 @@ def explicit_host_id(app: str, slot: str | None) -> str:
     digest = hashlib.sha256(f"{app.lower()}/{(slot or 'production').lower()}".encode()).hexdigest()[:8]
     stem = re.sub(r"-+", "-", app.lower()[: HOST_ID_LIMIT - len(digest) - 1]).strip("-")
     host_id = f"{stem}-{digest}"
-    assert _HOST_ID_RE.match(host_id), host_id
+    assert _HOST_ID_RE.fullmatch(host_id), host_id
     return host_id
 
 

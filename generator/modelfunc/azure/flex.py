@@ -53,11 +53,11 @@ from azure.mgmt.web.models import (
 from ..appgen import render
 from ..config import Project
 from ..errors import DeployError
+from ..progress import Progress, quiet
 from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING
 from . import facts, servicebus
 from .clients import PipelineSettings, arm_call
 from .clients import read_or_none as _get
-from .engine import Progress, quiet
 from .onedeploy import backoff, publish, scm_host
 from .options import FLEX_SKU, DeployOptions, resolve_names
 from .results import ServiceState, SlotDeployment

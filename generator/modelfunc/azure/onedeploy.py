@@ -20,10 +20,10 @@ from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolic
 from azure.core.rest import HttpRequest
 
 from ..errors import DeployError
+from ..progress import Progress, quiet
 from . import facts
 from .clients import PipelineSettings
 from .clouds import suffixes_for
-from .engine import Progress, quiet
 
 
 def scm_host(site: Any) -> str:

@@ -19,12 +19,12 @@ from .facts import TIERS_WITH_SLOTS
 TAG = "modelfunc-app"
 HOSTING_PLANS = ("premium-container", "flex")
 DIGEST_RE = re.compile(
-    r"^(?P<registry>[A-Za-z0-9.-]+(?::\d+)?)/(?P<repository>[a-z0-9._/-]+)@sha256:(?P<hex>[0-9a-f]{64})$")
+    r"(?P<registry>[A-Za-z0-9.-]+(?::\d+)?)/(?P<repository>[a-z0-9._/-]+)@sha256:(?P<hex>[0-9a-f]{64})")
 APP_RE = APP_NAME_RE  # the function app's name rule: written once, in config
-RG_RE = re.compile(r"^[-\w._()]{1,89}[-\w_()]$")
-SLOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
-PREFIX_RE = re.compile(r"^[a-z0-9]{3,20}$")
-LOCATION_RE = re.compile(r"^[a-z0-9]+$")
+RG_RE = re.compile(r"[-\w._()]{1,89}[-\w_()]")
+SLOT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
+PREFIX_RE = re.compile(r"[a-z0-9]{3,20}")
+LOCATION_RE = re.compile(r"[a-z0-9]+")
 SKUS = {"EP1": "ElasticPremium", "EP2": "ElasticPremium", "EP3": "ElasticPremium",
         "P1V3": "PremiumV3", "P2V3": "PremiumV3", "P3V3": "PremiumV3",
         "P0V3": "PremiumV3", "B1": "Basic", "B2": "Basic", "B3": "Basic", "S1": "Standard"}
@@ -68,7 +68,7 @@ class Image:
 
 
 def parse_image(reference: str) -> Image:
-    m = DIGEST_RE.match(reference or "")
+    m = DIGEST_RE.fullmatch(reference or "")
     if not m:
         raise OptionError(f"{reference!r} is not an image by digest", field="image",
                           hint="deploy by digest, never by a mutable tag: REGISTRY/REPOSITORY@sha256:<64 hex>, "
@@ -95,13 +95,6 @@ class Names:
         return {TAG: self.app}
 
     @property
-    def rg_id(self) -> str:
-        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-
-    def storage_id(self, account: str) -> str:
-        return f"{self.rg_id}/providers/Microsoft.Storage/storageAccounts/{account}"
-
-    @property
     def bus_namespace(self) -> str:
         """Production's Service Bus namespace (a service-bus-queue app): its input and output queues."""
         return f"bus-{self.host_storage.removesuffix('host')}"
@@ -112,21 +105,33 @@ class Names:
         and the app's code (its queue names) is the same on both sides of a swap."""
         return f"{self.bus_namespace}-stag" if self.slot else None
 
-    def bus_namespace_id(self, namespace: str) -> str:
-        return f"{self.rg_id}/providers/Microsoft.ServiceBus/namespaces/{namespace}"
-
-    @property
-    def plan_id(self) -> str:
-        return f"{self.rg_id}/providers/Microsoft.Web/serverfarms/{self.plan}"
-
     @property
     def identity(self) -> str:
         """The app's user-assigned identity: created first, shared by production and its slot."""
         return f"{self.app}-id"
 
+    # ARM ids of what lives in the app's resource group.
+    @property
+    def rg_id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+
+    def in_group(self, resource_type: str, name: str) -> str:
+        """``resource_type``: the provider namespace and type, e.g. ``Microsoft.Web/serverfarms``."""
+        return f"{self.rg_id}/providers/{resource_type}/{name}"
+
+    def storage_id(self, account: str) -> str:
+        return self.in_group("Microsoft.Storage/storageAccounts", account)
+
+    def bus_namespace_id(self, namespace: str) -> str:
+        return self.in_group("Microsoft.ServiceBus/namespaces", namespace)
+
+    @property
+    def plan_id(self) -> str:
+        return self.in_group("Microsoft.Web/serverfarms", self.plan)
+
     @property
     def identity_id(self) -> str:
-        return f"{self.rg_id}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{self.identity}"
+        return self.in_group("Microsoft.ManagedIdentity/userAssignedIdentities", self.identity)
 
 
 def _default_prefix(subscription_id: str, resource_group: str, app: str) -> str:
@@ -143,11 +148,11 @@ def resolve_names(project: Project, options: DeployOptions) -> Names:
                           hint="the subscription's GUID, e.g. 00000000-0000-0000-0000-000000000000 "
                                "(`az account show --query id`), or set AZURE_SUBSCRIPTION_ID")
     app = options.app_name or project.name
-    if not APP_RE.match(app):
+    if not APP_RE.fullmatch(app):
         raise OptionError(f"{app!r} is not a valid function app name: 2-60 letters, digits and hyphens, not "
                           "starting or ending with a hyphen", field="app-name", hint="e.g. diabetes-scorer")
     rg = options.resource_group or f"{app}-rg"
-    if not RG_RE.match(rg):
+    if not RG_RE.fullmatch(rg):
         raise OptionError(f"{rg!r} is not a valid resource group name: 1-90 letters, digits, '-', '_', '.', "
                           "'(', ')', not ending with '.'", field="resource-group", hint="e.g. scorers-rg")
     if options.hosting_plan not in HOSTING_PLANS:
@@ -163,17 +168,17 @@ def resolve_names(project: Project, options: DeployOptions) -> Names:
     slot = options.slot_name
     if options.hosting_plan == "flex":
         slot = None  # Flex Consumption has no deployment slots
-    elif not SLOT_RE.match(slot or "") or slot.lower() == "production":
+    elif not SLOT_RE.fullmatch(slot or "") or slot.lower() == "production":
         raise OptionError(f"{slot!r} is not a valid slot name: letters, digits and hyphens, not 'production'",
                           field="slot-name", hint="e.g. staging")
     prefix = options.storage_prefix or _default_prefix(options.subscription_id, rg, app)
-    if not PREFIX_RE.match(prefix):
+    if not PREFIX_RE.fullmatch(prefix):
         raise OptionError(f"{prefix!r} is not a valid storage prefix: 3-20 lower-case letters and digits "
                           "(storage account names are the prefix plus 'host', 'trig', 'stag'; a Service Bus app's "
                           "namespaces bus-<prefix> and bus-<prefix>-stag)",
                           field="storage-prefix", hint="e.g. diabetesprod")
     assert facts.bus_namespace_name_ok(f"bus-{prefix}-stag")  # the prefix's rule keeps namespace names valid
-    if options.location is not None and not LOCATION_RE.match(options.location):
+    if options.location is not None and not LOCATION_RE.fullmatch(options.location):
         raise OptionError(f"{options.location!r} is not an Azure location name", field="location",
                           hint="lower case without spaces, e.g. westeurope (`az account list-locations -o table`)")
     if options.timeout <= 0:

@@ -28,12 +28,13 @@ from azure.mgmt.web.models import (
 
 from ..config import Project
 from ..errors import DeployError, OptionError
+from ..progress import Progress, quiet
 from ..runtime.modelfunc_runtime import DEPLOYMENT_SETTING
 from . import facts, servicebus
 from .clients import Clients, PipelineSettings, arm_call
 from .clients import read_or_none as _get
-from .engine import Change, Plan, Progress, Run, quiet
 from .options import SKUS, DeployOptions, Image, Names, parse_image, resolve_names
+from .plan import Change, Plan, Run
 from .results import ServiceState, SlotDeployment, deployment_id
 from .verbs import Deployer, blob_url, host_url, make_run, trigger_settings
 

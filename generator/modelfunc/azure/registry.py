@@ -35,7 +35,7 @@ ACR_AUDIENCE_SCOPE = "https://containerregistry.azure.net/.default"  # public cl
 
 # Registry names: 5-50 letters and digits, global across Azure.
 # https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftcontainerregistry
-REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+REGISTRY_NAME_RE = re.compile(r"[a-zA-Z0-9]{5,50}")
 
 TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # ACR's user name for a token login
 
@@ -125,7 +125,7 @@ def ensure_registry(server: str, *, credential: TokenCredential, subscription_id
             for found in registries.list():
                 if (found.login_server or "").lower() == server.lower():
                     return found.id
-        if not REGISTRY_NAME_RE.match(name):
+        if not REGISTRY_NAME_RE.fullmatch(name):
             raise OptionError(f"{name!r} is not a valid container registry name: 5-50 letters and digits",
                               field="registry", hint="e.g. diabetesscorers")
         with arm_call(f"check the registry name {name}"):

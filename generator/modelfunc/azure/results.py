@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SlotUnhealthy  # noqa: F401 - importable from azure.results as before
-from .engine import Plan
+from .plan import Plan
 
 
 class ServiceState(str, enum.Enum):

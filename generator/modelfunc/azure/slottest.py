@@ -15,11 +15,11 @@ from azure.core.credentials import TokenCredential
 
 from ..config import Project
 from ..errors import DeployError
+from ..progress import Progress, quiet
 from ..runtime.modelfunc_runtime import STAMP_CONTAINER
 from ..triggers import BlobTrigger, HttpTrigger, ServiceBusQueueTrigger
 from . import facts
 from .clients import Clients, PipelineSettings, arm_call
-from .engine import Progress, quiet
 from .results import SlotDeployment, deployment_id
 
 

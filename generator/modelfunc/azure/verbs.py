@@ -23,11 +23,12 @@ from azure.mgmt.web.models import AppServicePlan, SkuDescription, StringDictiona
 
 from ..config import Project
 from ..errors import DeployError, OptionError, SlotUnhealthy
+from ..progress import Progress
 from . import credentials, facts
 from .clients import Clients, PipelineSettings, arm_call
 from .clients import read_or_none as _get
-from .engine import Progress, Run
 from .options import DeployOptions, Names
+from .plan import Run
 from .results import ServiceState, SlotDeployment
 
 

@@ -31,13 +31,22 @@ def _azure_credential(tenant_id: str | None, client_id: str | None, cloud=None):
 _CLOUD_NAMES = ("AzureCloud", "AzureChinaCloud", "AzureUSGovernment")
 
 
-def _cloud_options(fn):  # noqa: ANN001, ANN202
-    """--cloud and --arm-endpoint (deploy and destroy)."""
-    fn = click.option("--arm-endpoint", envvar="MODELFUNC_ARM_ENDPOINT", show_envvar=True, metavar="URL",
-                      help="Azure Resource Manager endpoint of an Azure Stack Hub or private cloud (its "
-                           "/metadata/endpoints says where to sign in).")(fn)
-    return click.option("--cloud", "cloud_name", type=click.Choice(_CLOUD_NAMES), default=_CLOUD_NAMES[0],
-                        show_default=True, envvar="MODELFUNC_CLOUD", show_envvar=True, help="The Azure cloud.")(fn)
+def _signin_options(fn):  # noqa: ANN001, ANN202
+    """Where and as whom (deploy and destroy): the subscription, the OIDC sign-in, the cloud."""
+    for option in reversed((
+        click.option("--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", show_envvar=True,
+                     help="Azure subscription id."),
+        click.option("--tenant-id", envvar="AZURE_TENANT_ID", show_envvar=True, help="Azure AD tenant (OIDC sign-in)."),
+        click.option("--client-id", envvar="AZURE_CLIENT_ID", show_envvar=True,
+                     help="App registration (OIDC sign-in)."),
+        click.option("--cloud", "cloud_name", type=click.Choice(_CLOUD_NAMES), default=_CLOUD_NAMES[0],
+                     show_default=True, envvar="MODELFUNC_CLOUD", show_envvar=True, help="The Azure cloud."),
+        click.option("--arm-endpoint", envvar="MODELFUNC_ARM_ENDPOINT", show_envvar=True, metavar="URL",
+                     help="Azure Resource Manager endpoint of an Azure Stack Hub or private cloud (its "
+                          "/metadata/endpoints says where to sign in)."),
+    )):
+        fn = option(fn)
+    return fn
 
 
 def _credential_for(tenant_id: str | None, client_id: str | None, cloud):  # noqa: ANN001, ANN202
@@ -60,9 +69,6 @@ def _credential_for(tenant_id: str | None, client_id: str | None, cloud):  # noq
 @click.option("--sku", default=DEFAULT_SKU, show_default=True,
               help="Plan SKU for premium-container (EP1-EP3, P1v3...).")
 @click.option("--storage-prefix", help="Storage account names' prefix (3-20 a-z0-9).  [default: from the app name]")
-@click.option("--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", show_envvar=True, help="Azure subscription id.")
-@click.option("--tenant-id", envvar="AZURE_TENANT_ID", show_envvar=True, help="Azure AD tenant (OIDC sign-in).")
-@click.option("--client-id", envvar="AZURE_CLIENT_ID", show_envvar=True, help="App registration (OIDC sign-in).")
 @click.option("--no-swap", is_flag=True, help="Leave the tested image on the slot; production is not changed.")
 @click.option("--no-test", is_flag=True, help="Swap without the sample's round trip (the image's self-test ran).")
 @click.option("--dry-run", is_flag=True, help="Read only: print what would be created, updated or left unchanged.")
@@ -75,7 +81,7 @@ def _credential_for(tenant_id: str | None, client_id: str | None, cloud):  # noq
               help="Also write the test report as JSON here.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
               help="Also write the deployment (URLs, state, plan; secrets masked) as JSON here.")
-@_cloud_options
+@_signin_options
 def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str | None, resource_group: str | None,
            location: str | None, registry: str | None, slot_name: str, hosting_plan: str, sku: str,
            storage_prefix: str | None, subscription_id: str | None, tenant_id: str | None, client_id: str | None,
@@ -123,13 +129,10 @@ def deploy(repo: Path, config_file: str | None, image: str | None, app_name: str
 @click.argument("repo", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--app-name", help="Function app name.  [default: the name of the project in REPO]")
 @click.option("--resource-group", help="Resource group.  [default: <app-name>-rg]")
-@click.option("--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", show_envvar=True, help="Azure subscription id.")
-@click.option("--tenant-id", envvar="AZURE_TENANT_ID", show_envvar=True, help="Azure AD tenant (OIDC sign-in).")
-@click.option("--client-id", envvar="AZURE_CLIENT_ID", show_envvar=True, help="App registration (OIDC sign-in).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--timeout", default=DEFAULT_DEPLOY_TIMEOUT, type=TIMEOUT, show_default=True,
               help="Seconds for each long operation.")
-@_cloud_options
+@_signin_options
 def destroy(repo: Path, app_name: str | None, resource_group: str | None, subscription_id: str | None,
             tenant_id: str | None, client_id: str | None, dry_run: bool, timeout: float, cloud_name: str,
             arm_endpoint: str | None) -> None:

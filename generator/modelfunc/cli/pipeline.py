@@ -187,7 +187,7 @@ def blob_test(repo: Path, connection_string: str | None, url: str | None, functi
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
               help="Also write the test report as JSON here.")
 @click.option("--image", "image_mode", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              envvar="MODELFUNC_UP_IMAGE", show_envvar=True,  # local.UP_IMAGE_ENV
+              envvar="MODELFUNC_UP_IMAGE", show_envvar=True,  # local_up.UP_IMAGE_ENV
               help="Also build the image and self-test it (a column of the golden table); auto: when a Docker "
                    "engine answers.")
 @click.option("--base-image", help="Base image of the image.  [default: "
@@ -199,7 +199,7 @@ def up(repo: Path, target: str, out: Path | None, timeout: float, install_requir
        base_image: str | None, golden_file: Path | None) -> None:
     """The whole pipeline: package (and build the image), run on the local default (Azurite + local host), test
     the sample, and show its answer from run() directly, the local host and the image side by side."""
-    from .. import local
+    from .. import up as local_up
     from ..config import load_project
 
     if install_requirements:
@@ -207,7 +207,7 @@ def up(repo: Path, target: str, out: Path | None, timeout: float, install_requir
                    "Python): the app runs from its own environment, made from its lock", err=True)
     project = load_project(repo)
     check_service_bus_sample(project)
-    result = local.up(project, out, timeout=timeout, refresh=refresh_dependencies,
+    result = local_up.up(project, out, timeout=timeout, refresh=refresh_dependencies,
                       connection_string=connection_string, progress=echo_progress, image=image_mode,
                       base_image=base_image)
     write_json(golden_file, result.golden.to_dict())

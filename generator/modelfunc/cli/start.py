@@ -148,28 +148,38 @@ def sample_record(repo: Path, config_file: str | None, yes: bool, timeout: float
 # ---------------------------------------------------------------------------- new (the template)
 
 
+# Each option answers the template variable named beside it (template/cookiecutter.json); newproject checks them all.
+_TEMPLATE_OPTIONS = (
+    ("--name", "project_name", "Project name, a title for people: the folder and the Azure names are made from it.  "
+                               "[default: Diabetes Scorer]"),
+    ("--trigger", "trigger", "What starts a scoring: blob, http or service-bus-queue.  [default: blob]"),
+    ("--input-path", "blob_input_path", "Blob: the input path pattern, with {blobname}."),
+    ("--output-path", "blob_output_path", "Blob: the output path pattern, in another container."),
+    ("--auth-level", "http_auth_level", "HTTP: who may call it: function, anonymous or admin."),
+    ("--input-queue", "service_bus_input_queue", "Service Bus: the queue the requests arrive on."),
+    ("--output-queue", "service_bus_output_queue", "Service Bus: the queue the answers go to."),
+    ("--python-version", "python_version", "Python of the Functions image: 3.11, 3.12 or 3.13."),
+    ("--cache", "cache", "Cache predictions: none or redis."),
+    ("--app-name", "app_name", "Azure Function App name.  [default: made from the project name]"),
+    ("--resource-group", "resource_group", "Azure resource group.  [default: rg-<project folder>]"),
+    ("--location", "location", "Azure region."),
+    ("--storage-prefix", "storage_prefix", "Azure storage account name prefix.  [default: made from the project name]"),
+    ("--registry", "registry", "Azure Container Registry name.  [default: made from the project name]"),
+    ("--action-ref", "action_ref", "The modelfunc GitHub Action the workflow uses (owner/repo@version)."),
+)
+
+
+def _template_options(fn):  # noqa: ANN001, ANN202
+    for flag, variable, text in reversed(_TEMPLATE_OPTIONS):
+        fn = click.option(flag, variable, help=text)(fn)
+    return fn
+
+
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-# Each option's name is the template variable it answers (template/cookiecutter.json); newproject checks them all.
-@click.option("--name", "project_name", help="Project name, a title for people: the folder and the Azure names are "
-                                             "made from it.  [default: Diabetes Scorer]")
-@click.option("--trigger", help="What starts a scoring: blob, http or service-bus-queue.  [default: blob]")
-@click.option("--input-path", "blob_input_path", help="Blob: the input path pattern, with {blobname}.")
-@click.option("--output-path", "blob_output_path", help="Blob: the output path pattern, in another container.")
-@click.option("--auth-level", "http_auth_level", help="HTTP: who may call it: function, anonymous or admin.")
-@click.option("--input-queue", "service_bus_input_queue", help="Service Bus: the queue the requests arrive on.")
-@click.option("--output-queue", "service_bus_output_queue", help="Service Bus: the queue the answers go to.")
-@click.option("--python-version", help="Python of the Functions image: 3.11, 3.12 or 3.13.")
-@click.option("--cache", help="Cache predictions: none or redis.")
-@click.option("--app-name", help="Azure Function App name.  [default: made from the project name]")
-@click.option("--resource-group", help="Azure resource group.  [default: rg-<project folder>]")
-@click.option("--location", help="Azure region.")
-@click.option("--storage-prefix", help="Azure storage account name prefix.  [default: made from the project name]")
-@click.option("--registry", help="Azure Container Registry name.  [default: made from the project name]")
-@click.option("--action-ref", help="The modelfunc GitHub Action the workflow uses (owner/repo@version).")
+@_template_options
 @click.option("--no-input", is_flag=True, help="Ask nothing: each value no option gives is the template's default.")
-@click.pass_context
-def new(ctx: click.Context, directory: Path, no_input: bool, **given: str | None) -> None:
+def new(directory: Path, no_input: bool, **given: str | None) -> None:
     """Start a model repo from modelfunc's template, in a new folder (named after the project) in DIRECTORY.
 
     Asks only what applies to the trigger chosen (an option answers its question instead), checks each answer as
@@ -180,7 +190,7 @@ def new(ctx: click.Context, directory: Path, no_input: bool, **given: str | None
     """
     from ..newproject import new as new_project
 
-    options = {p.name: p.opts[0] for p in ctx.command.params if isinstance(p, click.Option) and p.name}
+    options = {variable: flag for flag, variable, _ in _TEMPLATE_OPTIONS}
     project = new_project(directory, {k: v for k, v in given.items() if v is not None}, options=options,
                           ask=not no_input)
     click.echo(project)

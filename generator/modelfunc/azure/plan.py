@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DeployError
-from ..progress import Progress, quiet  # noqa: F401 - azure/'s modules import them from here
+from ..progress import Progress, quiet
 from ..redact import CONNECTION_KEYS, SECRET_NAME_PARTS
 from .clients import Clients, arm_call
 
