@@ -15,7 +15,7 @@ took the trigger on top. This package reads that layout, one module a job:
   the old ``package()`` arguments; nothing is half-written (each file appears whole, modelfunc.yaml last, and an
   existing one is replaced only with ``--force``).
 * :mod:`.record` (:func:`score_sample`, :func:`write_expected`): ``modelfunc sample record``, run() on the sample
-  through the app's own self-test (local.direct_answer), then samples.expected written.
+  through the app's own self-test (up.direct_answer), then samples.expected written.
 
 Callers import this package (``from . import amlv1``; ``amlv1.survey(...)``), never the modules inside it.
 """

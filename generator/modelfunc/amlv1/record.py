@@ -1,4 +1,4 @@
-"""``modelfunc sample record``: run() on the sample through the app's own self-test (local.direct_answer), then
+"""``modelfunc sample record``: run() on the sample through the app's own self-test (up.direct_answer), then
 samples.expected written."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from .writeconfig import write_atomically
 def score_sample(project: Project, *, timeout: float, progress: Progress, output: Progress | None = None) -> Any:
     """run()'s answer to the sample (a golden.Answer): the app rendered into a scratch folder (the repo gets
     nothing), run in its own environment by the runtime's self-test, as `modelfunc up` scores it directly."""
-    from .. import appenv, local
+    from .. import appenv
+    from .. import up as local_up
     from ..appgen import render
 
     with tempfile.TemporaryDirectory(prefix="modelfunc-sample-") as tmp:
@@ -28,7 +29,7 @@ def score_sample(project: Project, *, timeout: float, progress: Progress, output
         result = render(rendering, Path(tmp) / "build", progress=progress)
         _, env = appenv.for_app(result.app_dir, python_version=project.config.python_version, progress=progress)
         progress("==> score the sample with run() called directly")
-        return local.direct_answer(project, result.app_dir, timeout=timeout, output=output or progress,
+        return local_up.direct_answer(project, result.app_dir, timeout=timeout, output=output or progress,
                                    python=env.python)
 
 
