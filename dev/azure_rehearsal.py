@@ -3,7 +3,7 @@
 For each trigger and both hosting plans, `modelfunc deploy` / `destroy` run as child processes through
 ``--arm-endpoint``, signed in as a service principal with azure-identity's real client-secret flow, TLS
 verified against the fake's throwaway CA. Nothing leaves loopback: the child's ``HTTPS_PROXY`` is the fake's
-CONNECT proxy (tests/armserver.py), which tunnels only to the fake itself, for the hosts it serves under their
+CONNECT proxy (tests/support/armserver.py), which tunnels only to the fake itself, for the hosts it serves under their
 real names (a Flex app's Kudu host ``<app>.scm.azurewebsites.net``: no DNS change, the certificate names it),
 and refuses every other host; a step with a refused request, or a request that reached the fake under an
 unexpected name, fails. Before the steps, the proxy is checked to refuse another host and the Kudu name to fail
@@ -33,7 +33,7 @@ PIP_FIND_LINKS), so the child itself reaches nothing but 127.0.0.1.
 
 Each step prints its exit code, how many requests it sent (ARM and Kudu), every write, and the state it leaves.
 The sample's round trip runs with ``--no-test``: the fake serves ARM and Kudu, not the app's storage or URL
-(that round trip is tested on Azurite with the local host standing in for the app, tests/test_azure_deploy.py).
+(that round trip is tested on Azurite with the local host standing in for the app, tests/azure/test_azure_deploy.py).
 
 Exit code 0 when every step did what it should, 1 otherwise. ``--json FILE`` writes the same as data.
 """
@@ -57,8 +57,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the fake lives with the tests
 
-from armserver_fixture import ArmServer, start_arm_server  # noqa: E402
 from modelfunc.triggers import FUNCTION_NAMES  # noqa: E402
+from support.armserver_fixture import ArmServer, start_arm_server  # noqa: E402
 
 SUB = "11111111-2222-3333-4444-555555555555"
 TENANT = "72f988bf-1111-2222-3333-000000000000"

@@ -1,7 +1,7 @@
 """The facts about Azure that the deploy relies on, each with the public page it comes from.
 
 One home for them: the deploy code reads these names, and the ARM fake the tests use
-(tests/azurefake.py) enforces the same facts, so a wrong belief shows up as a refusal in a test
+(tests/support/azurefake.py) enforces the same facts, so a wrong belief shows up as a refusal in a test
 rather than on a user's first real run. Built-in role *ids* are deliberately absent: roles are
 resolved by name at the assignment scope (``roleDefinitions?$filter=roleName eq '…'``), exactly as
 ``az role assignment create --role NAME`` does; the ids are pinned only in the tests, against the

@@ -35,7 +35,7 @@ folder (``WebserviceException("Dir {} can contain only 1 file or folder. Found {
 at {} or in current working directory {}. For more info, set logging level to DEBUG.")`` — re-raised as a
 ``WebserviceException`` with the same message when a version was given. ``version`` that is not an int is
 ``WebserviceException("version should be an int")``. The stand-in keeps those types and messages, with D in place
-of the cache. Where it answers differently, on purpose (tests/test_model_path.py compares it with azureml-core):
+of the cache. Where it answers differently, on purpose (tests/host/test_model_path.py compares it with azureml-core):
 
 * ``D/<name>`` a file, an empty folder or a folder of model files (not all version numbers): returned. azureml-core
   reaches such a path only through the working directory; probing it in its cache, it fails (``NotADirectoryError``,
