@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import EnvironmentSpecError, NoWheel
+from ..hostboot import BOOT, HOST_PATH_ENV
 from .lock import LOCK_NAME, Lock, read_lock, write_lock
 from .pip import Progress, quiet
 from .resolve import resolve
 from .trees import AppEnv, local_env, unlocked_env
-
-HOST_PATH_ENV = "MODELFUNC_HOST_PATH"  # modelfunc's own import paths, for the local host's code only (BOOT)
 
 
 def host_paths() -> list[str]:
@@ -28,25 +27,6 @@ def host_paths() -> list[str]:
     if site.ENABLE_USER_SITE and site.getusersitepackages():
         paths.append(site.getusersitepackages())
     return list(dict.fromkeys(p for p in paths if os.path.isdir(p)))
-
-
-# Run by the app's Python: modelfunc's finder for the host's own imports (localhost/isolation.py, loaded by path so
-# that nothing of modelfunc is imported before it is in place), then the host. The working directory is not on
-# sys.path (as with -P): the loader puts the app's folder there, and nothing else.
-BOOT = """\
-import importlib.util, os, sys
-if sys.path and sys.path[0] == "":
-    del sys.path[0]
-paths = os.environ.pop("MODELFUNC_HOST_PATH").split(os.pathsep)
-spec = importlib.util.spec_from_file_location(
-    "modelfunc.localhost.isolation", os.path.join(paths[0], "modelfunc", "localhost", "isolation.py"))
-isolation = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(isolation)
-isolation.install(paths)
-sys.modules[spec.name] = isolation
-from modelfunc.localhost.__main__ import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def host_command(env: AppEnv, args: Iterable[str]) -> tuple[list[str], dict[str, str]]:
