@@ -8,7 +8,7 @@ VENV_AZ ?= .venv-az
 VENV_AML ?= .venv-aml
 EXAMPLE ?= examples/diabetes-blob
 
-.PHONY: setup demo test bench bench-image bench-cache lint clean azure-rehearsal
+.PHONY: setup demo test bench bench-image bench-cache bench-blobs lint clean azure-rehearsal
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,13 @@ node_modules/.bin/azurite: package.json package-lock.json | .system-deps
 	touch $@
 
 # The Azure CLI (azure-cli from PyPI), in a venv of its own: it pins azure-mgmt versions that conflict with
-# modelfunc's. tests/test_azure_parity.py runs Microsoft's recipe with it against the ARM fake.
+# modelfunc's. tests/azure/test_azure_parity.py runs Microsoft's recipe with it against the ARM fake.
 $(VENV_AZ)/bin/az:
 	$(PYTHON) -m venv $(VENV_AZ)
 	$(VENV_AZ)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV_AZ)/bin/python -m pip install --quiet azure-cli==2.91.0  # the version docs/azure-parity.md was made with
 
-# azmlinfsrv (azureml-inference-server-http), Azure ML's own scoring server: the oracle tests/test_conformance.py
+# azmlinfsrv (azureml-inference-server-http), Azure ML's own scoring server: the oracle tests/host/test_conformance.py
 # compares `modelfunc serve` with. A venv of its own, as its pins (pydantic~=2.12, opentelemetry-sdk==1.33.0) would
 # otherwise decide modelfunc's test environment; the libraries the entry scripts use (numpy, pandas,
 # inference-schema, flask, werkzeug) are pinned to the versions in $(VENV), so both servers run the same code.
@@ -63,22 +63,36 @@ lint: $(VENV)/.installed-test
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/zizmor --offline --no-progress action.yml .github/workflows
 
-bench: setup $(VENV)/.installed-bench
+## The local host (1 and N worker processes) beside azmlinfsrv at 1, 16 and 64 connections, on the blob example's
+## score.py and on a scikit-learn Ridge score.py. azmlinfsrv runs from $(VENV_AML), given the same scikit-learn.
+bench: setup
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
 	  echo "wrk not found (apt-get install wrk): the benchmark falls back to a Python load generator"
+	$(VENV_AML)/bin/python -m pip install --quiet -c $(VENV_AML)/constraints.txt \
+	  "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
 	mkdir -p build
 	$(BIN)/python benchmarks/serve_bench.py --json build/bench.json
 
-## Warm re-package after a score.py change: modelfunc vs the layout `func init --docker` writes.
+## modelfunc vs the layout `func init --docker` writes: a warm re-package after a score.py change and a cold package
+## (empty caches), over a loopback registry and over a shaped link (a registry in a network namespace behind a veth
+## pair, tc htb 100 Mbit/s each way, 20 ms RTT added by a relay: root, iproute2; removed at the end).
 bench-image: setup
+	@command -v tc >/dev/null || apt-get install -y -qq iproute2 >/dev/null 2>&1 || echo "tc not found (apt-get install iproute2)"
 	mkdir -p build
-	$(BIN)/python benchmarks/image_bench.py --json build/image-bench.json
+	$(BIN)/python benchmarks/image_bench.py --links loopback,shaped --rate-mbit 100 --rtt-ms 20 \
+	  --json build/image-bench.json
 
 ## The Redis prediction cache: hit/miss vs uncached, and the local host beside azmlinfsrv on a 10 ms run().
 bench-cache: setup $(VENV)/.installed-bench
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk is needed (apt-get install wrk)"
 	mkdir -p build
 	$(BIN)/python benchmarks/cache_bench.py --json build/cache-bench.json
+
+## The blob trigger as the container's history grows: idle host CPU, one new blob's latency and a backlog's drain
+## for N = 100 ... 20,000 processed blobs, HEAD's blob listener beside this tree's, on Azurite.
+bench-blobs: setup
+	mkdir -p build
+	$(BIN)/python benchmarks/blob_bench.py --json build/blob-bench.json
 
 ## The Azure path step by step (first deploy, unchanged redeploy, new image or package, failed deploy, destroy)
 ## for each trigger and both plans (premium-container, flex), against the HTTPS ARM + Azure AD + Kudu fake on

@@ -40,6 +40,7 @@ from serve_bench import (
     HTTP_CONFIG,
     WRK_SCRIPT,
     Wrk,
+    azml_python,
     check_answer,
     cpu_busy,
     percentile,
@@ -53,7 +54,7 @@ sys.path.insert(0, str(ROOT / "generator" / "modelfunc" / "runtime"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import modelfunc_runtime  # noqa: E402 - the shim exactly as it is copied into every app
-from redis_server import RedisServer  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "diabetes-blob"
 GOAL_HIT_SPEEDUP = 10.0
@@ -192,7 +193,7 @@ def measure_load(children, work: Path, redis_url: str, args: argparse.Namespace,
         ("modelfunc_uncached", "modelfunc serve", "/api/score",
          lambda: serve_modelfunc(children, make_repo(work, "load-uncached", slow=True, cache=False),
                                  "load-uncached")),
-        ("azmlinfsrv", "azmlinfsrv", "/score", lambda: serve_azmlinfsrv(children, repo, 1)),
+        ("azmlinfsrv", "azmlinfsrv", "/score", lambda: serve_azmlinfsrv(children, repo, 1, python=azml_python(None))),
     ]
     out: dict[str, Any] = {"loadgen": loadgen.name}
     for key, what, path, start in servers:

@@ -1,19 +1,25 @@
 """Benchmark `modelfunc serve` against azmlinfsrv (azureml-inference-server-http) on the same score.py.
 
-One run measures, on a plain undecorated score.py and its model (examples/diabetes-blob):
+One run measures, for each of two plain undecorated score.py and their models — the blob example
+(examples/diabetes-blob: numpy on a JSON model) and a scikit-learn Ridge regression (a joblib model, numpy
+input, the Azure ML docs' score.py) written by the benchmark:
 
 a) a bare in-process ``run()`` call (``init()`` once, then N timed calls) — the floor;
-b/c) ``modelfunc serve`` (http trigger, POST /api/score) and ``azmlinfsrv`` (POST /score), one at a time,
-   driven by the same load generator (wrk when installed, else an asyncio+httpx client) at the same
-   concurrency for a fixed duration after a warm-up, then a short concurrency-1 pass for latency;
+b/c) ``modelfunc serve`` (http trigger, POST /api/score) with 1 worker process and with N (``--workers``,
+   default: one per CPU; the app setting FUNCTIONS_WORKER_PROCESS_COUNT), and ``azmlinfsrv`` (POST /score,
+   its default of 1 worker), one at a time, driven by the same load generator (wrk when installed, else an
+   asyncio+httpx client) at 1, 16 and 64 connections for a fixed duration each after a warm-up;
 d) the blob round trip on Azurite: ``modelfunc serve`` for the blob example, then
    ``modelfunc.roundtrip.blob.run_blob_test`` N times;
-e) one table with the goals, and the numbers as JSON (``--json FILE``).
+e) one table per script with both sides and their ratios, the goals, and the numbers as JSON (``--json``).
+
+``--profile DIR`` also records the 1-worker host under 16 connections with py-spy (an extra load run, not
+measured) and writes its stacks (collapsed) and a summary (where the time goes) there.
 
 It is a benchmark, not a test: a missed goal does not fail the run. The exit code is 1 only when a
 figure could not be measured (a server did not start, a load run had errors, a blob round trip failed).
 
-    .venv/bin/python benchmarks/serve_bench.py [--duration 10] [--concurrency 16] [--json bench.json]
+    .venv/bin/python benchmarks/serve_bench.py [--duration 10] [--workers 2] [--scripts example,ridge] [--json F]
 """
 
 from __future__ import annotations
@@ -40,10 +46,46 @@ from modelfunc.compare import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXAMPLE = ROOT / "examples" / "diabetes-blob"
+AML_VENV_PYTHON = ROOT / ".venv-aml" / "bin" / "python"  # azmlinfsrv's venv of its own (the Makefile's)
 
-GOAL_RATIO = 1.5  # modelfunc / azmlinfsrv throughput
-GOAL_OVERHEAD_MS = 1.0  # modelfunc p50 at concurrency 1 minus the bare run() p50
+GOAL_RATIO = 3.0  # modelfunc / azmlinfsrv throughput at GOAL_CONNECTIONS
+GOAL_CONNECTIONS = 16
+GOAL_P99_RATIO = 1.0  # modelfunc p99 / azmlinfsrv p99 at GOAL_CONNECTIONS
+GOAL_OVERHEAD_MS = 0.3  # modelfunc p50 at concurrency 1 minus the bare run() p50
 GOAL_BLOB_S = 0.5  # blob round-trip p50
+
+# The Azure ML docs' score.py for a scikit-learn model (how-to-deploy-and-where), reading its model from the
+# model folder as azmlinfsrv and the local host both set AZUREML_MODEL_DIR.
+RIDGE_SCORE_PY = """\
+import json
+import os
+
+import joblib
+import numpy as np
+
+model = None
+
+
+def init():
+    global model
+    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"))
+
+
+def run(raw_data):
+    data = np.array(json.loads(raw_data)["data"])
+    return model.predict(data).tolist()
+"""
+RIDGE_ENVIRONMENT = """\
+name: ridge
+dependencies:
+  - python={python}
+  - pip
+  - pip:
+      - azure-functions
+      - numpy=={numpy}
+      - scikit-learn=={sklearn}
+      - joblib=={joblib}
+"""
 
 HTTP_CONFIG = """\
 # Written by benchmarks/serve_bench.py: the blob example's score.py and model behind an HTTP trigger.
@@ -265,7 +307,7 @@ def pick_loadgen(choice: str, body_file: Path, work: Path, notes: list[str]) -> 
 def measure_bare(repo: Path, body: bytes, calls: int) -> dict[str, Any]:
     """init() once, then time `calls` calls of run(sample_json) in this process."""
     os.environ["AZUREML_MODEL_DIR"] = str(repo / "model")
-    spec = importlib.util.spec_from_file_location("serve_bench_score", repo / "score.py")
+    spec = importlib.util.spec_from_file_location(f"serve_bench_score_{repo.name}", repo / "score.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     module.init()
@@ -279,32 +321,102 @@ def measure_bare(repo: Path, body: bytes, calls: int) -> dict[str, Any]:
         module.run(data)
         times.append((perf() - t0) / 1e6)
     return {"calls": calls, "p50_ms": statistics.median(times), "p99_ms": percentile(times, 99),
-            "mean_ms": statistics.fmean(times)}
+            "mean_ms": statistics.fmean(times), "answer": module.run(data)}
 
 
-def serve_modelfunc(children: Children, repo: Path, name: str, *, env_extra: dict[str, str] | None = None,
-                    timeout: float = 120) -> tuple[subprocess.Popen[bytes], str]:
+def example_repo(example: Path, work: Path) -> Path:
+    repo = work / "example"
+    shutil.copytree(example, repo, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    (repo / "modelfunc.yaml").write_text(HTTP_CONFIG, encoding="utf-8")
+    return repo
+
+
+def ridge_repo(example: Path, work: Path) -> Path:
+    """A model repo with the docs' scikit-learn score.py and a Ridge regression on scikit-learn's diabetes data,
+    pinned to the versions of this Python's scikit-learn, numpy and joblib (the app's environment gets the same)."""
+    try:
+        import joblib
+        import numpy
+        import sklearn
+        from sklearn.datasets import load_diabetes
+        from sklearn.linear_model import Ridge
+    except ImportError as e:
+        raise Unmeasured(f"the Ridge script needs scikit-learn in this Python ({e}): pip install -e '.[bench]'") \
+            from None
+    repo = work / "ridge"
+    (repo / "model").mkdir(parents=True)
+    (repo / "samples").mkdir()
+    x, y = load_diabetes(return_X_y=True)
+    joblib.dump(Ridge(alpha=0.03).fit(x, y), repo / "model" / "model.pkl")
+    (repo / "score.py").write_text(RIDGE_SCORE_PY, encoding="utf-8")
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    (repo / "environment.yml").write_text(RIDGE_ENVIRONMENT.format(
+        python=python, numpy=numpy.__version__, sklearn=sklearn.__version__, joblib=joblib.__version__),
+        encoding="utf-8")
+    shutil.copy(example / "samples" / "input.json", repo / "samples" / "input.json")
+    (repo / "modelfunc.yaml").write_text(HTTP_CONFIG.replace("serve-bench", "serve-bench-ridge"), encoding="utf-8")
+    return repo
+
+
+SCRIPTS = {"example": example_repo, "ridge": ridge_repo}
+
+
+MODELFUNC_FROM = "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'modelfunc'; " \
+                 "from modelfunc.cli import main; main()"
+MODELFUNC_SRC: list[str] = []  # --modelfunc-src: another tree's modelfunc (e.g. HEAD's, for a before/after run)
+
+
+def serve_modelfunc(children: Children, repo: Path, name: str, *, workers: int = 1,
+                    env_extra: dict[str, str] | None = None, timeout: float = 300
+                    ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MODELFUNC_CONNECTION_STRING"}
     env.update(env_extra or {})
-    cmd = [sys.executable, "-m", "modelfunc", "serve", str(repo), "--port", str(port), "--no-azurite"]
+    ready = repo / f".ready-{name}.json"
+    ready.unlink(missing_ok=True)
+    # The app setting rather than --workers: the same on the Functions host (FUNCTIONS_WORKER_PROCESS_COUNT).
+    modelfunc = [sys.executable, "-c", MODELFUNC_FROM, *MODELFUNC_SRC] if MODELFUNC_SRC else \
+        [sys.executable, "-m", "modelfunc"]
+    cmd = [*modelfunc, "serve", str(repo), "--port", str(port), "--no-azurite",
+           "--setting", f"FUNCTIONS_WORKER_PROCESS_COUNT={workers}", "--ready-file", str(ready)]
     proc = children.start(name, cmd, env=env, cwd=repo)
+    deadline = time.monotonic() + timeout
+    while not ready.exists():  # written once every worker is up
+        if proc.poll() is not None:
+            raise Unmeasured(f"modelfunc serve exited with code {proc.returncode} before it was ready:\n"
+                             + children.log_tail(name))
+        if time.monotonic() > deadline:
+            raise Unmeasured(f"modelfunc serve was not ready within {timeout:.0f} s:\n" + children.log_tail(name))
+        time.sleep(0.1)
+    if workers > 1 and json.loads(ready.read_text(encoding="utf-8")).get("workers") != workers:
+        raise Unmeasured(f"this modelfunc serve does not run {workers} worker processes "
+                         "(FUNCTIONS_WORKER_PROCESS_COUNT): an older modelfunc?")
     base = f"http://127.0.0.1:{port}"
-    wait_http(proc, f"{base}/admin/host/status", timeout=timeout, what="modelfunc serve", children=children,
-              name=name)
+    wait_http(proc, f"{base}/admin/host/status", timeout=30, what="modelfunc serve", children=children, name=name)
     return proc, base
 
 
-def serve_azmlinfsrv(children: Children, repo: Path, workers: int, *, timeout: float = 120
+def azml_python(given: Path | None) -> str:
+    """The Python azmlinfsrv runs with: --azml-python, else the Makefile's .venv-aml, else this one."""
+    if given is not None:
+        return str(given)
+    if importlib.util.find_spec("azureml_inference_server_http") is None and AML_VENV_PYTHON.exists():
+        return str(AML_VENV_PYTHON)
+    return sys.executable
+
+
+def serve_azmlinfsrv(children: Children, repo: Path, workers: int, *, python: str, timeout: float = 120
                      ) -> tuple[subprocess.Popen[bytes], str]:
-    if importlib.util.find_spec("azureml_inference_server_http") is None:
-        raise Unmeasured("azureml-inference-server-http is not installed: pip install -e '.[bench]'")
+    check = subprocess.run([python, "-c", "import azureml_inference_server_http"], capture_output=True)
+    if check.returncode != 0:
+        raise Unmeasured(f"azureml-inference-server-http is not installed in {python}: make .venv-aml/.installed "
+                         "(or pip install -e '.[bench]', or --azml-python)")
     port = free_port()
     env = dict(os.environ)
     env["AZUREML_MODEL_DIR"] = str(repo / "model")
     env["GUNICORN_CMD_ARGS"] = "--no-control-socket"  # gunicorn>=24 would create ~/.gunicorn/gunicorn.ctl
     env.pop("AML_APP_ROOT", None)
-    cmd = [sys.executable, "-c", AZMLINFSRV_LOOPBACK, "--entry_script", str(repo / "score.py"),
+    cmd = [python, "-c", AZMLINFSRV_LOOPBACK, "--entry_script", str(repo / "score.py"),
            "--port", str(port), "--worker_count", str(workers)]
     proc = children.start("azmlinfsrv", cmd, env=env, cwd=repo)
     base = f"http://127.0.0.1:{port}"
@@ -313,15 +425,84 @@ def serve_azmlinfsrv(children: Children, repo: Path, workers: int, *, timeout: f
 
 
 def drive(loadgen: Wrk | PyLoad, url: str, args: argparse.Namespace) -> dict[str, LoadResult]:
-    progress(f"    warm-up {args.warmup:g} s at concurrency {args.concurrency}")
-    loadgen.run(url, concurrency=args.concurrency, duration=args.warmup)
-    progress(f"    {args.duration:g} s at concurrency {args.concurrency}")
-    loaded = loadgen.run(url, concurrency=args.concurrency, duration=args.duration)
-    progress(f"      {loaded.rps:.0f} req/s, p50 {loaded.p50_ms or 0:.2f} ms, errors {loaded.errors}")
-    progress(f"    {args.c1_duration:g} s at concurrency 1")
-    single = loadgen.run(url, concurrency=1, duration=args.c1_duration)
-    progress(f"      {single.rps:.0f} req/s, p50 {single.p50_ms or 0:.3f} ms, errors {single.errors}")
-    return {f"c{args.concurrency}": loaded, "c1": single}
+    progress(f"    warm-up {args.warmup:g} s at {GOAL_CONNECTIONS} connections")
+    loadgen.run(url, concurrency=GOAL_CONNECTIONS, duration=args.warmup)
+    out = {}
+    for c in args.connections:
+        secs = args.c1_duration if c == 1 else args.duration
+        progress(f"    {secs:g} s at {c} connection{'s' if c > 1 else ''}")
+        r = loadgen.run(url, concurrency=c, duration=secs)
+        progress(f"      {r.rps:.0f} req/s, p50 {r.p50_ms or 0:.3f} ms, p99 {r.p99_ms or 0:.3f} ms, errors {r.errors}")
+        out[f"c{c}"] = r
+    return out
+
+
+def host_pid(proc: subprocess.Popen[bytes]) -> int | None:
+    """The local host's process under `modelfunc serve` (its child: the host, or the workers' supervisor)."""
+    try:
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None
+
+
+def profile_host(loadgen: Wrk | PyLoad, proc: subprocess.Popen[bytes], url: str, out: Path, label: str,
+                 seconds: float) -> str:
+    """py-spy on the host while 16 connections load it (an extra run, not measured): the collapsed stacks of
+    the threads holding the GIL, and a summary of where that time goes."""
+    import threading
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    pid = host_pid(proc)
+    if pid is None or not Path(spy).exists():
+        raise Unmeasured("--profile needs py-spy (pip install py-spy) and /proc")
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / f"{label}.collapsed.txt"
+    load = threading.Thread(target=loadgen.run, args=(url,), kwargs={"concurrency": GOAL_CONNECTIONS,
+                                                                     "duration": seconds + 3})
+    load.start()
+    time.sleep(1.5)
+    rec = subprocess.run([spy, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "250", "-f",
+                          "raw", "-o", str(raw), "--threads", "--gil"], capture_output=True, text=True)
+    load.join()
+    if rec.returncode != 0:
+        raise Unmeasured(f"py-spy failed: {rec.stderr.strip()[-300:]}")
+    summary = out / f"{label}.summary.txt"
+    summary.write_text(summarize_stacks(raw, f"{label}: {GOAL_CONNECTIONS} connections, py-spy --gil"),
+                       encoding="utf-8")
+    return str(summary)
+
+
+def summarize_stacks(raw: Path, title: str, top: int = 30) -> str:
+    """Self and inclusive shares of the samples per function, and per thread, of py-spy's collapsed stacks."""
+    import re
+
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        thread = re.sub(r"\(\d+\)", "", frames[0]).strip()
+        thread = re.sub(r"_\d+$|-\d+$", "", thread.split(":")[-1].strip().strip('"'))
+        threads[thread] = threads.get(thread, 0) + n
+        names = [re.sub(r" \((?:.*/)?([^/]*?):\d+\)$", r" (\1)", f) for f in frames[1:]] or frames[:1]
+        own[names[-1]] = own.get(names[-1], 0) + n
+        for name in set(names):
+            incl[name] = incl.get(name, 0) + n
+    lines = [title, f"samples holding the GIL: {total}", "", "by thread:"]
+    pct = (lambda v: f"{100 * v / max(1, total):5.1f}%")  # noqa: E731
+    lines += [f"  {pct(v)} {k}" for k, v in sorted(threads.items(), key=lambda kv: -kv[1])]
+    lines += ["", "self (the function itself):"]
+    lines += [f"  {pct(v)} {k}" for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    lines += ["", "inclusive (the function and what it calls):"]
+    lines += [f"  {pct(v)} {k}" for k, v in sorted(incl.items(), key=lambda kv: -kv[1])[:top]]
+    return "\n".join(lines) + "\n"
 
 
 def measure_blob(children: Children, example: Path, work: Path, runs: int) -> dict[str, Any]:
@@ -392,90 +573,98 @@ def verdict(value: float | None, ok: bool | None, why: str | None = None) -> str
     return "met" if ok else "NOT MET"
 
 
-def render(results: dict[str, Any], args: argparse.Namespace) -> str:
-    http = results["http"]
-    mf, az = http.get("modelfunc", {}), http.get("azmlinfsrv", {})
-    ck = f"c{args.concurrency}"
+def server_keys(args: argparse.Namespace) -> list[tuple[str, str]]:
+    keys = [("modelfunc-1", "modelfunc 1 worker")]
+    if args.workers > 1:
+        keys.append((f"modelfunc-{args.workers}", f"modelfunc {args.workers} workers"))
+    keys.append(("azmlinfsrv", f"azmlinfsrv {args.azml_workers}w"))
+    return keys
 
-    def cell(server: dict[str, Any], key: str, attr: str, spec: str) -> str:
-        r = server.get(key)
-        if r is None:
-            return "n/a"
-        value = r.get(attr)
-        text = fmt(value, spec) if not isinstance(value, str) else value
-        return text
 
-    lines = []
-    lines.append(f"load generator: {results['loadgen']}; {args.concurrency} connections for "
-                 f"{args.duration:g} s (after {args.warmup:g} s warm-up), then 1 connection for {args.c1_duration:g} s")
-    lines.append(f"azmlinfsrv workers: {args.azml_workers}; score.py: {results['score_py']}")
-    lines.append("")
-    w0, w1 = 34, 18
-    lines.append(f"{'':{w0}}{'modelfunc serve':>{w1}}{'azmlinfsrv':>{w1}}")
-    rows = [
-        (f"throughput c={args.concurrency} (req/s)", ck, "rps", ".0f"),
-        (f"p50 c={args.concurrency} (ms)", ck, "p50_ms", ".2f"),
-        (f"p99 c={args.concurrency} (ms)", ck, "p99_ms", ".2f"),
-        (f"non-2xx / socket errors c={args.concurrency}", ck, "_errs", ""),
-        ("throughput c=1 (req/s)", "c1", "rps", ".0f"),
-        ("p50 c=1 (ms)", "c1", "p50_ms", ".3f"),
-        ("p99 c=1 (ms)", "c1", "p99_ms", ".3f"),
-        ("non-2xx / socket errors c=1", "c1", "_errs", ""),
-    ]
-    for label, key, attr, spec in rows:
-        cells = []
-        for server in (mf, az):
-            if attr == "_errs":
-                r = server.get(key)
+def render_script(name: str, res: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    http = res.get("http", {})
+    keys = server_keys(args)
+    w0, w1 = 30, 20
+    lines = [f"--- {name}: {res.get('score_py', '')}", f"{'':{w0}}" + "".join(f"{t:>{w1}}" for _, t in keys)]
+    for c in args.connections:
+        ck = f"c{c}"
+        for label, attr, spec in (("req/s", "rps", ".0f"), ("p50 (ms)", "p50_ms", ".3f"), ("p99 (ms)", "p99_ms", ".3f"),
+                                  ("non-2xx / socket errors", "_errs", "")):
+            cells = []
+            for key, _ in keys:
+                r = http.get(key, {}).get(ck)
                 if r is None:
                     cells.append("n/a")
+                elif attr == "_errs":
+                    cells.append(f"{r['non_2xx']} / {sum(r['socket_errors'].values())}"
+                                 + ("  ERRORS" if r["errors"] else ""))
                 else:
-                    sock = sum(r["socket_errors"].values())
-                    cells.append(f"{r['non_2xx']} / {sock}" + ("  ERRORS" if r["errors"] else ""))
-            else:
-                cells.append(cell(server, key, attr, spec))
-        lines.append(f"{label:{w0}}{cells[0]:>{w1}}{cells[1]:>{w1}}")
-    bare = results.get("bare_run") or {}
-    lines.append(f"{'bare run() in-process p50 (ms)':{w0}}{fmt(bare.get('p50_ms'), '.4f'):>{w1}}"
-                 f"{'(same run())':>{w1}}")
-    over = results.get("overhead_ms") or {}
-    lines.append(f"{'p50 c=1 minus bare run() (ms)':{w0}}{fmt(over.get('modelfunc'), '.3f'):>{w1}}"
-                 f"{fmt(over.get('azmlinfsrv'), '.3f'):>{w1}}")
-    lines.extend(closing_lines(results, 44, 14, 12))
+                    cells.append(fmt(r.get(attr), spec))
+            lines.append(f"{f'c={c} {label}':{w0}}" + "".join(f"{x:>{w1}}" for x in cells))
+        az = http.get("azmlinfsrv", {}).get(ck)
+        cells = []
+        for key, _ in keys[:-1]:
+            r = http.get(key, {}).get(ck)
+            cells.append(f"{r['rps'] / az['rps']:.2f}x / {r['p99_ms'] / az['p99_ms']:.2f}x"
+                         if r and az and az["rps"] and r["p99_ms"] and az["p99_ms"] else "n/a")
+        lines.append(f"{f'c={c} vs azmlinfsrv req/s / p99':{w0}}" + "".join(f"{x:>{w1}}" for x in cells))
+    bare = res.get("bare_run") or {}
+    over = res.get("overhead_ms") or {}
+    lines.append(f"{'bare run() in-process p50 (ms)':{w0}}{fmt(bare.get('p50_ms'), '.4f'):>{w1}}")
+    lines.append(f"{'p50 c=1 minus bare run() (ms)':{w0}}"
+                 + "".join(f"{fmt(over.get(key), '.3f'):>{w1}}" for key, _ in keys))
+    return lines
+
+
+def render(results: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [f"load generator: {results['loadgen']}; {', '.join(map(str, args.connections))} connections, "
+             f"{args.duration:g} s each ({args.c1_duration:g} s at 1) after {args.warmup:g} s of warm-up; "
+             f"the machine: {results['machine']['cpus']} CPUs, load average before {results['machine'].get('load')}",
+             f"modelfunc: {results['config']['modelfunc_src']}", ""]
+    for name, res in results["scripts"].items():
+        lines += render_script(name, res, args) + [""]
+    lines.extend(closing_lines(results, 58, 14, 12))
     return "\n".join(lines)
 
 
 def goals(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
-    http = results["http"]
-    ck = f"c{args.concurrency}"
     out = []
-    phase = {0: "http", 1: "http", 2: "blob"}
+    ck = f"c{GOAL_CONNECTIONS}"
 
-    def clean(server: str, key: str) -> dict[str, Any] | None:
+    def clean(http: dict[str, Any], server: str, key: str) -> dict[str, Any] | None:
         r = http.get(server, {}).get(key)
         return r if r and r["clean"] else None
 
-    mf, az = clean("modelfunc", ck), clean("azmlinfsrv", ck)
-    ratio = mf["rps"] / az["rps"] if mf and az and az["rps"] else None
-    out.append({"name": f"throughput modelfunc / azmlinfsrv (c={args.concurrency})", "value": ratio,
-                "display": fmt(ratio, ".2f") + "x" if ratio is not None else "n/a",
-                "target": f">= {GOAL_RATIO}x",
-                "result": verdict(ratio, ratio >= GOAL_RATIO if ratio is not None else None,
-                                  None if ratio is not None else "a load run failed or had errors")})
-    over = (results.get("overhead_ms") or {}).get("modelfunc")
-    out.append({"name": "p50 overhead over bare run() (c=1)", "value": over,
-                "display": fmt(over, ".3f") + " ms" if over is not None else "n/a",
-                "target": f"<= {GOAL_OVERHEAD_MS:g} ms",
-                "result": verdict(over, over <= GOAL_OVERHEAD_MS if over is not None else None)})
+    for name, res in results["scripts"].items():
+        http = res.get("http", {})
+        az = clean(http, "azmlinfsrv", ck)
+        for key, title in server_keys(args)[:-1]:
+            mf = clean(http, key, ck)
+            ratio = mf["rps"] / az["rps"] if mf and az and az["rps"] else None
+            why = None if ratio is not None else "a load run failed or had errors"
+            out.append({"name": f"{name}: {title} / azmlinfsrv req/s (c={GOAL_CONNECTIONS})", "value": ratio,
+                        "display": fmt(ratio, ".2f") + "x" if ratio is not None else "n/a",
+                        "target": f">= {GOAL_RATIO:g}x", "phase": "http",
+                        "result": verdict(ratio, ratio >= GOAL_RATIO if ratio is not None else None, why)})
+            p99 = mf["p99_ms"] / az["p99_ms"] if mf and az and az["p99_ms"] else None
+            out.append({"name": f"{name}: {title} p99 / azmlinfsrv p99 (c={GOAL_CONNECTIONS})", "value": p99,
+                        "display": fmt(p99, ".2f") + "x" if p99 is not None else "n/a",
+                        "target": f"<= {GOAL_P99_RATIO:g}x", "phase": "http",
+                        "result": verdict(p99, p99 <= GOAL_P99_RATIO if p99 is not None else None, why)})
+        over = (res.get("overhead_ms") or {}).get("modelfunc-1")
+        out.append({"name": f"{name}: p50 over bare run() (c=1, 1 worker)", "value": over,
+                    "display": fmt(over, ".3f") + " ms" if over is not None else "n/a",
+                    "target": f"<= {GOAL_OVERHEAD_MS:g} ms", "phase": "http",
+                    "result": verdict(over, over <= GOAL_OVERHEAD_MS if over is not None else None)})
     blob = (results.get("blob") or {}).get("p50_ms")
     blob_s = blob / 1000 if blob is not None else None
     n = (results.get("blob") or {}).get("passed", 0)
     out.append({"name": f"blob round-trip p50 on Azurite (n={n})", "value": blob_s,
                 "display": fmt(blob_s, ".3f") + " s" if blob_s is not None else "n/a",
-                "target": f"<= {GOAL_BLOB_S:g} s",
+                "target": f"<= {GOAL_BLOB_S:g} s", "phase": "blob",
                 "result": verdict(blob_s, blob_s <= GOAL_BLOB_S if blob_s is not None else None)})
-    for i, g in enumerate(out):
-        if phase[i] in args.skip:
+    for g in out:
+        if g.pop("phase") in args.skip:
             g["result"] = "skipped"
     return out
 
@@ -487,97 +676,138 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--duration", type=float, default=10.0, help="seconds of each measured load run")
-    p.add_argument("--concurrency", type=int, default=16, help="connections of the load run")
+    p.add_argument("--connections", default="1,16,64", help="the load runs' connections, comma-separated")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up load per server")
-    p.add_argument("--c1-duration", type=float, default=5.0, help="seconds of the concurrency-1 latency run")
+    p.add_argument("--c1-duration", type=float, default=5.0, help="seconds of the 1-connection run")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                   help="modelfunc's worker processes in the second run (1 is always run)")
+    p.add_argument("--scripts", default="example,ridge", help=f"which score.py: {', '.join(SCRIPTS)}")
     p.add_argument("--bare-calls", type=int, default=5000, help="timed in-process run() calls")
     p.add_argument("--blob-runs", type=int, default=20, help="blob round trips (after one warm-up)")
     p.add_argument("--azml-workers", type=int, default=1, help="azmlinfsrv --worker_count (its default is 1)")
+    p.add_argument("--azml-python", type=Path, help="the Python with azureml-inference-server-http (and, for the "
+                   "Ridge script, scikit-learn)  [default: .venv-aml's when this one has no azmlinfsrv]")
     p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                    help="auto = wrk when installed, else the Python client")
     p.add_argument("--example", type=Path, default=DEFAULT_EXAMPLE,
                    help="model repo with a plain (undecorated) score.py and a blob trigger")
     p.add_argument("--skip", action="append", default=[], choices=["http", "blob"], help="leave a phase out")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="also profile the 1-worker host with py-spy into DIR")
+    p.add_argument("--modelfunc-src", type=Path, metavar="DIR", help="serve with the modelfunc package in DIR "
+                   "(e.g. `git archive HEAD generator | tar -x -C /tmp/head` and /tmp/head/generator): a before/after "
+                   "run with the same benchmark")
     p.add_argument("--json", type=Path, help="also write the numbers here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0 or args.c1_duration <= 0:
-        p.error("--concurrency must be >= 1 and the durations > 0")
+    try:
+        args.connections = sorted({int(c) for c in args.connections.split(",") if c.strip()})
+    except ValueError:
+        p.error("--connections: numbers separated by commas, e.g. 1,16,64")
+    if not args.connections or min(args.connections) < 1 or args.duration <= 0 or args.c1_duration <= 0:
+        p.error("--connections must be >= 1 and the durations > 0")
+    if GOAL_CONNECTIONS not in args.connections:
+        args.connections = sorted({*args.connections, GOAL_CONNECTIONS})
+    args.scripts = [s.strip() for s in args.scripts.split(",") if s.strip()]
+    unknown = [s for s in args.scripts if s not in SCRIPTS]
+    if unknown or not args.scripts:
+        p.error(f"--scripts: {', '.join(unknown) or 'none'}: choose from {', '.join(SCRIPTS)}")
+    if not 1 <= args.workers <= 10:
+        p.error("--workers: 1 to 10 (the Functions host's limit for FUNCTIONS_WORKER_PROCESS_COUNT)")
     return args
+
+
+def bench_script(name: str, repo: Path, args: argparse.Namespace, loadgen: Wrk | PyLoad, children: Children,
+                 unmeasured: list[str]) -> dict[str, Any]:
+    res: dict[str, Any] = {"score_py": str(repo / "score.py"), "http": {}}
+    body_file = repo / "samples" / "input.json"
+    body = body_file.read_bytes()
+    progress(f"==> {name}: bare run(): init() once, {args.bare_calls} timed calls")
+    try:
+        bare = measure_bare(repo, body, args.bare_calls)
+        answer = bare.pop("answer")
+        res["bare_run"] = bare
+        progress(f"    p50 {bare['p50_ms']:.4f} ms")
+        expected = repo / "samples" / "expected.json"
+        if not expected.exists():
+            expected.write_text(json.dumps(answer) + "\n", encoding="utf-8")
+    except Exception as e:  # noqa: BLE001
+        unmeasured.append(f"{name}: bare run(): {type(e).__name__}: {e}")
+        return res
+    expected_answer = json.loads((repo / "samples" / "expected.json").read_text(encoding="utf-8"))
+    for key, what in server_keys(args):
+        progress(f"==> {name}: {what}")
+        proc = None
+        try:
+            if key == "azmlinfsrv":
+                proc, base = serve_azmlinfsrv(children, repo, args.azml_workers, python=azml_python(args.azml_python))
+                path = "/score"
+            else:
+                n = int(key.split("-")[1])
+                proc, base = serve_modelfunc(children, repo, f"modelfunc-{name}-{n}w", workers=n)
+                path = "/api/score"
+            url = base + path
+            progress(f"    ready at {url}")
+            check_answer(url, body, expected_answer, what)
+            runs = drive(loadgen, url, args)
+            res["http"][key] = {k: r.to_dict() for k, r in runs.items()}
+            for k, r in runs.items():
+                if not r.clean:
+                    unmeasured.append(f"{name}: {what} {k}: the load run had {r.non_2xx} non-2xx responses and "
+                                      f"socket errors {r.socket_errors or 0} of {r.requests} requests "
+                                      f"(log: {children.log_dir})")
+            if args.profile and key == "modelfunc-1":
+                progress("    profiling (py-spy, an extra run)")
+                res["profile"] = profile_host(loadgen, proc, url, args.profile, f"{name}-c{GOAL_CONNECTIONS}",
+                                              min(args.duration, 8))
+        except Unmeasured as e:
+            unmeasured.append(f"{name}: {what}: {e}")
+        finally:
+            if proc is not None:
+                children.stop(proc)
+    bare_p50 = res["bare_run"]["p50_ms"]
+    res["overhead_ms"] = {key: c1["p50_ms"] - bare_p50 for key, server in res["http"].items()
+                          if (c1 := server.get("c1")) and c1["clean"]}
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.modelfunc_src:
+        MODELFUNC_SRC[:] = [str(args.modelfunc_src.resolve())]
     example = args.example.resolve()
     work, children = start_run("serve-bench-")
     notes: list[str] = []
     unmeasured: list[str] = []
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "config": {"duration_s": args.duration, "concurrency": args.concurrency, "warmup_s": args.warmup,
-                   "c1_duration_s": args.c1_duration, "bare_calls": args.bare_calls,
-                   "blob_runs": args.blob_runs, "azml_workers": args.azml_workers, "example": str(example)},
-        "http": {}, "notes": notes, "unmeasured": unmeasured,
+                    "platform": platform.platform(), "load": " ".join(f"{x:.2f}" for x in os.getloadavg())},
+        "config": {"duration_s": args.duration, "connections": args.connections, "warmup_s": args.warmup,
+                   "c1_duration_s": args.c1_duration, "bare_calls": args.bare_calls, "workers": args.workers,
+                   "blob_runs": args.blob_runs, "azml_workers": args.azml_workers, "example": str(example),
+                   "scripts": args.scripts, "modelfunc_src": str(args.modelfunc_src or "installed")},
+        "scripts": {}, "notes": notes, "unmeasured": unmeasured,
     }
     interrupted = False
     try:
-        repo = work / "http-repo"
-        shutil.copytree(example, repo, ignore=shutil.ignore_patterns("build", "__pycache__"))
-        (repo / "modelfunc.yaml").write_text(HTTP_CONFIG, encoding="utf-8")
-        body_file = repo / "samples" / "input.json"
-        body = body_file.read_bytes()
-        expected = json.loads((repo / "samples" / "expected.json").read_text(encoding="utf-8"))
-        results["score_py"] = str(example / "score.py")
-
         busy = cpu_busy()
         results["machine"]["cpu_busy_before"] = busy
         if busy is not None and busy > 0.15:
             notes.append(f"the machine was not idle before the run ({busy:.0%} of the CPUs busy with other "
                          "processes): the numbers are lower and noisier than on a quiet machine")
-        progress(f"==> bare run(): init() once, {args.bare_calls} timed calls")
-        try:
-            results["bare_run"] = measure_bare(repo, body, args.bare_calls)
-            progress(f"    p50 {results['bare_run']['p50_ms']:.4f} ms")
-        except Exception as e:  # noqa: BLE001
-            unmeasured.append(f"bare run(): {type(e).__name__}: {e}")
-
-        loadgen = pick_loadgen(args.loadgen, body_file, work, notes)
+        loadgen = pick_loadgen(args.loadgen, example / "samples" / "input.json", work, notes)
         results["loadgen"] = loadgen.name
         if "http" not in args.skip:
-            servers = [
-                ("modelfunc", "modelfunc serve", "/api/score",
-                 lambda: serve_modelfunc(children, repo, "modelfunc-http")),
-                ("azmlinfsrv", "azmlinfsrv", "/score",
-                 lambda: serve_azmlinfsrv(children, repo, args.azml_workers)),
-            ]
-            for key, what, path, start in servers:
-                progress(f"==> {what}")
-                proc = None
+            for name in args.scripts:
                 try:
-                    proc, base = start()
-                    url = base + path
-                    progress(f"    ready at {url}")
-                    check_answer(url, body, expected, what)
-                    runs = drive(loadgen, url, args)
-                    results["http"][key] = {k: r.to_dict() for k, r in runs.items()}
-                    for k, r in runs.items():
-                        if not r.clean:
-                            unmeasured.append(
-                                f"{what} {k}: the load run had {r.non_2xx} non-2xx responses and "
-                                f"socket errors {r.socket_errors or 0} of {r.requests} requests "
-                                f"(log: {children.log_dir})")
+                    repo = SCRIPTS[name](example, work)
                 except Unmeasured as e:
-                    unmeasured.append(f"{what}: {e}")
-                finally:
-                    if proc is not None:
-                        children.stop(proc)
-            bare_p50 = (results.get("bare_run") or {}).get("p50_ms")
-            results["overhead_ms"] = {}
-            for key in ("modelfunc", "azmlinfsrv"):
-                c1 = results["http"].get(key, {}).get("c1")
-                if c1 and c1["clean"] and bare_p50 is not None:
-                    results["overhead_ms"][key] = c1["p50_ms"] - bare_p50
+                    unmeasured.append(f"{name}: {e}")
+                    continue
+                if isinstance(loadgen, Wrk):
+                    loadgen = Wrk(loadgen.exe, repo / "samples" / "input.json", work)
+                else:
+                    loadgen = PyLoad((repo / "samples" / "input.json").read_bytes())
+                results["scripts"][name] = bench_script(name, repo, args, loadgen, children, unmeasured)
 
         if "blob" not in args.skip:
             progress(f"==> blob round trip: Azurite + modelfunc serve, {args.blob_runs} runs")
@@ -604,7 +834,6 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"other processes kept {busy:.0%} of the CPUs busy right after the run: "
                              "they may have competed with the servers during it")
         results.setdefault("loadgen", "none")
-        results.setdefault("score_py", str(example / "score.py"))
         results["goals"] = goals(results, args)
         print()
         print(render(results, args))

@@ -92,6 +92,19 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
+def _master_key_env(settings: dict[str, str], host: str) -> dict[str, str]:
+    """The admin API's master key, chosen here as the host would choose it and masked in a workflow's log before
+    the host prints a generated one in its banner; passed to the host (all its workers) as app settings."""
+    from ..action.io import mask
+    from ..localhost.limits import MASTER_KEY_GENERATED_SETTING, MASTER_KEY_SETTING, choose_master_key
+
+    key, source = choose_master_key(settings, host)
+    mask(key)
+    if source != "generated":
+        return {}
+    return {MASTER_KEY_SETTING: key or "", MASTER_KEY_GENERATED_SETTING: "1"}
+
+
 @main.command()
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -109,12 +122,16 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--max-body-size", type=click.IntRange(min=1), metavar="BYTES",
               help="Largest request body (413 above it).  [default: the app setting "
                    "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, else 104857600 as the Functions host]")
+@click.option("--workers", type=click.IntRange(1, 10), metavar="N",
+              help="Worker processes sharing the port, each loading the app and running init() once (blob and "
+                   "Service Bus listeners in one of them).  [default: the app setting "
+                   "FUNCTIONS_WORKER_PROCESS_COUNT, else 1]")
 @click.option("--refresh-dependencies", is_flag=True,
               help="Resolve the app's requirements again instead of using its lock.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def serve(path: Path, host: str, port: int, connection_string: str | None, settings: tuple[str, ...],
           azurite: bool | None, poll_interval: float, out: Path | None, ready_file: Path | None,
-          max_body_size: int | None, refresh_dependencies: bool, verbose: int) -> None:
+          max_body_size: int | None, workers: int | None, refresh_dependencies: bool, verbose: int) -> None:
     """Run the app locally: HTTP at /api/<route>, blob triggers on Azurite or any storage account.
 
     PATH is a model repo (packaged first) or an app directory with function_app.py.
@@ -123,8 +140,9 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
     from ..localhost.loader import read_local_settings
 
     app_dir, python_version = _app_dir(path, out)
-    _parse_settings(settings)  # refused here, before any work
-    read_local_settings(app_dir)  # likewise (the host reads it again, in the app's environment)
+    given = _parse_settings(settings)  # refused here, before any work
+    local = read_local_settings(app_dir)  # likewise (the host reads it again, in the app's environment)
+    extra = _master_key_env({**local, **os.environ, **given}, host)
     _, env = appenv.for_app(app_dir, python_version=python_version, refresh=refresh_dependencies,
                             progress=echo_progress)
     args = [str(app_dir.resolve()), "--host", host, "--port", str(port), "--poll-interval", repr(poll_interval),
@@ -134,7 +152,10 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
         args += ["--ready-file", str(ready_file.absolute())]
     if max_body_size:
         args += ["--max-body-size", str(max_body_size)]
-    extra = {CONNECTION_ENV: connection_string} if connection_string else {}
+    if workers:
+        args += ["--workers", str(workers)]
+    if connection_string:
+        extra[CONNECTION_ENV] = connection_string
     code = appenv.run_host(env, args, extra_env=extra)  # the app runs with its own Python, not this one
     if code:
         sys.exit(code)

@@ -64,6 +64,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--poll-interval", type=float, default=0.2)
     parser.add_argument("--ready-file", type=Path)
     parser.add_argument("--max-body-size", type=int)
+    parser.add_argument("--workers", type=int, help="worker processes sharing the port  [default: the app setting "
+                        "FUNCTIONS_WORKER_PROCESS_COUNT, else 1]")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of them: see workers.py
     parser.add_argument("-v", "--verbose", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -75,6 +78,13 @@ def main(argv: list[str]) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("azure").setLevel(logging.WARNING)
     try:
+        from .workers import read_role
+
+        role = read_role() if args.worker else None
+        if role is None:
+            count = _worker_count(args)
+            if count > 1:
+                return _supervise(args, count)
         if FINDER is not None:
             check_shadowed(FINDER.host_paths)
         from . import HostServer, load_app
@@ -85,7 +95,7 @@ def main(argv: list[str]) -> int:
         connection_string = os.environ.get(CONNECTION_ENV)
         names = loaded.storage_connections()
         with contextlib.ExitStack() as stack:
-            if names and not connection_string:
+            if names and not connection_string and (role is None or role.primary):
                 dev = {"", "usedevelopmentstorage=true"}
                 configured = any(loaded.settings.get(n, "").strip().lower() not in dev for n in names)
                 if args.azurite == "on" or (args.azurite == "auto" and not configured):
@@ -98,7 +108,10 @@ def main(argv: list[str]) -> int:
             if connection_string:
                 loaded.apply_settings(dict.fromkeys(sorted(names | {"AzureWebJobsStorage"}), connection_string))
             server = HostServer(loaded, host=args.host, port=args.port, poll_interval=args.poll_interval,
-                                max_body_bytes=args.max_body_size)
+                                max_body_bytes=args.max_body_size, role=role,
+                                master_key=role.master_key if role is not None else None)
+            if role is not None and role.key_generated:
+                server.master_key_source = "generated"
             # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal: make SIGTERM a
             # KeyboardInterrupt too, so that what this process started (the embedded Azurite) is stopped.
             signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -112,6 +125,33 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _worker_count(args: argparse.Namespace) -> int:
+    from .loader import read_local_settings
+    from .workers import worker_count
+
+    merged = {**read_local_settings(args.app_dir), **os.environ, **_settings(args.setting)}
+    args.merged_settings = merged
+    return worker_count(args.workers, merged)
+
+
+def _supervise(args: argparse.Namespace, count: int) -> int:
+    """Bind the port once, choose the master key once, and run ``count`` workers on them (workers.py)."""
+    from .limits import choose_master_key, hostport, listen
+    from .workers import Supervisor
+
+    key, source = choose_master_key(args.merged_settings, args.host)
+    generated = source == "generated"
+    sock = listen(args.host, args.port)
+    base_url = f"http://{hostport(args.host, sock.getsockname()[1])}"
+    worker_argv = [str(args.app_dir), "--host", args.host, "--port", str(args.port), "--azurite", args.azurite,
+                   "--poll-interval", repr(args.poll_interval), "--verbose", str(args.verbose)]
+    worker_argv += [a for s in args.setting for a in ("--setting", s)]
+    if args.max_body_size:
+        worker_argv += ["--max-body-size", str(args.max_body_size)]
+    return Supervisor(worker_argv, count, sock, base_url, ready_file=args.ready_file, master_key=key,
+                      key_generated=generated).run()
 
 
 if __name__ == "__main__":

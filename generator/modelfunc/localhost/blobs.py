@@ -2,11 +2,17 @@
 
 It behaves like the Functions host's ``LogsAndContainerScan`` listener, scaled down to one process:
 
-* it lists the trigger container (by the pattern's literal prefix) every ``poll_interval`` seconds;
+* it scans the trigger container (by the pattern's literal prefix) incrementally (``blobscan``): pages with a
+  continuation marker and a time budget per poll, only blobs modified since the last finished sweep (less an
+  overlap) looked at, and a wait that grows while nothing happens (to ``blobscan.MAX_INTERVAL``, or more when a
+  sweep is dear) and is ``poll_interval`` again as soon as something does; while the workers have a backlog, the
+  sweep waits (it would only find more work for them);
 * a blob is new when there is no receipt for its name *and* ETag, so an overwritten blob is scored
   again and an unchanged one never is, across restarts: receipts live in the host storage account at
   ``azure-webjobs-hosts/blobreceipts/<host-id>/<function>/<etag>/<container>/<blob>`` like the host's,
-  with the host id of the app (and slot) so that two apps on one account never share them;
+  with the host id of the app (and slot) so that two apps on one account never share them; beside them the scan
+  info (``receipts``) keeps the watermark, so a restarted host reads receipts only for blobs modified after it,
+  and keeps in memory only those within the overlap (or scored since): neither grows with the container's history;
 * each try is recorded on the receipt (``status: pending``, ``attempts``) *before* the function runs, so a try
   that kills the process (``os._exit``, a segfault) still counts when the host starts again — as a queue message's
   dequeue count does for the Functions host;
@@ -20,6 +26,9 @@ It behaves like the Functions host's ``LogsAndContainerScan`` listener, scaled d
   logged once and counted as ``rejected``;
 * the receipts container deleted while serving is created again; a receipt that cannot be written is still
   remembered in memory, so no blob is scored again and again.
+
+A blob tried and not finished (a failure under the threshold, a storage error) is tried again at the next poll
+and holds the watermark back until it is done, so a restart finds it again.
 """
 
 from __future__ import annotations
@@ -28,90 +37,27 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 
-from ..blobpath import BlobPath, BlobPathError, check_blob_name, split
-from ..errors import HostError, ModelfuncError, NotFoundError, StorageError
+from ..blobpath import BlobPathError, check_blob_name, split
+from ..errors import HostError, NotFoundError, StorageError
 from ..redact import redact
 from ..storage import StorageQueue, blob_service, without_query
+from .blobcommon import POISON_QUEUE, Out, Stats, as_bytes, resolve_connection, send_poison
+from .blobcommon import binding_path as _binding_path
+from .blobcommon import first_line as _first_line
+from .blobscan import OVERLAP, POLL_BUDGET, Listed, ScanState, list_page
 from .loader import LoadedFunction
+from .receipts import RECEIPTS_CONTAINER, ReceiptStore
 
 logger = logging.getLogger("modelfunc.host.blob")
-RECEIPTS_CONTAINER = "azure-webjobs-hosts"
-POISON_QUEUE = "webjobs-blobtrigger-poison"  # the Functions host's name (HostQueueNames.BlobTriggerPoisonQueue)
+__all__ = ["POISON_QUEUE", "RECEIPTS_CONTAINER", "BlobListener", "Out", "Stats", "as_bytes", "resolve_connection"]
 DEFAULT_POISON_THRESHOLD = 5
-
-
-class Out:
-    """The host side of ``azure.functions.Out``: holds what the function set."""
-
-    def __init__(self) -> None:
-        self.value: Any = None
-        self.is_set = False
-
-    def set(self, value: Any) -> None:
-        self.value, self.is_set = value, True
-
-    def get(self) -> Any:
-        return self.value
-
-
-def as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    raise TypeError(f"an output binding was set to a {type(value).__name__}; use bytes or str")
-
-
-def resolve_connection(settings: dict[str, str], name: str) -> str:
-    """The connection string behind an app setting name (as the host resolves ``connection``)."""
-    for key in (name, f"AzureWebJobs{name}") if name else ("AzureWebJobsStorage",):
-        value = settings.get(key)
-        if value:
-            return value
-    raise HostError(
-        f"app setting {name or 'AzureWebJobsStorage'!r} is not set, so the blob trigger has no storage account",
-        hint="pass --connection-string (any storage connection string), set it in local.settings.json, "
-        "or let `modelfunc serve` start the embedded Azurite",
-    )
-
-
-@dataclass
-class Stats:
-    scored: int = 0
-    failed: int = 0
-    retried: int = 0
-    poisoned: int = 0
-    rejected: int = 0  # blobs never read: their name would lead out of the container
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))  # the recent ones only
-
-    def as_dict(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
-        p50 = lat[len(lat) // 2] if lat else None
-        return {"scored": self.scored, "failed": self.failed, "retried": self.retried,
-                "poisoned": self.poisoned, "rejected": self.rejected, "p50_ms": p50}
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error)
-    return redact(f"{type(error).__name__}: {text.splitlines()[0]}" if text.strip() else type(error).__name__)
-
-
-def _binding_path(function: LoadedFunction, path: str, what: str) -> BlobPath:
-    try:
-        return BlobPath.parse(path)
-    except BlobPathError as e:
-        raise HostError(f"function {function.name}: the path of {what} is invalid: {e}") from None
 
 
 class BlobListener:
@@ -141,13 +87,22 @@ class BlobListener:
         self.poll_interval = poll_interval
         self.poison_threshold = max(int(poison_threshold), 1)
         self.stats = Stats()
-        self._receipts: set[tuple[str, str]] = set()  # (name, etag) done with: scored, or poisoned
-        self._attempts: dict[tuple[str, str], int] = {}  # tries started (pending receipts loaded at start too)
-        self._rejected: set[tuple[str, str]] = set()  # names that would leave the container: never read
+        self.receipts = ReceiptStore(self.receipts_service, host_id, function.name, self.path.container,
+                                     on_recreate=self._receipts_gone)
+        self.scan = ScanState(poll_interval)
+        self.workers = max(int(workers), 1)
+        # Memory, all keyed by (name, etag) and bounded by recent activity, not by history:
+        self._done: dict[tuple[str, str], float] = {}  # scored or poisoned -> Last-Modified (kept within the overlap)
+        self._attempts: dict[tuple[str, str], int] = {}  # tries started (pending receipts read too)
+        self._rejected: dict[tuple[str, str], float] = {}  # names that would leave the container: never read
+        self._unsettled: dict[tuple[str, str], tuple[float, dict[str, str], bool]] = {}  # started, not finished
+        self._retry: set[tuple[str, str]] = set()  # unsettled and not running: started again at the next poll
         self._inflight: dict[tuple[str, str], Future[None]] = {}
+        self._loaded: set[tuple[str, str]] | None = None  # all receipts, read at a start without scan info
+        self._started_at: float | None = None  # storage clock at this host's first page: later blobs are new
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"blob-{function.name}")
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"blob-{function.name}")
         self._thread: threading.Thread | None = None
         self._on_error = on_error
         self._said: dict[str, float] = {}  # storage trouble already logged, and when (said once a minute)
@@ -157,54 +112,40 @@ class BlobListener:
 
     @property
     def _receipt_prefix(self) -> str:
-        return f"blobreceipts/{self.host_id}/{self.function.name}/"
+        return self.receipts.prefix
 
     def _receipt_name(self, name: str, etag: str) -> str:
-        return f"{self._receipt_prefix}{etag.strip(chr(34))}/{self.path.container}/{name}"
+        return self.receipts.name(name, etag)
 
-    def _ensure_receipts_container(self) -> None:
-        try:
-            self.receipts_service.get_container_client(RECEIPTS_CONTAINER).create_container()
-        except ResourceExistsError:
-            pass
+    def _receipts_gone(self) -> None:
+        self._say(f"{self.function.name}: the receipts container {RECEIPTS_CONTAINER} is gone; creating it again",
+                  level=logging.WARNING)
 
     def _load_receipts(self) -> None:
-        self._ensure_receipts_container()
-        container = self.receipts_service.get_container_client(RECEIPTS_CONTAINER)
-        prefix = self._receipt_prefix
-        pending = 0
-        for item in container.list_blobs(name_starts_with=prefix, include=["metadata"]):
-            rest = item.name[len(prefix):]
-            etag, _, path = rest.partition("/")
-            _, _, name = path.partition("/")
-            metadata = item.metadata or {}
-            if metadata.get("status") == "pending":  # tried, never finished: the tries so far still count
-                self._attempts[(name, etag)] = _int(metadata.get("attempts"), 1)
-                pending += 1
-            else:
-                self._receipts.add((name, etag))
-        logger.info("%s: %d blob receipt(s) loaded (host id %s)%s", self.function.name, len(self._receipts),
-                    self.host_id, f", {pending} blob(s) tried before and not finished" if pending else "")
+        self.receipts.ensure_container()
+        watermark = self.receipts.load_scan_info()
+        if watermark is not None:
+            self.scan.watermark = watermark
+            logger.info("%s: scan info loaded (host id %s): blobs modified since %.0f are looked at",
+                        self.function.name, self.host_id, watermark)
+            return
+        done, pending = self.receipts.load_all()  # no scan info (a first start): the receipts decide, once
+        self._loaded = done
+        self._attempts.update(pending)
+        logger.info("%s: %d blob receipt(s) loaded (host id %s)%s", self.function.name, len(done),
+                    self.host_id, f", {len(pending)} blob(s) tried before and not finished" if pending else "")
 
-    def _write_receipt(self, name: str, etag: str, status: str, attempts: int) -> None:
+    def _write_receipt(self, name: str, etag: str, status: str, attempts: int, modified: float = 0.0) -> None:
         """Write the receipt; a final one (ok, poison) is remembered in memory first, so that even a receipt that
         cannot be written never makes this host score the blob again. A pending one must be written (it is what
         makes a crash count): its failure is raised."""
         key = (name, etag.strip('"'))
         if status != "pending":
             with self._lock:
-                self._receipts.add(key)
+                self._done[key] = modified
                 self._attempts.pop(key, None)
-        blob = self.receipts_service.get_blob_client(RECEIPTS_CONTAINER, self._receipt_name(name, etag))
-        metadata = {"status": status, "attempts": str(attempts)}
         try:
-            try:
-                blob.upload_blob(b"", overwrite=True, metadata=metadata)
-            except ResourceNotFoundError:  # the receipts container was deleted while serving: create it again
-                self._say(f"{self.function.name}: the receipts container {RECEIPTS_CONTAINER} is gone; creating it "
-                          "again", level=logging.WARNING)
-                self._ensure_receipts_container()
-                blob.upload_blob(b"", overwrite=True, metadata=metadata)
+            self.receipts.write(name, etag, status, attempts)
         except AzureError as e:
             if status == "pending":
                 raise
@@ -237,7 +178,8 @@ class BlobListener:
                             f"{_first_line(e)}") from None
         self._thread = threading.Thread(target=self._loop, name=f"listen-{self.function.name}", daemon=True)
         self._thread.start()
-        logger.info("%s: listening to %s (every %.2fs)", self.function.name, self.path.pattern, self.poll_interval)
+        logger.info("%s: listening to %s (every %.2fs, less often while idle)", self.function.name,
+                    self.path.pattern, self.poll_interval)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop polling, and let blobs already being scored finish (so none is lost or scored twice)."""
@@ -249,8 +191,9 @@ class BlobListener:
     def _loop(self) -> None:
         reported = False
         while not self._stop.is_set():
+            started = 0
             try:
-                self.poll_once()
+                started = self.poll_once()
                 if reported:
                     logger.info("%s: storage reachable again", self.function.name)
                 reported = False
@@ -261,33 +204,105 @@ class BlobListener:
                     logger.error("%s: listing %s failed: %s (retrying)", self.function.name,
                                  self.path.container, self.last_error)
                     reported = True
-            self._stop.wait(self.poll_interval)
+            with self._lock:
+                busy = bool(started or self._inflight or self._retry)
+            self._stop.wait(self.scan.next_wait(busy=busy, mid_sweep=self.scan.marker is not None))
+
+    def _backlog(self) -> int:
+        with self._lock:
+            return len(self._inflight)
 
     def poll_once(self) -> int:
-        """List the container once and start scoring every new blob; returns how many were started."""
+        """Start the blobs waiting for a retry, then go on with the sweep (for at most ``POLL_BUDGET`` seconds,
+        and not while the workers have a backlog); returns how many blobs were started."""
+        started = self._start_retries()
         container = self.service.get_container_client(self.path.container)
-        started = 0
-        for item in container.list_blobs(name_starts_with=self.path.prefix or None):
-            key = (item.name, (item.etag or "").strip('"'))
-            with self._lock:
-                if key in self._receipts or key in self._inflight or key in self._rejected:
-                    continue
-            try:
-                check_blob_name(item.name)
-            except BlobPathError as e:
-                self._reject(key, e)
-                continue
-            values = self.path.match(item.name)
-            if values is None:
-                continue
-            with self._lock:
-                self._inflight[key] = self._pool.submit(self._process, item.name, key[1], values)
-            started += 1
+        deadline = time.monotonic() + POLL_BUDGET
+        while self._backlog() < self.workers * 8 and not self._stop.is_set():
+            cpu = time.thread_time()
+            items, marker, now = list_page(container, self.path.prefix or None, self.scan.marker)
+            self.scan.begin_page(now)
+            if self._started_at is None:
+                self._started_at = now
+            for item in items:
+                if self.scan.is_candidate(item.modified):
+                    started += self._consider(item)
+            self.scan.listed += len(items)
+            self.scan.marker = marker
+            self.scan.sweep_cpu += time.thread_time() - cpu
+            if marker is None:
+                self._end_sweep()
+                break
+            if time.monotonic() > deadline:
+                break
+        if started:
+            self.scan.activity()
         return started
 
-    def _reject(self, key: tuple[str, str], error: BlobPathError) -> None:
+    def _end_sweep(self) -> None:
         with self._lock:
-            self._rejected.add(key)
+            held = min((m for m, _, _ in self._unsettled.values()), default=None)
+        watermark = self.scan.end_sweep(held)
+        with self._lock:
+            floor = watermark - OVERLAP
+            for memory in (self._done, self._rejected):
+                for key in [k for k, m in memory.items() if m < floor]:
+                    del memory[key]
+            self._loaded = None  # the watermark now vouches for everything the loaded receipts covered
+            self.stats.scan = {"sweeps": self.scan.sweeps, "listed": self.scan.listed, "watermark": watermark,
+                               "sweep_cpu_ms": round(self.scan.last_sweep_cpu * 1000, 2),
+                               "keys_in_memory": len(self._done) + len(self._rejected) + len(self._unsettled)}
+        self.receipts.save_scan_info(watermark)
+
+    def _consider(self, item: Listed) -> int:
+        key = (item.name, item.etag)
+        with self._lock:
+            if key in self._done or key in self._unsettled or key in self._rejected:
+                return 0
+            if self._loaded is not None and key in self._loaded:
+                self._done[key] = item.modified
+                return 0
+        try:
+            check_blob_name(item.name)
+        except BlobPathError as e:
+            self._reject(key, e, item.modified)
+            return 0
+        values = self.path.match(item.name)
+        if values is None:
+            return 0
+        # A blob older than this host's first page may have been handled by an earlier run: its receipt decides.
+        check = self._loaded is None and (self._started_at is None or item.modified <= self._started_at + OVERLAP)
+        with self._lock:
+            self._unsettled[key] = (item.modified, values, check)
+            self._inflight[key] = self._pool.submit(self._run, key)
+        return 1
+
+    def _start_retries(self) -> int:
+        with self._lock:
+            keys = [k for k in self._retry if k not in self._inflight]
+            self._retry.clear()
+            for key in keys:
+                self._inflight[key] = self._pool.submit(self._run, key)
+        return len(keys)
+
+    def _run(self, key: tuple[str, str]) -> None:
+        settled = False
+        try:
+            with self._lock:
+                entry = self._unsettled.get(key)
+            if entry is not None:
+                settled = self._process(key[0], key[1], entry[1], modified=entry[0], check=entry[2])
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+                if settled:
+                    self._unsettled.pop(key, None)
+                elif key in self._unsettled and not self._stop.is_set():
+                    self._retry.add(key)
+
+    def _reject(self, key: tuple[str, str], error: BlobPathError, modified: float = 0.0) -> None:
+        with self._lock:
+            self._rejected[key] = modified
             self.stats.rejected += 1
         message = f"{self.function.name}: left {self.path.container}/{key[0]!r} alone (never read): {error}"
         logger.error("%s", redact(message))
@@ -296,29 +311,44 @@ class BlobListener:
 
     # ------------------------------------------------------------------ one blob
 
-    def _process(self, name: str, etag: str, values: dict[str, str]) -> None:
+    def _process(self, name: str, etag: str, values: dict[str, str], *, modified: float = 0.0,
+                 check: bool = False) -> bool:
+        """Try the blob once; True when it is settled (scored, poisoned, done before, gone or overwritten), False
+        when it is to be tried again."""
         key = (name, etag)
         attempts = 0
         try:
             if self._stop.is_set():
-                return
+                return False
+            if check:  # it may predate this run: what an earlier one did counts
+                receipt = self.receipts.read(name, etag)
+                if receipt and receipt[0] != "pending":
+                    with self._lock:
+                        self._done[key] = modified
+                    return True
+                if receipt:
+                    with self._lock:
+                        self._attempts[key] = max(self._attempts.get(key, 0), receipt[1])
+                with self._lock:
+                    if key in self._unsettled:
+                        self._unsettled[key] = (modified, values, False)
             blob = self.service.get_blob_client(self.path.container, name)
             try:
                 downloader = blob.download_blob(etag=f'"{etag}"', match_condition=_if_match())
                 data = downloader.readall()
                 props = downloader.properties
             except ResourceNotFoundError:
-                return  # deleted before we got to it
+                return True  # deleted before we got to it
             except AzureError as e:
                 if getattr(e, "status_code", None) == 412:
-                    return  # overwritten since listing: the new version is picked up next poll
+                    return True  # overwritten since listing: the new version is a new candidate
                 raise
             with self._lock:
                 attempts = self._attempts.get(key, 0)
             if attempts >= self.poison_threshold:  # every try so far ended with the host itself
                 self._poison(name, etag, attempts, "the host stopped during each of them (did run() end the "
-                                                   "process: os._exit, a crash?)")
-                return
+                                                   "process: os._exit, a crash?)", modified)
+                return True
             attempts += 1
             self._write_receipt(name, etag, "pending", attempts)  # before run(): a crash counts on the next start
             with self._lock:
@@ -332,8 +362,7 @@ class BlobListener:
             try:
                 self.function.user_function(**{self.function.trigger.name: stream}, **outs)
             except BaseException as e:  # noqa: BLE001 - user code: SystemExit/KeyboardInterrupt from run() fail too
-                self._failed(name, etag, attempts, e)
-                return
+                return self._failed(name, etag, attempts, e, modified)
             uploads = []
             try:
                 for binding_name, path, svc in self.outputs:
@@ -341,40 +370,40 @@ class BlobListener:
                     if out.is_set and out.value is not None:
                         uploads.append((svc, path.container, path.format(values), as_bytes(out.value)))
             except BlobPathError as e:  # the output's name would leave its container: no retry mends that
-                self._poison(name, etag, attempts, f"an output binding's blob name is refused: {e}")
-                return
+                self._poison(name, etag, attempts, f"an output binding's blob name is refused: {e}", modified)
+                return True
             except TypeError as e:
-                self._failed(name, etag, attempts, e)
-                return
+                return self._failed(name, etag, attempts, e, modified)
             for svc, container, out_name, body in uploads:
                 svc.get_blob_client(container, out_name).upload_blob(body, overwrite=True)
-            self._write_receipt(name, etag, "ok", attempts)
+            self._write_receipt(name, etag, "ok", attempts, modified)
             with self._lock:
                 self.stats.scored += 1
                 self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
             logger.info("%s: scored %s/%s in %.1f ms", self.function.name, self.path.container, name,
                         (time.perf_counter() - started) * 1000)
+            return True
         except AzureError as e:
             # Storage failed mid-way: no final receipt, so the blob is tried again on a later poll.
             self.last_error = _first_line(e)
             self._say(f"{self.function.name}: storage error while handling {name}: {self.last_error}")
+            return False
         except Exception as e:  # noqa: BLE001 - a fault of this host's own: counted, so it cannot loop for ever
             logger.exception("%s: handling %s failed", self.function.name, name)
-            self._failed(name, etag, max(attempts, 1), e)
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
+            return self._failed(name, etag, max(attempts, 1), e, modified)
 
-    def _failed(self, name: str, etag: str, attempts: int, error: BaseException) -> None:
+    def _failed(self, name: str, etag: str, attempts: int, error: BaseException, modified: float = 0.0) -> bool:
+        """Count the failure; True when it was the last try (the blob is poisoned)."""
         with self._lock:
             self.stats.failed += 1
         logger.error("%s: %s failed on %s/%s (attempt %d of %d): %s", self.function.name, self.function.name,
                      self.path.container, name, attempts, self.poison_threshold, _first_line(error))
         if attempts >= self.poison_threshold:
-            self._poison(name, etag, attempts, f"the last one: {_first_line(error)}")
-        else:
-            with self._lock:
-                self.stats.retried += 1
+            self._poison(name, etag, attempts, f"the last one: {_first_line(error)}", modified)
+            return True
+        with self._lock:
+            self.stats.retried += 1
+        return False
 
     def poison_message(self, name: str, etag: str) -> dict[str, str]:
         """The message the Functions host puts on the poison queue for a blob (its BlobTriggerMessage)."""
@@ -382,26 +411,12 @@ class BlobListener:
                 "BlobType": "BlockBlob", "ContainerName": self.path.container, "BlobName": name,
                 "ETag": etag.strip('"')}
 
-    def _poison(self, name: str, etag: str, attempts: int, reason: str) -> None:
+    def _poison(self, name: str, etag: str, attempts: int, reason: str, modified: float = 0.0) -> None:
         """Give up on the blob: the poison queue, a poison receipt (never tried again), the log and the status."""
-        self._write_receipt(name, etag, "poison", attempts)
+        self._write_receipt(name, etag, "poison", attempts, modified)
         with self._lock:
             self.stats.poisoned += 1
-        text = json.dumps(self.poison_message(name, etag))
-        where, problems = None, []
-        for queue in self.poison_queues:
-            try:
-                queue.send(text)
-                where = str(queue)
-                break
-            except ModelfuncError as e:
-                problems.append(e.message)
-        if where:
-            moved = f"moved to the poison queue ({where})"
-        else:
-            why = "; ".join(problems) or "the account has no queue service"
-            moved = f"the poison queue {POISON_QUEUE} could not be written ({why}); a poison receipt keeps it from " \
-                    "being tried again"
+        moved = send_poison(self.poison_queues, json.dumps(self.poison_message(name, etag)))
         message = redact(f"{self.function.name}: gave up on {self.path.container}/{name} after {attempts} "
                          f"attempt(s): {reason}; {moved}")
         logger.error("%s", message)
@@ -424,14 +439,8 @@ class BlobListener:
                                 hint=f"upload it first, or name a blob that matches {self.path.pattern!r}") from None
         except AzureError as e:
             raise StorageError(f"reading blob {container}/{name} failed: {_first_line(e)}") from None
-        self._process(name, (props.etag or "").strip('"'), values)
-
-
-def _int(value: object, default: int) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return default
+        modified = props.last_modified.timestamp() if props.last_modified else time.time()
+        self._process(name, (props.etag or "").strip('"'), values, modified=modified)
 
 
 def _if_match() -> Any:

@@ -48,6 +48,9 @@ DEFAULT_BODY_RATE = 240.0  # bytes per second after the grace period: Kestrel's 
 BODY_RATE_GRACE = 5.0
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers together (Kestrel: 32 KiB of headers + an 8 KiB line)
 MASTER_KEY_SETTING = "MODELFUNC_MASTER_KEY"
+# Set beside MASTER_KEY_SETTING by whoever generated the key for this run (`modelfunc serve`, which masks it in a
+# workflow's log first): the host's banner shows it, once.
+MASTER_KEY_GENERATED_SETTING = "MODELFUNC_MASTER_KEY_GENERATED"
 LOCAL_ONLY_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})  # where the admin API is open without a key
 
 
@@ -118,13 +121,10 @@ class Guard:
             if done:  # the body is in: what follows is the disconnect, which may take as long as it takes
                 return await receive()
             deadline = started + max(BODY_RATE_GRACE, received / rate)
-            # A task, not wait_for: with no time left, what the server has already buffered is still taken.
-            task = asyncio.ensure_future(receive())
-            finished, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
-            if finished:
-                message = task.result()
-            else:
-                task.cancel()
+            # With no time left, what the server has already buffered is still taken: asyncio.timeout cancels at the
+            # loop's next turn, and a receive() whose message is there returns without waiting for one.
+            message = await _within(receive, deadline - time.monotonic())
+            if message is None:
                 logger.warning("closed a %s %s whose body came slower than %g bytes/s (%d bytes in %.1f s)",
                                scope.get("method"), path, rate, received, time.monotonic() - started)
                 raise RequestRefused(408, f"The request body arrived too slowly: less than {rate:g} bytes per "
@@ -150,6 +150,22 @@ class Guard:
             given = next((v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                                   keep_blank_values=True) if k == "code"), None)
         return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), key.encode("utf-8"))
+
+
+async def _within(receive: Any, seconds: float) -> dict[str, Any] | None:
+    """``await receive()``, or None when it has not answered within ``seconds`` (then it is cancelled)."""
+    if hasattr(asyncio, "timeout"):  # Python 3.11+: a timer on this task, no task of its own
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                return await receive()
+        except TimeoutError:
+            return None
+    task = asyncio.ensure_future(receive())
+    finished, _ = await asyncio.wait({task}, timeout=max(0.0, seconds))
+    if finished:
+        return task.result()
+    task.cancel()
+    return None
 
 
 def _too_large(limit: int) -> str:
@@ -273,6 +289,19 @@ def listen(host: str, port: int) -> socket.socket:
         raise HostError(f"cannot listen on {where}: {e.strerror}",
                         hint="check --host and --port (0 picks a free port)") from None
     return sock
+
+
+def choose_master_key(settings: dict[str, str], host: str) -> tuple[str | None, str | None]:
+    """The admin API's master key and where it came from (``"setting"`` or ``"generated"``): the app setting when
+    one is set, else a new key when the host is reachable from elsewhere, else none (open: ``(None, None)``)."""
+    key = (settings.get(MASTER_KEY_SETTING) or "").strip() or None
+    if key is not None:
+        return key, "generated" if settings.get(MASTER_KEY_GENERATED_SETTING) == "1" else "setting"
+    if local_only(host):
+        return None, None
+    import secrets
+
+    return secrets.token_urlsafe(32), "generated"
 
 
 def local_only(host: str) -> bool:

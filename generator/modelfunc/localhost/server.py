@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import socket
 import time
 import uuid
@@ -20,18 +19,17 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import anyio
 import azure.functions as func
 import uvicorn
-from azure.functions.http import HttpResponseConverter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..errors import HostError
 from .blobs import BlobListener, Out
+from .httpio import RunPool, host_request, run_loop, to_starlette
 from .limits import (
     BODY_LIMIT_SETTING,
     BODY_RATE_SETTING,
@@ -43,14 +41,15 @@ from .limits import (
     MAX_HEADER_BYTES,
     Guard,
     RequestRefused,
+    choose_master_key,
     guarded_protocol,
     hostport,
     listen,
-    local_only,
     number_setting,
     refusal,
 )
 from .loader import LoadedApp, LoadedFunction
+from .workers import AdminForward, Counters, WorkerRole, admin_socket
 
 logger = logging.getLogger("modelfunc.host")
 ROUTE_PREFIX = "api"
@@ -98,54 +97,13 @@ def _poison_threshold(app_dir: Path) -> int:
         return 5
 
 
-def _host_request(request: Request, body: bytes) -> func.HttpRequest:
-    """The HttpRequest the Python worker builds from what the Functions host sends it (azure-functions-host
-    GrpcMessageConversionExtensions.ToRpcHttp): header names lower-cased, a repeated header or query parameter one
-    value joined by commas (ASP.NET's StringValues.ToString()), the URL with its query string as the client sent it.
-    In Azure, App Service's front end adds the client's address to X-Forwarded-For; so does this host."""
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in request.headers.raw:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]},{value}" if name in headers else value
-    if request.client is not None:
-        host = request.client.host
-        hop = f"[{host}]:{request.client.port}" if ":" in host else f"{host}:{request.client.port}"
-        headers["x-forwarded-for"] = f"{headers['x-forwarded-for']},{hop}" if "x-forwarded-for" in headers else hop
-    params: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
-        params[key] = f"{params[key]},{value}" if key in params else value
-    return func.HttpRequest(method=request.method, url=str(request.url), headers=headers, params=params,
-                            route_params=dict(request.path_params), body=body)
-
-
-def _to_starlette(resp: Any) -> Response:
-    if isinstance(resp, func.HttpResponse):
-        # What the Python worker sends the host for it: the library's own converter (one value per header name, each
-        # Set-Cookie a cookie of its own, a content type added when there is none).
-        value = HttpResponseConverter.encode(resp, expected_type=None).value
-        status = int(value["status_code"].value)
-        body = value["body"].value or b""
-        if status < 200 or status in (204, 304):  # Kestrel sends no body with these
-            body = b""
-        out = Response(body, status_code=status, headers={n: d.value for n, d in value["headers"].items()})
-        for cookie in value.get("cookies") or []:
-            for morsel in cookie.values():
-                out.raw_headers.append((b"set-cookie", morsel.OutputString().encode("latin-1")))
-        return out
-    if isinstance(resp, (str, bytes)):
-        return Response(resp, media_type="text/plain")
-    if resp is None:
-        return Response(status_code=204)
-    return JSONResponse(resp)
-
-
 class HostServer:
     """Serve a loaded app: HTTP functions, blob listeners and the admin API."""
 
     def __init__(self, app: LoadedApp, *, host: str = "127.0.0.1", port: int = 7071,
                  poll_interval: float = 0.2, host_id: str | None = None, max_body_bytes: int | None = None,
                  headers_timeout: float | None = None, min_body_rate: float | None = None,
-                 master_key: str | None = None) -> None:
+                 master_key: str | None = None, role: WorkerRole | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -157,22 +115,21 @@ class HostServer:
                                                                   DEFAULT_HEADERS_TIMEOUT)
         self.min_body_rate = min_body_rate or number_setting(settings, BODY_RATE_SETTING, DEFAULT_BODY_RATE)
         # The admin API's master key: required when one is set, or when the host is reachable from elsewhere.
-        configured = master_key or (settings.get(MASTER_KEY_SETTING) or "").strip() or None
-        self.master_key_source = "setting" if configured else None
-        if configured is None and not local_only(host):
-            configured, self.master_key_source = secrets.token_urlsafe(32), "generated"
-        if configured is not None:  # it is printed once at start: in a workflow's log, masked first
-            from ..action.io import mask  # github.py's mask, moved to the action wing
-
-            mask(configured)
-        self.master_key: str | None = configured
+        # (`modelfunc serve` chooses it, and masks it in a workflow's log, before it starts the host.)
+        self.master_key, self.master_key_source = (master_key, "setting") if master_key else \
+            choose_master_key(settings, host)
         self.state = "Initializing"
         self.errors: deque[str] = deque(maxlen=100)  # the recent ones, for /admin/host/status
         self.http: list[tuple[LoadedFunction, str, list[str]]] = []
         self.listeners: dict[str, BlobListener] = {}
         self.others: dict[str, LoadedFunction] = {}
         self.started = time.time()
-        self.invocations = 0
+        # One of several worker processes (workers.py): the HTTP invocations of all are counted in a shared file,
+        # and the admin API is the primary's (another worker passes an admin request on to it).
+        self.role = role
+        self.counters = Counters(role.counters, role.count) if role is not None else None
+        self.invocations = self.counters.get(role.index) if role is not None else 0  # a restarted worker goes on
+        self.admin_forward = AdminForward(role.admin_socket) if role is not None and not role.primary else None
         host_id = host_id or _host_id(app.path)
         # A switch on the binding type of each function the app declares (the azure-functions library's names, not
         # modelfunc.yaml's triggers): any app may be served, so the host sorts them as the Functions host does.
@@ -182,14 +139,42 @@ class HostServer:
                 methods = [str(m).upper() for m in (f.trigger.data.get("methods") or ["GET", "POST"])]
                 self.http.append((f, route, methods))
             elif f.trigger.type == "blobTrigger":
+                if role is not None and not role.primary:
+                    continue  # the primary's alone: no blob is scored twice (another worker passes /admin on)
                 self.listeners[f.name] = BlobListener(
                     f, app.settings, host_id=host_id, poll_interval=poll_interval,
                     poison_threshold=_poison_threshold(app.path), on_error=self.errors.append)
             else:
                 self.others[f.name] = f
+        self._fast: dict[str, Any] = {}  # path -> endpoint of the HTTP functions whose route has no parameter
+        self._pool: RunPool | None = None
         self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan,
                               exception_handlers={RequestRefused: refusal})
-        self.handler = Guard(self.asgi, self)  # what uvicorn serves: the app behind the limits
+        self.handler = Guard(self._dispatch, self)  # what uvicorn serves: the app behind the limits
+
+    def _count(self) -> None:
+        self.invocations += 1
+        if self.role is not None:
+            self.counters.set(self.role.index, self.invocations)  # type: ignore[union-attr]
+
+    async def _dispatch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """A function's fixed route straight to its endpoint (one dict look-up instead of Starlette's middleware
+        and route list: the same endpoint, the same Response, the same error answers); anything else to Starlette.
+        """
+        endpoint = self._fast.get(scope["path"]) if scope["type"] == "http" and not scope.get("root_path") else None
+        if endpoint is None:
+            if self.admin_forward is not None and scope["type"] == "http" and scope["path"].startswith("/admin"):
+                return await self.admin_forward(scope, receive, send)
+            return await self.asgi(scope, receive, send)
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except RequestRefused as exc:  # Starlette's exception handler for it
+            response = refusal(request, exc)
+        except Exception:  # Starlette's ServerErrorMiddleware: a bare 500, and the error goes on to uvicorn's log
+            await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            raise
+        await response(scope, receive, send)
 
     # ------------------------------------------------------------------ routes
 
@@ -205,6 +190,9 @@ class HostServer:
             endpoint = self._http_endpoint(f, methods)
             routes.append(Route(f"/{ROUTE_PREFIX}/{route}", endpoint, methods=ANY_METHOD, name=f.name))
             routes.append(Route(f"/{ROUTE_PREFIX}/{route}/", endpoint, methods=ANY_METHOD))
+            if "{" not in route and ":" not in route:
+                for path in (f"/{ROUTE_PREFIX}/{route}", f"/{ROUTE_PREFIX}/{route}/"):
+                    self._fast.setdefault(path, endpoint)
         return routes
 
     def _http_endpoint(self, f: LoadedFunction, methods: list[str]):  # noqa: ANN202 - starlette endpoint
@@ -217,26 +205,26 @@ class HostServer:
                 # (azure-functions-host#10098), HEAD included (#11625).
                 return Response(status_code=404)
             body = await request.body()
-            req = _host_request(request, body)
-            self.invocations += 1
+            req = host_request(request, body)
+            self._count()
             try:
-                resp = await anyio.to_thread.run_sync(functools.partial(f.user_function, **{arg: req}),
-                                                      limiter=self._thread_limiter())
+                resp = await self._thread_pool().run(functools.partial(f.user_function, **{arg: req}))
             except Exception:  # noqa: BLE001 - as the host: 500, details in the log only
                 error_id = uuid.uuid4().hex
                 logger.exception("[%s] function %s raised", error_id, f.name)
                 return JSONResponse({"message": "The function failed", "error_id": error_id}, status_code=500)
-            return _to_starlette(resp)
+            return to_starlette(resp)
 
         return endpoint
 
-    def _thread_limiter(self) -> anyio.CapacityLimiter | None:
-        """How many calls of a synchronous function may run at once: the Python worker's app setting
-        PYTHON_THREADPOOL_THREAD_COUNT when it is set (1: one run() at a time), else the thread pool's default."""
-        if not hasattr(self, "_limiter"):
+    def _thread_pool(self) -> RunPool:
+        """The threads a synchronous function runs on, as the Python worker's: PYTHON_THREADPOOL_THREAD_COUNT of
+        them when that app setting is set (1: one run() at a time), else ThreadPoolExecutor's default (min(32,
+        CPUs + 4)); one more thread is started only when all are busy."""
+        if self._pool is None:
             value = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "").strip()
-            self._limiter = anyio.CapacityLimiter(int(value)) if value.isdigit() and int(value) > 0 else None
-        return self._limiter
+            self._pool = RunPool(int(value) if value.isdigit() and int(value) > 0 else None)
+        return self._pool
 
     async def _status(self, request: Request) -> JSONResponse:
         listeners = {name: {"last_error": lst.last_error, **lst.stats.as_dict()}
@@ -244,6 +232,9 @@ class HostServer:
         code = 200 if self.state == "Running" else 503
         body = {"state": self.state, "errors": list(self.errors)[-20:], "uptime_s": round(
             time.time() - self.started, 1), "http_invocations": self.invocations, "blob_listeners": listeners}
+        if self.role is not None:
+            body["http_invocations"] = self.counters.total()  # type: ignore[union-attr]
+            body["workers"] = {"count": self.role.count, "restarts": self.counters.restarts()}  # type: ignore
         entry = getattr(self.app.module, "entry", None)
         cache = entry.cache_stats() if hasattr(entry, "cache_stats") else None
         if cache is not None:  # the prediction cache's hits, misses and state (modelfunc_runtime)
@@ -294,7 +285,7 @@ class HostServer:
             return JSONResponse({"message": f"trigger {f.trigger.type} cannot be invoked locally"}, status_code=400)
         message = func.ServiceBusMessage(body=data.encode("utf-8"), content_type="application/json")
         outs = {b.name: Out() for b in f.outputs}
-        self.invocations += 1
+        self._count()
         try:
             await run_in_threadpool(f.user_function, **{f.trigger.name: message}, **outs)
         except Exception as e:  # noqa: BLE001 - the message would be retried, then dead-lettered
@@ -335,7 +326,7 @@ class HostServer:
         started = []
         try:
             self.app.wait_ready()
-            for listener in self.listeners.values():
+            for listener in self.listeners.values():  # none in a worker other than the primary
                 listener.start()
                 started.append(listener)
         except HostError as e:
@@ -349,6 +340,8 @@ class HostServer:
     def stop_background(self) -> None:
         for listener in self.listeners.values():
             listener.stop()
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def banner(self, base_url: str) -> str:
         lines = ["Functions:"]
@@ -385,11 +378,15 @@ class HostServer:
         """Serve until SIGINT/SIGTERM. Returns a process exit code."""
         from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-        sock = listen(self.host, self.port)
+        role = self.role
+        sock = listen(self.host, self.port) if role is None else role.listening_socket()
         port = sock.getsockname()[1]
         base_url = f"http://{hostport(self.host, port)}"
+        sockets = [sock]
         try:
             self.start_background()
+            if role is not None and role.primary:  # the admin API of every worker: see workers.py
+                sockets.append(admin_socket(role.admin_socket))
         except HostError:
             sock.close()
             raise
@@ -397,11 +394,12 @@ class HostServer:
                                 timeout_graceful_shutdown=30, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                                 http=guarded_protocol(AutoHTTPProtocol, headers_timeout=self.headers_timeout))
         server = uvicorn.Server(config)
-        print(self.banner(base_url), flush=True)
-        print(self.admin_line(), flush=True)
+        if role is None or role.primary:
+            print(self.banner(base_url), flush=True)
+            print(self.admin_line(), flush=True)
 
         async def main() -> None:
-            serve = asyncio.ensure_future(server.serve(sockets=[sock]))
+            serve = asyncio.ensure_future(server.serve(sockets=sockets))
             while not server.started and not serve.done():
                 await asyncio.sleep(0.05)
             if server.started:
@@ -410,13 +408,15 @@ class HostServer:
                     tmp.write_text(json.dumps({"url": base_url, "state": self.state,
                                                "environment": self.environment()}))
                     tmp.replace(ready_file)
-                print(f"Host running at {base_url} (state {self.state}); Ctrl+C stops it", flush=True)
+                if role is None:  # with several workers, the supervisor says it once all are up
+                    print(f"Host running at {base_url} (state {self.state}); Ctrl+C stops it", flush=True)
             await serve
 
         try:
-            asyncio.run(main())
+            run_loop(main())
         finally:
             if self.state != "Stopping":  # uvicorn never started: the lifespan did not stop them
                 self.stop_background()
         return 0
+
 

@@ -80,6 +80,7 @@ def deployment_id() -> str:
 CACHE_TIMEOUT_S = float(os.environ.get("MODELFUNC_CACHE_TIMEOUT_MS", "250")) / 1000
 CACHE_MAX_VALUE_BYTES = int(os.environ.get("MODELFUNC_CACHE_MAX_VALUE_BYTES", str(1024 * 1024)))
 CACHE_BACKOFF_S = (1.0, 30.0)  # first and longest wait before Redis is tried again after an outage
+CACHE_MAX_PENDING = 1024  # answers waiting to be written (write-behind); more are not cached until it drains
 _RAWHTTP_MODULES = ("azureml.contrib.services.aml_request", "azureml_inference_server_http.api.aml_request")
 
 
@@ -193,6 +194,8 @@ def _query_from_url(url: str) -> dict[str, list[str]]:
     """Every query parameter with all its values, in order, from the request URL (the Functions host joins a
     repeated parameter into one value with commas in ``req.params``; the URL keeps them apart)."""
     query: dict[str, list[str]] = {}
+    if "?" not in url:  # no query string (most requests): nothing to parse
+        return query
     for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         query.setdefault(key, []).append(value)
     return query
@@ -285,6 +288,11 @@ class PredictionCache:
     Every Redis error or timeout (``timeout_s``, short) marks the cache down: the request goes on without it,
     the outage is logged once, and Redis is tried again after a back-off (1 s, doubling up to 30 s) by a
     single request; the first success logs the recovery.
+
+    A miss costs the request one round trip (the GET): the answer is stored behind it (write-behind), by one
+    writer thread that sends what has queued up meanwhile as one pipeline of SETs. Until it is written, an
+    answer waiting in the queue is served from there (a hit, no round trip), so the next identical request
+    finds it. :meth:`stats` waits (briefly) for the queue to drain, so its counts include what was queued.
     """
 
     def __init__(self, setting: str, connection: str, *, ttl_seconds: int, max_value_bytes: int = CACHE_MAX_VALUE_BYTES,
@@ -310,8 +318,13 @@ class PredictionCache:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._backoff = CACHE_BACKOFF_S[0]
-        self.hits = self.misses = self.stored = self.too_large = self.bypassed = self.outages = 0
+        self.hits = self.misses = self.stored = self.too_large = self.bypassed = self.outages = self.dropped = 0
         self.last_error: str | None = None
+        # Write-behind: answers to store (key -> value), and those being written now (served from here too).
+        self._queued: dict[str, bytes] = {}
+        self._writing: dict[str, bytes] = {}
+        self._wake = threading.Condition(threading.Lock())
+        self._writer: threading.Thread | None = None
 
     # ---------------------------------------------------------------- availability
 
@@ -359,6 +372,10 @@ class PredictionCache:
     # ---------------------------------------------------------------- get / put
 
     def get(self, key: str) -> bytes | None:
+        waiting = self._queued.get(key) or self._writing.get(key)  # (dict reads are atomic)
+        if waiting is not None:
+            self.hits += 1
+            return waiting
         if not self._usable():
             self.bypassed += 1
             return None
@@ -377,6 +394,7 @@ class PredictionCache:
         return value
 
     def put(self, key: str, value: bytes) -> bool:
+        """Queue an answer to be stored (the writer thread stores it); False when it will not be."""
         if len(value) > self.max_value_bytes:
             self.too_large += 1
             cache_logger.info("not caching an answer of %d bytes (the limit is %d bytes)", len(value),
@@ -384,19 +402,56 @@ class PredictionCache:
             return False
         if not self._usable():
             return False
-        started = time.monotonic()
-        try:
-            self._client.set(key, value, ex=self.ttl_seconds)
-        except self._errors as e:
-            self._failed(e)
-            return False
-        self._succeeded(started)
-        self.stored += 1
+        with self._wake:
+            if len(self._queued) >= CACHE_MAX_PENDING:
+                self.dropped += 1
+                return False
+            self._queued[key] = value
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_behind, name="modelfunc-cache-writer",
+                                                daemon=True)
+                self._writer.start()
+            self._wake.notify_all()
+        return True
+
+    def _write_behind(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queued:
+                    self._wake.wait()
+                self._writing, self._queued = self._queued, {}
+            batch = self._writing
+            started = time.monotonic()
+            try:
+                pipe = self._client.pipeline(transaction=False)
+                for key, value in batch.items():
+                    pipe.set(key, value, ex=self.ttl_seconds)
+                pipe.execute()
+            except self._errors as e:
+                self._failed(e)
+            else:
+                self._succeeded(started)
+                self.stored += len(batch)
+            with self._wake:
+                self._writing = {}
+                self._wake.notify_all()
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until every queued answer was written (or failed); False when ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while self._queued or self._writing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(left)
         return True
 
     def stats(self) -> dict[str, Any]:
+        self.flush()
         return {"backend": "redis", "where": self.where, "state": "down" if self._down_since is not None else "up",
                 "hits": self.hits, "misses": self.misses, "stored": self.stored, "too_large": self.too_large,
+                "pending": len(self._queued) + len(self._writing), "dropped": self.dropped,
                 "bypassed": self.bypassed, "outages": self.outages, "last_error": self.last_error,
                 "ttl_seconds": self.ttl_seconds, "max_value_bytes": self.max_value_bytes}
 
@@ -627,7 +682,8 @@ class EntryScript:
             remote_addr = _remote_addr(headers)
         started = time.perf_counter()
         try:
-            self.wait_ready()
+            if not self._ready.is_set() or self._init_error is not None:  # else ready: no lock to take per call
+                self.wait_ready()
         except EntryScriptError as ex:
             error_id = uuid.uuid4().hex
             logger.error("[%s] %s", error_id, ex)
@@ -667,7 +723,7 @@ class EntryScript:
                 key, outcome.body)
             cache_logger.info("cache miss (%s input of %d bytes, key …%s): scored in %.2f ms, status %d, %s", kind,
                               len(body), key[-12:], outcome.elapsed_ms, outcome.status,
-                              "stored" if stored else "not stored")
+                              "to be stored" if stored else "not stored")
             outcome.headers["x-modelfunc-cache"] = "miss"
         outcome.headers.pop("x-modelfunc-cacheable", None)
         return outcome
