@@ -19,8 +19,10 @@ import re
 import shutil
 import tarfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from . import __version__
 from .appenv import cache_root
@@ -45,9 +47,32 @@ def _entries(pairs: Iterable[tuple[str, Path]]) -> list[tuple[str, Path | None]]
     return sorted(out.items())
 
 
+class _Hashing:
+    """A file written through: the sha256 of what went in, without reading the file again."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh, self.digest, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.fh.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
 def write_layer(path: Path, pairs: Iterable[tuple[str, Path]]) -> str:
     """Write a reproducible layer tar; returns its sha256 (what Docker calls the layer's diff id)."""
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+    with open(path, "wb") as raw:
+        hashing = _Hashing(raw)
+        _write_tar(hashing, pairs)
+    os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+    return "sha256:" + hashing.digest.hexdigest()
+
+
+def _write_tar(fileobj: _Hashing, pairs: Iterable[tuple[str, Path]]) -> None:
+    with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         for name, src in _entries(pairs):
             info = tarfile.TarInfo(name.rstrip("/") if src is not None else name)
             info.mtime, info.uid, info.gid, info.uname, info.gname = FIXED_MTIME, 0, 0, "root", "root"
@@ -62,8 +87,6 @@ def write_layer(path: Path, pairs: Iterable[tuple[str, Path]]) -> str:
                 info.mode = 0o755 if src.stat().st_mode & 0o111 else 0o644
                 with open(src, "rb") as fh:
                     tar.addfile(info, fh)
-    os.utime(path, (FIXED_MTIME, FIXED_MTIME))
-    return _sha256(path)
 
 
 def _sha256(path: Path) -> str:
@@ -221,13 +244,19 @@ def prepare_context(project: Project, out: Path, *, base_image: str | None = Non
     shutil.rmtree(layers_dir, ignore_errors=True)
     layers_dir.mkdir()
     layers: dict[str, str] = {}
-    deps_digest, fallback = _dependencies_layer(app, layers_dir / "dependencies.tar", source=project.environment_file,
-                                                python_version=project.config.python_version,
-                                                cache_dir=cache_dir, refresh=refresh, progress=progress)
+    # The dependencies layer (the lock, then a cached tar whose digest is checked, or a resolve) in a thread while
+    # the model tar is written here: separate files, and hashing and file I/O release the GIL. The code tar comes
+    # after both: it holds the app's requirements.lock, which the dependencies' thread writes.
+    with ThreadPoolExecutor(1, thread_name_prefix="modelfunc-dependencies") as pool:
+        pending = pool.submit(_dependencies_layer, app, layers_dir / "dependencies.tar",
+                              source=project.environment_file, python_version=project.config.python_version,
+                              cache_dir=cache_dir, refresh=refresh, progress=progress)
+        model = _tree(app / APP_MODEL_DIR, f"{SCRIPT_ROOT}/{APP_MODEL_DIR}")
+        model_digest = write_layer(layers_dir / "model.tar", model)
+        deps_digest, fallback = pending.result()
     if deps_digest:
         layers["dependencies"] = deps_digest
-    model = _tree(app / APP_MODEL_DIR, f"{SCRIPT_ROOT}/{APP_MODEL_DIR}")
-    layers["model"] = write_layer(layers_dir / "model.tar", model)
+    layers["model"] = model_digest
     code = _tree(app, SCRIPT_ROOT, skip=lambda rel: rel.parts[0] in (APP_MODEL_DIR, "local.settings.json"))
     layers["code"] = write_layer(layers_dir / "code.tar", code)
     dependencies = DEPS_LAYER if deps_digest else DEPS_IN_BUILD.format(reason=fallback, site_packages=SITE_PACKAGES)

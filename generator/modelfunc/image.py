@@ -180,7 +180,7 @@ class SelfTest:
     mismatches: list[Any] = field(default_factory=list)
 
 
-def self_test(client: Any, image_id: str, project: Project, *, timeout: float = 300,
+def self_test(client: Any, image_id: str, project: Project, *, timeout: float = 300, label: str = "",
               progress: Progress = quiet) -> SelfTest:
     """Run the image with the entrypoint overridden: import the app, init(), score the sample, compare."""
     from .compare import compare
@@ -192,6 +192,7 @@ def self_test(client: Any, image_id: str, project: Project, *, timeout: float = 
         image_id, entrypoint=["python3", "-m", "modelfunc_runtime", "selftest", f"{SELFTEST_DIR}/{sample.name}",
                               project.trigger.function_name],
         working_dir=f"/{SCRIPT_ROOT}", network_mode="none", detach=True,
+        labels={"modelfunc.self-test": label or image_id},  # which image it tested, for `docker ps --filter`
         environment={"PYTHONPATH": f"/{SCRIPT_ROOT}:/{SITE_PACKAGES}"},
         volumes={str(sample): {"bind": f"{SELFTEST_DIR}/{sample.name}", "mode": "ro"}})
     try:
@@ -387,7 +388,7 @@ def package(project: Project, out: Path | None = None, *, build_image: bool = Tr
     progress(f"==> build {repository}:{tag}")
     result.built = build(client, context, f"{repository}:{tag}", pull=pull, progress=progress)
     progress("==> self-test")
-    result.test = self_test(client, result.built.image_id, project, progress=progress)
+    result.test = self_test(client, result.built.image_id, project, label=result.built.reference, progress=progress)
     if not result.test.passed:
         client.images.remove(result.built.reference)
         detail = "\n".join(f"    {m.path or '(root)'}: {m.expected} vs {m.actual}  [{m.reason}]"
