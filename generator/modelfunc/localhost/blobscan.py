@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
@@ -74,17 +74,41 @@ def parse_listing(body: bytes) -> tuple[list[Listed], str | None]:
     return items, marker
 
 
+def _pipeline(container: ContainerClient) -> Any:
+    """The storage SDK's own pipeline behind the container client (its auth, retries and logging), or None where an
+    SDK release keeps it elsewhere: it is no public attribute."""
+    inner = getattr(getattr(container, "_client", None), "_client", None)
+    return inner if callable(getattr(inner, "send_request", None)) else None
+
+
+def list_page_sdk(container: ContainerClient, prefix: str | None, marker: str | None,
+                  page_size: int = PAGE_SIZE) -> tuple[list[Listed], str | None, float]:
+    """:func:`list_page` through the SDK's public pager: the same page, at about ten times the CPU per blob, and
+    stamped with this machine's clock (the ``Date`` header is not handed out)."""
+    pages = container.list_blobs(name_starts_with=prefix, results_per_page=page_size).by_page(continuation_token=marker)
+    sent = time.time()
+    items = [Listed(b.name, (b.etag or "").strip('"'), b.last_modified.timestamp()) for b in next(pages)]
+    return items, pages.continuation_token or None, sent
+
+
 def list_page(container: ContainerClient, prefix: str | None, marker: str | None,
               page_size: int = PAGE_SIZE) -> tuple[list[Listed], str | None, float]:
-    """One page: (blobs, next marker, the storage clock when the request was sent)."""
+    """One page: (blobs, next marker, the storage clock when the request was sent). The request goes through the
+    SDK's pipeline and its XML is read here, ten times cheaper than SDK objects; :func:`list_page_sdk` if the
+    pipeline is not where this SDK release was seen to keep it."""
+    pipeline = _pipeline(container)
+    if pipeline is None:
+        return list_page_sdk(container, prefix, marker, page_size)
     params = {"restype": "container", "comp": "list", "maxresults": str(page_size)}
+    # azure-core takes query values already quoted (as the generated client quotes them): a marker or prefix with
+    # `&` or `+` in it would otherwise be sent as another parameter or a space, and the request's signature fail.
     if prefix:
-        params["prefix"] = prefix
+        params["prefix"] = quote(prefix, safe="")
     if marker:
-        params["marker"] = marker
+        params["marker"] = quote(marker, safe="")
     request = HttpRequest("GET", container.url, params=params, headers={"x-ms-version": container.api_version})
     sent = time.monotonic()
-    response = container._client._client.send_request(request)  # noqa: SLF001 - the SDK's pipeline (auth, retries)
+    response = pipeline.send_request(request)
     if response.status_code >= 300:
         error = {401: ClientAuthenticationError, 403: ClientAuthenticationError,
                  404: ResourceNotFoundError}.get(response.status_code, HttpResponseError)
