@@ -54,8 +54,14 @@ demo: $(VENV)/.installed-test node_modules/.bin/azurite
 	$(BIN)/modelfunc up $(EXAMPLE)
 
 ## The tests (starts and stops Azurite itself).
+# pytest-xdist: TEST_WORKERS processes share one Docker engine (support/engine.py) and each start their own Azurite,
+# registries and hosts on free ports; a module whose tests share an expensive fixture keeps them on one worker
+# (pytest.mark.xdist_group). The few tests that hold latency or throughput to a fixed bound (marker `serial`) run
+# after, alone. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 4
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check generator tests benchmarks examples template scripts dev

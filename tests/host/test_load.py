@@ -15,6 +15,8 @@ from support.core import ROOT
 from support.redis_server import RedisServer
 from support.secrets_guard import secret
 
+pytestmark = pytest.mark.serial  # 16 busy clients, a rate and memory bounds: run alone, and no load for its neighbours
+
 CONCURRENCY = 16
 SECONDS = float(os.environ.get("MODELFUNC_LOAD_SECONDS", "8"))
 WARMUP_S = 2.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -38,12 +39,24 @@ def post(url: str, body, headers: dict | None = None) -> httpx.Response:  # noqa
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory):  # noqa: ANN001, ANN201
-    """One host per style for the whole module (start-up is the slow part)."""
+    """One host per style for the whole module (start-up is the slow part), the four started side by side (each by a
+    Hosts of its own, in a folder of its own)."""
     tmp = tmp_path_factory.mktemp("styles")
-    pool = Hosts(tmp)
-    yield {style: pool.start(style_repo(lambda name: copy_example(name, tmp), style))
-           for style in ("plain", "schema", "rawhttp", "headers")}
-    pool.stop_all()
+    styles = ("plain", "schema", "rawhttp", "headers")
+    repos = {style: style_repo(lambda name: copy_example(name, tmp), style) for style in styles}
+    pools = {}
+    for style in styles:
+        (tmp / f"host-{style}").mkdir()
+        pools[style] = Hosts(tmp / f"host-{style}")
+    try:
+        with ThreadPoolExecutor(max_workers=len(styles)) as threads:
+            # each start may take as long as it did one after the other (Hosts.start's 60 s each)
+            started = dict(zip(styles, threads.map(
+                lambda style: pools[style].start(repos[style], timeout=60 * len(styles)), styles), strict=True))
+        yield started
+    finally:
+        for pool in pools.values():
+            pool.stop_all()
 
 
 @pytest.mark.parametrize("style", ["plain", "schema", "rawhttp"])
@@ -144,6 +157,7 @@ def test_runtime_rejects_rawhttp_plus_schema(example, serve) -> None:
     assert "cannot be decorated with both @rawhttp and @input_schema" in host.output()
 
 
+@pytest.mark.serial  # a 25 ms bound on the median reply: not beside other tests' load
 def test_keep_alive_replies_are_not_delayed(hosts) -> None:
     """Regression: without TCP_NODELAY each keep-alive reply waited ~40 ms for a delayed ACK."""
     import time

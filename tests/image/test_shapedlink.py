@@ -21,8 +21,10 @@ sys.path.insert(0, str(BENCH))
 import shapedlink  # noqa: E402
 from shapedlink import LinkError, ShapedLink, leftovers  # noqa: E402
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("tc") or not shutil.which("ip"),
-                                reason="a network namespace and tc need root and iproute2")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("tc") or not shutil.which("ip"),
+                                 reason="a network namespace and tc need root and iproute2"),
+              # One link at a time: its netns and /30 have fixed names, and a test removes what an earlier run left.
+              pytest.mark.xdist_group("shapedlink")]
 
 SINK = """
 import socket, sys

@@ -7,6 +7,8 @@ and imported once; the engine keeps it between runs. dockerd runs with host netw
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -35,9 +37,12 @@ def _ping() -> bool:
 
 
 class Engine:
-    """Use the running Docker engine, or start dockerd (as root) and stop it at the end."""
+    """Use the running Docker engine, or start dockerd (as root). One engine serves the whole run: pytest-xdist's
+    workers share it, so the first to need it starts it under a lock in the run's shared temp dir and notes its pid
+    there (``dockerd.pid``); :func:`stop_started_engine` stops it once, when the run ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Path) -> None:
+        self.shared = shared
         self.process: subprocess.Popen[bytes] | None = None
         self.log: Path | None = None
 
@@ -50,11 +55,12 @@ class Engine:
             return "no Docker engine: dockerd is not installed (apt-get install docker.io)"
         if os.geteuid() != 0:
             return "no Docker engine running, and starting dockerd needs root"
-        self.log = Path(tempfile.mkstemp(prefix="modelfunc-dockerd-", suffix=".log")[1])
+        self.log = self.shared / "dockerd.log"
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false"],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        (self.shared / "dockerd.pid").write_text(str(self.process.pid))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -62,11 +68,47 @@ class Engine:
             if _ping():
                 return None
             time.sleep(0.5)
-        self.stop()
+        stop_process(self.process, signal.SIGTERM, 30)
         return "dockerd did not answer within 60 s"
 
-    def stop(self) -> None:
-        stop_process(self.process, signal.SIGTERM, 30)
+
+@contextlib.contextmanager
+def run_lock(shared: Path, name: str):  # noqa: ANN201
+    """An exclusive lock for the whole run (every xdist worker): ``shared`` is the run's common temp dir."""
+    with open(shared / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_engine(shared: Path) -> str | None:
+    """The run's engine with the base image, started at most once whatever the number of workers; None when both are
+    there, else the reason they are not."""
+    with run_lock(shared, "docker"):
+        reason = Engine(shared).start()
+        return reason or ensure_base_image()
+
+
+def stop_started_engine(shared: Path, timeout: float = 30) -> None:
+    """Stop the dockerd this run started (its pid in ``shared``), once every worker is done; one found running is
+    left alone."""
+    pid_file = shared / "dockerd.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):  # without xdist this process started it: reap it
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            os.kill(pid, 0)  # ProcessLookupError once it is gone
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
 
 
 def ensure_base_image() -> str | None:

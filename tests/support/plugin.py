@@ -111,20 +111,55 @@ def id_server():  # noqa: ANN201
         yield srv
 
 
-@pytest.fixture(scope="session")
-def docker_engine():  # noqa: ANN201
-    """A real Docker engine (started if none answers) with the local base image; skipped where none can start."""
-    from support.engine import Engine, ensure_base_image
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--dist loadgroup`` sends the tests of one ``xdist_group`` to one worker by the ``@<group>`` suffix of their
+    ids. pytest-xdist 3.8 appends it to ``item._nodeid``, which pytest 9.2 no longer reads (``nodeid`` is
+    ``str(item._id)``), so every group was spread over the workers: append it where this pytest reads it."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = f"@{'_'.join(names)}"
+        if not names or item.nodeid.endswith(suffix):
+            continue  # no group, or a pytest-xdist that did it
+        if hasattr(item, "_id"):
+            from _pytest.nodeid import coerce_node_id
 
-    engine = Engine()
-    reason = engine.start()
+            item._id = coerce_node_id(item.nodeid + suffix)
+        else:
+            item._nodeid = item.nodeid + suffix
+
+
+def run_dir(factory: pytest.TempPathFactory) -> Path:
+    """The temp dir every process of this run shares: the base temp dir, or under pytest-xdist the one above each
+    worker's own (xdist gives worker gwN ``<base>/popen-gwN``)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A real Docker engine (started if none answers) with the local base image, shared by every worker of the run
+    and stopped when the run ends (:func:`pytest_sessionfinish`); skipped where none can start."""
+    from support.engine import shared_engine
+
+    reason = shared_engine(run_dir(tmp_path_factory))
     if reason:
-        pytest.skip(reason)
-    reason = ensure_base_image()
-    if reason:
-        engine.stop()
         pytest.skip(reason)
     import docker
 
-    yield docker.from_env(timeout=600)
-    engine.stop()
+    return docker.from_env(timeout=600)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The engine a worker started is stopped by the process that outlives them all: xdist's controller, or the one
+    process of a run without xdist."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    from support.engine import stop_started_engine
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        stop_started_engine(factory.getbasetemp())

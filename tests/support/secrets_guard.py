@@ -19,6 +19,7 @@ the test (or the session) and names the file or stream — never the secret.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -37,6 +38,9 @@ _PARTS = [re.compile(p, re.I) for p in (
     r"(?:^|[,;])\s*password=([^,;]+)", r"://[^/:@\s]*:([^@/\s]+)@",
     r"(?:^|[?&;=])sig=([^&;\s\"']+)")]  # a SAS token's signature, wherever the token is
 _SKIP_SUFFIXES = {".tar", ".gz", ".pkl", ".whl", ".so", ".pyc"}
+# Third-party packages a test installed (a venv's site-packages, npm's node_modules): what pip and npm unpacked from
+# their indexes, never an output of modelfunc. The wheel of modelfunc itself is read where it was built.
+_SKIP_DIRS = {"site-packages", "node_modules", "__pycache__"}
 
 
 def secret(value: str) -> str:
@@ -104,16 +108,31 @@ def _note(where: str, text: str | bytes | None, into: list[str]) -> None:
         into.append(f"{where}: {len(hits)} secret value(s) (first characters {hits[0][:3]!r}…)")
 
 
+# What a file looked like when it was last found clean, and how many secrets were known then: the session's last
+# scan reads again only what changed, or every file once a secret it could hold has been registered since.
+_CLEAN: dict[Path, tuple[int, int, int]] = {}
+
+
 def scan_tree(root: Path, into: list[str]) -> None:
-    for path in sorted(root.rglob("*")):
-        try:
-            if not path.is_file() or path.is_symlink() or path.suffix in _SKIP_SUFFIXES:
+    for top, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)  # symlinked dirs are not followed
+        for name in sorted(files):
+            path = Path(top, name)
+            try:
+                if path.is_symlink() or path.suffix in _SKIP_SUFFIXES or not path.is_file():
+                    continue
+                stat = path.stat()
+                if stat.st_size > 20 * 2**20:
+                    continue
+                seen = (stat.st_size, stat.st_mtime_ns, len(_SECRETS))
+                if _CLEAN.get(path) == seen:
+                    continue
+                found = len(into)
+                _note(str(path), path.read_bytes(), into)
+                if len(into) == found:
+                    _CLEAN[path] = seen
+            except OSError:
                 continue
-            if path.stat().st_size > 20 * 2**20:
-                continue
-            _note(str(path), path.read_bytes(), into)
-        except OSError:
-            continue
 
 
 # ------------------------------------------------------------------ watching child processes
@@ -172,6 +191,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.config.pluginmanager.hasplugin("dsession"):
+        return  # pytest-xdist's controller: each worker scans its own base temp dir, with the secrets it saw
     factory = getattr(session.config, "_tmp_path_factory", None)
     base = factory.getbasetemp() if factory is not None else None
     leaks: list[str] = []
