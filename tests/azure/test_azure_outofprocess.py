@@ -22,7 +22,7 @@ from modelfunc.azure.clients import Clients, PipelineSettings
 from modelfunc.azure.credentials import get_credential
 from modelfunc.errors import OptionError
 from support.armserver_fixture import ArmServer
-from support.core import ROOT, run_modelfunc
+from support.core import ROOT, run_modelfunc, stop_process
 from support.secrets_guard import secret
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -229,18 +229,31 @@ def test_a_named_cloud_takes_its_entry_from_the_list_arm_answers() -> None:
 
 def test_the_rehearsal_runs_every_step_for_a_trigger(tmp_path: Path) -> None:
     """`make azure-rehearsal` (dev/azure_rehearsal.py), one trigger, both plans: every step does what it should,
-    and nothing left 127.0.0.1 (Flex's Kudu host is reached through the fake's CONNECT proxy, TLS verified)."""
+    and nothing left 127.0.0.1 (Flex's Kudu host is reached through the fake's CONNECT proxy, TLS verified).
+
+    The plans share nothing (each its own fake, repo copy and app): the script runs once per plan (``--plan``),
+    both at once, and each run's isolation check, steps and summary are checked."""
     import subprocess
     import sys
 
-    out = tmp_path / "rehearsal.json"
-    root = ROOT
-    proc = subprocess.run([sys.executable, str(root / "dev" / "azure_rehearsal.py"), "--trigger", "http", "--json",
-                           str(out)], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    data = json.loads(out.read_text())
-    assert data["isolation"]["ok"], data["isolation"]
-    results = data["steps"]
+    runs = {}
+    for plan in ("premium-container", "flex"):
+        out = tmp_path / f"rehearsal-{plan}.json"
+        runs[plan] = (out, subprocess.Popen(
+            [sys.executable, str(ROOT / "dev" / "azure_rehearsal.py"), "--trigger", "http", "--plan", plan, "--json",
+             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
+    printed, results = {}, []
+    try:
+        for plan, (out, proc) in runs.items():
+            stdout, stderr = proc.communicate(timeout=600)
+            assert proc.returncode == 0, f"{plan}:\n{stdout[-4000:]}{stderr[-2000:]}"
+            printed[plan] = stdout
+            data = json.loads(out.read_text())
+            assert data["isolation"]["ok"], (plan, data["isolation"])
+            results += data["steps"]
+    finally:
+        for _out, proc in runs.values():
+            stop_process(proc)
     premium = [r for r in results if r["plan"] == "premium-container"]
     flex = [r for r in results if r["plan"] == "flex"]
     assert [r["step"] for r in premium] == ["first deploy", "redeploy, nothing changed", "redeploy, new image",
@@ -256,4 +269,4 @@ def test_the_rehearsal_runs_every_step_for_a_trigger(tmp_path: Path) -> None:
     assert flex[3]["exit"] == 1 and flex[3]["state"]["package"] == flex[2]["state"]["package"]
     assert all(not r["isolation"]["refused"] and not r["isolation"]["foreign"] for r in results)
     assert [r["isolation"]["tunnels"] > 0 for r in flex] == [True, False, True, True, False]
-    assert "10 passed, 0 failed" in proc.stdout
+    assert all("5 passed, 0 failed" in printed[plan] for plan in runs), printed  # each plan's five steps

@@ -23,15 +23,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.armserver_fixture import ArmServer, start_arm_server
+from support.azcli import AzCli, python_of
 from support.azure_reference import BUILTIN_ROLES
 from support.azurefake import DEPLOYER_OID, REGISTRY_ID, REGISTRY_PASSWORD, STORAGE_KEY
 from support.core import ROOT, run_modelfunc
@@ -111,15 +112,18 @@ class Az:
         self.env = {**isolated_env(server), "AZURE_CONFIG_DIR": str(config), "AZURE_CORE_COLLECT_TELEMETRY": "false",
                     "AZURE_CORE_NO_COLOR": "true", "AZURE_CORE_SURVEY_MESSAGE": "false"}
         self.server, self.tmp, self.outputs = server, tmp, []
+        self.cli = AzCli(AZ, self.env)  # one process for the whole recipe, a fresh CLI per command (support/azcli.py)
 
     def __call__(self, *args: str, output: str = "none") -> str:
-        proc = subprocess.run([AZ, *args, "-o", output], env=self.env, capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL)
+        proc = self.cli([*args, "-o", output], timeout=120)
         self.outputs.append(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            raise AssertionError(f"az {args[0]} {args[1] if len(args) > 1 else ''} exited {proc.returncode}:\n"
+        if proc.exit != 0:
+            raise AssertionError(f"az {args[0]} {args[1] if len(args) > 1 else ''} exited {proc.exit}:\n"
                                  f"{proc.stderr[-3000:]}\n--- server\n{self.server.output()[-3000:]}")
         return proc.stdout.strip()
+
+    def close(self) -> None:
+        self.cli.close()
 
     def sign_in(self) -> None:
         self("cloud", "register", "-n", "FakeCloud", "--endpoint-resource-manager", f"{self.server.url}/")
@@ -348,29 +352,36 @@ def app(request: pytest.FixtureRequest) -> App:
 @pytest.fixture
 def two_clouds(tmp_path: Path, app: App) -> Iterator[tuple[ArmServer, ArmServer]]:
     functions = {IMAGE: [app.function]}
-    az_cloud = start_arm_server(tmp_path / "az-cloud", image_functions=functions)
+    with ThreadPoolExecutor(2) as pool:  # two independent servers: started side by side
+        starting = [pool.submit(start_arm_server, tmp_path / name, image_functions=functions)
+                    for name in ("az-cloud", "modelfunc-cloud")]
+        wait(starting)
+    started = [f.result() for f in starting if f.exception() is None]
     try:
-        mf_cloud = start_arm_server(tmp_path / "modelfunc-cloud", image_functions=functions)
-        try:
-            yield az_cloud, mf_cloud
-        finally:
-            mf_cloud.stop()
+        for f in starting:
+            f.result()  # a server that did not start: its error
+        yield started[0], started[1]
     finally:
-        az_cloud.stop()
+        for server in started:
+            server.stop()
 
 
 @needs_az
 def test_the_end_state_matches_what_the_azure_cli_leaves_or_the_difference_is_documented(
         two_clouds: tuple[ArmServer, ArmServer], app: App, example, tmp_path: Path) -> None:  # noqa: ANN001
     az_cloud, mf_cloud = two_clouds
-    started = time.monotonic()
-    az = Az(az_cloud, tmp_path / "az")
-    try:
-        az_recipe(az, app)
-    finally:  # az keeps a service principal's secret in its config directory (service_principal_entries.json)
-        shutil.rmtree(az.config, ignore_errors=True)
-    az_seconds = time.monotonic() - started
-    modelfunc_deploy(mf_cloud, example(app.example))
+    repo = example(app.example)
+    with ThreadPoolExecutor(1) as pool:  # modelfunc deploys to its own cloud while az works on the other
+        deployed = pool.submit(modelfunc_deploy, mf_cloud, repo)
+        started = time.monotonic()
+        az = Az(az_cloud, tmp_path / "az")
+        try:
+            az_recipe(az, app)
+        finally:  # az keeps a service principal's secret in its config directory (service_principal_entries.json)
+            az.close()
+            shutil.rmtree(az.config, ignore_errors=True)
+        az_seconds = time.monotonic() - started
+        deployed.result()
 
     # Nothing secret in what az printed (it was run with -o none; warnings only), and nothing left loopback.
     printed = "\n".join(az.outputs)
@@ -397,6 +408,38 @@ def test_the_end_state_matches_what_the_azure_cli_leaves_or_the_difference_is_do
                                       + " | ".join(f"`{escape(c)}`" for c in row) + " | note |"
                                       for row in sorted(same ^ shared))
     assert az_seconds < 120, f"the az recipe took {az_seconds:.0f} s"
+
+
+@needs_az
+def test_the_az_session_answers_each_command_as_az_started_for_it(tmp_path: Path) -> None:
+    """The recipe's commands run in one process (support/azcli.py): each answers as ``az`` started for it alone
+    would — its output, its warnings and errors, its exit code — and its flags apply to it only (``account list``
+    logs a warning when nobody is signed in, unless ``--only-show-errors``)."""
+    commands = [["account", "list", "-o", "none", "--only-show-errors"],
+                ["account", "list", "-o", "none"],
+                ["cloud", "show", "-n", "NoSuchCloud", "-o", "none"],
+                ["cloud", "show", "-n", "AzureCloud", "--query", "name", "-o", "tsv"]]
+    if python_of(str(AZ)) is None:
+        pytest.skip(f"{AZ} is not the az of a venv: the recipe runs it per command")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MODELFUNC_", "ACTIONS_ID_TOKEN"))}
+    env.update({"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",  # offline commands
+                "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"})
+    answers = {}
+    for mode in ("per command", "session"):
+        config = tmp_path / mode / "azure-config"
+        config.mkdir(parents=True)
+        cli = AzCli(str(AZ), {**env, "AZURE_CONFIG_DIR": str(config), "AZURE_CORE_COLLECT_TELEMETRY": "false",
+                              "AZURE_CORE_NO_COLOR": "true", "AZURE_CORE_SURVEY_MESSAGE": "false"})
+        if mode == "per command":
+            cli.python = None  # `az ARGS`, a process each
+        try:
+            answers[mode] = [cli(command, timeout=120) for command in commands]
+        finally:
+            cli.close()
+    assert answers["session"] == answers["per command"]
+    quiet, logged, failed, shown = answers["session"]
+    assert (quiet.exit, quiet.stderr) == (0, "") and 'Please run "az login"' in logged.stderr
+    assert failed.exit != 0 and "NoSuchCloud" in failed.stderr and (shown.exit, shown.stdout) == (0, "AzureCloud\n")
 
 
 def test_the_parity_doc_names_its_test() -> None:

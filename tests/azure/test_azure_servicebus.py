@@ -33,32 +33,42 @@ from support.azure_reference import (
     SERVICE_BUS_TRIGGER_ROLE,
 )
 from support.azurefake import DEPLOYER_OID, SUB, FakeArm, FakeCredential
-from support.core import ROOT
+from support.core import ROOT, copy_example
 
 BUS_STANDIN = ROOT / "tests" / "support" / "bus_standin.py"
 NEW = "sha256:" + "b" * 64
 OLD = "sha256:" + "a" * 64
 
 
-class StandIn:
-    """One container: the generated app in a process of its own, answering messages as a deployment."""
+class Host:
+    """The generated app in a process of its own (tests/support/bus_standin.py), as a Functions host loads it once
+    and then calls it per message; which deployment answers is each message's (``StandIn``), not the process's."""
 
-    def __init__(self, app_dir: Path, deployment: str) -> None:
-        self.deployment = deployment
+    def __init__(self, app_dir: Path) -> None:
         self.process = subprocess.Popen([sys.executable, str(BUS_STANDIN), str(app_dir)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=app_dir)
         ready = json.loads(self.process.stdout.readline())
         self.outputs = ready["outputs"]
 
-    def answer(self, body: bytes, message_id: str) -> dict:
+    def answer(self, body: bytes, message_id: str, deployment: str) -> dict:
         self.process.stdin.write(json.dumps({"message_id": message_id, "body": body.decode(),
-                                             "deployment": self.deployment}) + "\n")
+                                             "deployment": deployment}) + "\n")
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
 
     def stop(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=30)
+
+
+class StandIn:
+    """One container: the app's host answering messages as a deployment."""
+
+    def __init__(self, host: Host, deployment: str) -> None:
+        self.host, self.deployment, self.outputs = host, deployment, host.outputs
+
+    def answer(self, body: bytes, message_id: str) -> dict:
+        return self.host.answer(body, message_id, self.deployment)
 
 
 class Slot:
@@ -92,12 +102,14 @@ class Slot:
         self.closed = True
 
 
-@pytest.fixture
-def bus_app(example, tmp_path):  # noqa: ANN001, ANN201
-    """The Service Bus example, packaged; and a copy whose score.py answers differently (the previous image)."""
-    project = load_project(example("diabetes-servicebus"))
+@pytest.fixture(scope="module")
+def bus_app(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """The Service Bus example, packaged; and a copy whose score.py answers differently (the previous image). The
+    tests only read them: packaged once for the module."""
+    tmp_path = tmp_path_factory.mktemp("bus-app")
+    project = load_project(copy_example("diabetes-servicebus", tmp_path))
     render(project, tmp_path / "new")
-    old_repo = example("diabetes-servicebus")
+    old_repo = copy_example("diabetes-servicebus", tmp_path)
     score = old_repo / "score.py"
     score.write_text(score.read_text() + "\n\n_run = run\n\n\ndef run(data):\n    return {'previous': _run(data)}\n")
     render(load_project(old_repo), tmp_path / "old")
@@ -113,17 +125,26 @@ def stamps(azurite):  # noqa: ANN001, ANN201
     return service, container
 
 
+@pytest.fixture(scope="module")
+def hosts():  # noqa: ANN201
+    """Each packaged app's host process, started on first use and kept for the module (loading the app and its
+    model is what a host start costs; a message's answer depends only on the app and the message's deployment)."""
+    started: dict[Path, Host] = {}
+
+    def host(app_dir: Path) -> Host:
+        if app_dir not in started or started[app_dir].process.poll() is not None:
+            started[app_dir] = Host(app_dir)
+        return started[app_dir]
+
+    yield host
+    for h in started.values():
+        h.stop()
+
+
 @pytest.fixture
-def containers():  # noqa: ANN201
-    started: list[StandIn] = []
-
-    def start(app_dir: Path, deployment: str) -> StandIn:
-        started.append(StandIn(app_dir, deployment))
-        return started[-1]
-
-    yield start
-    for s in started:
-        s.stop()
+def containers(hosts):  # noqa: ANN001, ANN201
+    """``containers(app_dir, deployment)``: a container of that app answering as that deployment."""
+    return lambda app_dir, deployment: StandIn(hosts(app_dir), deployment)
 
 
 def test_the_generated_app_stamps_each_answer_in_host_storage_by_message_id(bus_app, containers) -> None:  # noqa: ANN001
@@ -247,7 +268,8 @@ BUS = f"{RG}/providers/Microsoft.ServiceBus/namespaces"
 SETTING = SERVICE_BUS_NAMESPACE_SETTING.format(connection="ServiceBusConnection")
 
 
-pytestmark = pytest.mark.arm(images={IMAGE: ["score_message"]})  # `arm`: support/plugin.py
+pytestmark = [pytest.mark.arm(images={IMAGE: ["score_message"]}),  # `arm`: support/plugin.py
+              pytest.mark.xdist_group("test_azure_servicebus")]  # the module's app hosts (`hosts`): one worker
 
 
 def deploy_bus(arm: FakeArm, project, **kw: object):  # noqa: ANN001, ANN201
