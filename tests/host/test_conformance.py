@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from support.blobs import wait_for_blob
+from support.conformance import shared
 from support.conformance.catalogue import (
     BY_NAME,
     SCRIPTS,
@@ -43,11 +44,8 @@ from support.conformance.differences import DEFECTS, DIFFERENCES, as_markdown, e
 from support.conformance.harness import (
     Run,
     Zygote,
-    close_zygotes,
     oracle_python,
-    run_all,
     start_blob_app,
-    start_zygotes,
     stop,
 )
 from support.core import ROOT
@@ -60,10 +58,17 @@ ORACLE = oracle_python()
 
 needs_oracle = pytest.mark.skipif(
     ORACLE is None, reason="azmlinfsrv is not installed: `make .venv-aml/.installed` creates its venv")
+# The runs are shared with tests/host/test_openapi.py (support/conformance/shared.py): one worker runs both modules.
+pytestmark = pytest.mark.xdist_group("conformance")
+
+
+def _report_file(request: pytest.FixtureRequest) -> Path:
+    """conformance.txt in pytest's base temporary folder (under xdist, the worker's): nothing written in the repo."""
+    return request.getfixturevalue("tmp_path_factory").getbasetemp() / "conformance.txt"
 
 
 def _report(request: pytest.FixtureRequest, lines: list[str]) -> None:
-    """Lines for the test output (shown even with output captured: -q, CI) and for build/conformance.txt."""
+    """Lines for the test output (shown even with output captured: -q, CI) and for conformance.txt (_report_file)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
@@ -71,29 +76,27 @@ def _report(request: pytest.FixtureRequest, lines: list[str]) -> None:
             reporter.write_line("")
             for line in lines:
                 reporter.write_line(line)
-    (ROOT / "build").mkdir(exist_ok=True)
-    with (ROOT / "build" / "conformance.txt").open("a", encoding="utf-8") as f:
+    with _report_file(request).open("a", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in lines)
 
 
 @pytest.fixture(scope="module")
-def zygotes() -> Any:
-    """The fork servers of azmlinfsrv and modelfunc, for the whole module (the blob apps end to end fork from them)."""
-    forks = start_zygotes(ORACLE)
-    yield forks
-    close_zygotes(forks)
+def zygotes(request: pytest.FixtureRequest) -> dict[str, Zygote]:
+    """The fork servers of azmlinfsrv and modelfunc (the blob apps end to end fork from them), shared with
+    test_openapi.py and closed when pytest ends."""
+    return shared.zygotes(request.config)
 
 
 @pytest.fixture(scope="module")
 def runs(zygotes: dict[str, Zygote], tmp_path_factory: pytest.TempPathFactory,
          request: pytest.FixtureRequest) -> dict[str, Run]:
     started = time.monotonic()
-    result = run_all(SCRIPTS, tmp_path_factory.mktemp("conformance"), ORACLE, parallel=2, zygotes=zygotes)
+    result = shared.runs([s.name for s in SCRIPTS], request.config, tmp_path_factory)
     seconds = time.monotonic() - started
     n_requests = sum(len(r.answers) for r in result.values())
     per_script = [len(requests_for(s)) for s in SCRIPTS if s.starts]
     refused = sum(1 for s in SCRIPTS if not s.starts)
-    lines = [f"conformance with azmlinfsrv {run_all.oracle_version}: {len(SCRIPTS)} entry scripts × "
+    lines = [f"conformance with azmlinfsrv {shared.oracle_version()}: {len(SCRIPTS)} entry scripts × "
              f"{min(per_script)}-{max(per_script)} requests = {n_requests} request pairs ({refused} scripts refuse to "
              f"start on both servers) in {seconds:.0f} s"]
     per_body = [len(trigger_requests(s)) for s in SCRIPTS if trigger_requests(s)]
@@ -102,8 +105,7 @@ def runs(zygotes: dict[str, Zygote], tmp_path_factory: pytest.TempPathFactory,
         lines.append(f"  the same bodies on the {TRIGGER_NAMES[trigger]}: {len(per_body)} entry scripts × "
                      f"{min(per_body)}-{max(per_body)} POST bodies = {n_bodies} body pairs (azmlinfsrv's HTTP answer "
                      f"| the runtime's {trigger} path)")
-    (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / "conformance.txt").write_text("", encoding="utf-8")
+    _report_file(request).write_text("", encoding="utf-8")
     _report(request, lines)
     return result
 

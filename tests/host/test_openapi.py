@@ -7,10 +7,11 @@
   schemathesis: schema-valid inputs never get a server error, and every answer conforms to the document.
 * The document's own example, sent as it is, gets the expected answer.
 * Compared with Azure ML's own server, azmlinfsrv (azureml-inference-server-http 1.5.1, in .venv-aml, started by
-  tests/support/conformance/harness.py's fork servers), on the conformance catalogue's entry scripts: ServiceInput and
-  ServiceOutput equal for versions 2, 3 and 3.1, the same versions served (404 with the same message on the others),
-  a user's swagger*.json served as it is by both, and every other difference one of DIFFERENCES below (generated
-  into docs/openapi.md: ``PYTHONPATH=tests .venv/bin/python tests/host/test_openapi.py --write``).
+  tests/support/conformance/harness.py's fork servers; the catalogue's scripts are the conformance run's own servers,
+  asked for the documents first: tests/support/conformance/shared.py), on the conformance catalogue's entry scripts:
+  ServiceInput and ServiceOutput equal for versions 2, 3 and 3.1, the same versions served (404 with the same message
+  on the others), a user's swagger*.json served as it is by both, and every other difference one of DIFFERENCES below
+  (generated into docs/openapi.md: ``PYTHONPATH=tests .venv/bin/python tests/host/test_openapi.py --write``).
 
 Facts taken from azmlinfsrv cite its file, relative to
 .venv-aml/lib/python3.11/site-packages/azureml_inference_server_http/.
@@ -33,8 +34,10 @@ from typing import Any
 
 import httpx
 import pytest
-from support.conformance.catalogue import BY_NAME, SCRIPTS, Script
+from support.conformance import shared
+from support.conformance.catalogue import BY_NAME
 from support.conformance.harness import (
+    Run,
     Zygote,
     _free_port,
     _http_ok,
@@ -44,28 +47,25 @@ from support.conformance.harness import (
     oracle_python,
     write_repo,
 )
+from support.conformance.harness import fetch_document as fetch
+from support.conformance.shared import DECORATED, NOT_VERSIONS, QUERIES, UNDECORATED, VERSIONS
 from support.core import EXAMPLES, FIXTURES, ROOT, Hosts, copy_example, run_modelfunc
 from support.docs import check_generated_block, write_generated_block
 
 DOC = ROOT / "docs" / "openapi.md"
 START, END = "<!-- openapi-differences:start -->", "<!-- openapi-differences:end -->"
 WRITE = "PYTHONPATH=tests .venv/bin/python tests/host/test_openapi.py --write"
+# The oracle's pairs come from the conformance run shared with test_conformance.py (support/conformance/shared.py):
+# one worker runs both modules.
+pytestmark = pytest.mark.xdist_group("conformance")
 
-# Every ?version= azmlinfsrv takes: server/swagger.py registers builders "2" (alias "2.0"), "3" (alias "3.0") and
-# "3.1"; server/routes.py get_swagger_specification defaults to "2".
-VERSIONS = ("2", "2.0", "3", "3.0", "3.1")
+# VERSIONS: every ?version= azmlinfsrv takes (support/conformance/shared.py); NOT_VERSIONS: some it refuses.
 DECLARED = {"2": ("swagger", "2.0"), "2.0": ("swagger", "2.0"), "3": ("openapi", "3.0.3"),
             "3.0": ("openapi", "3.0.3"), "3.1": ("openapi", "3.1.0")}  # server/swagger*_template.json, Swagger31Builder
-NOT_VERSIONS = ("", "1", "4", "2.1", "3.2", "v3")
 DIABETES_SAMPLE = json.loads((EXAMPLES / "diabetes-http" / "samples" / "input.json").read_text())
 DIABETES_EXPECTED = json.loads((EXAMPLES / "diabetes-http" / "samples" / "expected.json").read_text())
 ENV = ("dependencies:\n  - python=3.11\n  - pip:\n      - numpy\n      - inference-schema[numpy-support]\n"
        "      - azureml-contrib-services\n")
-
-
-def fetch(base: str, version: str | None, *, prefix: str = "/api") -> httpx.Response:
-    return httpx.get(f"{base}{prefix}/swagger.json", params=None if version is None else {"version": version},
-                     timeout=30)
 
 
 def schemas_of(doc: dict[str, Any]) -> dict[str, Any]:
@@ -108,12 +108,22 @@ def app_repo(parent: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The three apps, started side by side (each by a Hosts of its own, in a folder of its own)."""
     tmp = tmp_path_factory.mktemp("openapi")
-    pool = Hosts(tmp)
+    repos, pools = {}, {}
+    for name in APPS:
+        (tmp / f"host-{name}").mkdir()
+        (tmp / f"repo-{name}").mkdir()
+        repos[name], pools[name] = app_repo(tmp / f"repo-{name}", name), Hosts(tmp / f"host-{name}")
     try:
-        yield {name: pool.start(app_repo(tmp, name)) for name in APPS}
+        with ThreadPoolExecutor(max_workers=len(APPS)) as threads:
+            # each start may take as long as it did one after the other (Hosts.start's 60 s each)
+            started = dict(zip(APPS, threads.map(
+                lambda name: pools[name].start(repos[name], timeout=60 * len(APPS)), APPS), strict=True))
+        yield started
     finally:
-        pool.stop_all()
+        for pool in pools.values():
+            pool.stop_all()
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -535,13 +545,8 @@ needs_oracle = pytest.mark.skipif(
     ORACLE is None, reason="azmlinfsrv is not installed: `make .venv-aml/.installed` creates its venv")
 
 
-def _decorated(script: Script) -> bool:
-    source = script.path.read_text()
-    return "@input_schema" in source or "@output_schema" in source
-
-
-DECORATED = [s.name for s in SCRIPTS if s.starts and _decorated(s)]
-UNDECORATED = ["plain_dict", "plain_raw_text", "raw_echo"]  # a JSON sample, a CSV one, @rawhttp
+# DECORATED: the catalogue's scripts with inference-schema decorators; UNDECORATED: a JSON sample, a CSV one, @rawhttp
+# (support/conformance/shared.py: their conformance runs ask both servers for the documents first).
 
 # A user's documents beside the entry script: served as they are (server/swagger.py _read_user_swagger).
 MINE_2 = {"swagger": "2.0", "info": {"title": "mine", "version": "7"}, "paths": {}}
@@ -563,7 +568,6 @@ VARIANTS = [Variant(n, n) for n in DECORATED + UNDECORATED] + [
     # integers and floats); an empty swagger3.1.json is passed over: the generated document is served
     Variant("user_documents_split", "schema_pandas_split", {"swagger2.json": MINE_2, "swagger3.1.json": {}}),
 ]
-QUERIES: tuple[str | None, ...] = (None, *VERSIONS, *NOT_VERSIONS)
 
 
 @dataclass
@@ -604,19 +608,30 @@ def _run_pair(variant: Variant, work: Path, zygotes: dict[str, Zygote]) -> tuple
     return Pair(variant, answers, {}), [az, mf]
 
 
+def _shared_pair(variant: Variant, run: Run) -> Pair | str:
+    """A catalogue script's pair from its conformance run (support/conformance/shared.py), which asked both freshly
+    started servers for every ?version= of QUERIES before any other request."""
+    if not all(run.started.values()) or list(run.documents) != list(QUERIES):
+        return (f"{variant.name}: a server did not start ({run.started})\n--- azmlinfsrv:\n"
+                f"{run.logs['azmlinfsrv'][-3000:]}\n--- modelfunc:\n{run.logs['modelfunc'][-3000:]}")
+    return Pair(variant, dict(run.documents), {})
+
+
 @pytest.fixture(scope="module")
-def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair]:
-    """Every variant under azmlinfsrv and `modelfunc serve`, each asked for every ?version=."""
+def pairs(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Pair]:
+    """Every variant under azmlinfsrv and `modelfunc serve`, each asked for every ?version=: the catalogue's scripts
+    from the conformance run shared with test_conformance.py, a user's documents on servers of their own (forked
+    from the same fork servers)."""
     work = tmp_path_factory.mktemp("openapi-oracle")
-    zygotes = {"azmlinfsrv": Zygote("azmlinfsrv", ORACLE), "modelfunc": Zygote("modelfunc", sys.executable)}
+    zygotes = shared.zygotes(request.config)
     started = time.monotonic()
-    try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(lambda v: _run_pair(v, work, zygotes), VARIANTS))
-        _reap([pid for _, pids in results for pid in pids])
-    finally:
-        for zygote in zygotes.values():
-            zygote.close()
+    own = [v for v in VARIANTS if v.files]
+    with ThreadPoolExecutor(max_workers=len(own)) as pool:
+        own_results = pool.map(lambda v: _run_pair(v, work, zygotes), own)
+        catalogue = [v for v in VARIANTS if not v.files]
+        runs = shared.runs([v.script for v in catalogue], request.config, tmp_path_factory, documents_only=True)
+        results = [(_shared_pair(v, runs[v.script]), []) for v in catalogue] + list(own_results)
+    _reap([pid for _, pids in results for pid in pids])
     failed = [r for r, _ in results if isinstance(r, str)]
     assert not failed, "\n\n".join(failed)
     print(f"openapi: {len(VARIANTS)} entry scripts on azmlinfsrv {zygotes['azmlinfsrv'].version} and modelfunc, "

@@ -67,6 +67,8 @@ class Run:
     log_files: dict[str, Path] = field(default_factory=dict)
     # trigger (blob, message) → request id → what triggers.py recorded: {"outputs": {binding: [type, b64]}, "raised"}
     triggers: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # ?version= → both answers to GET swagger.json (tests/host/test_openapi.py), asked before any request above
+    documents: dict[str | None, tuple[httpx.Response, httpx.Response]] = field(default_factory=dict)
 
 
 def _free_port() -> int:
@@ -102,15 +104,21 @@ TRIGGERS_DRIVER = Path(__file__).with_name("triggers.py")
 class Zygote:
     """One fork server (zygote.py) per interpreter: the heavy imports happen once, each server is a fork."""
 
-    def __init__(self, kind: str, python: Path | str) -> None:
+    def __init__(self, kind: str, python: Path | str, *, wait: bool = True) -> None:
         self.kind = kind
         self.proc = subprocess.Popen([str(python), str(Path(__file__).with_name("zygote.py")), kind],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lock = threading.Lock()
+        self.version: str | None = None
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until the fork server has imported its libraries (``wait=False`` lets two of them import side by side)."""
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line:
-            raise RuntimeError(f"the {kind} fork server did not start (exit code {self.proc.wait()})")
-        self.version: str | None = json.loads(line).get("version")
+            raise RuntimeError(f"the {self.kind} fork server did not start (exit code {self.proc.wait()})")
+        self.version = json.loads(line).get("version")
 
     def spawn(self, argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> int:
         with self.lock:
@@ -190,7 +198,16 @@ def send(client: httpx.Client, base: str, req: Req) -> Answer:
     return Answer(resp.status_code, [(k.lower(), v) for k, v in resp.headers.multi_items()], resp.content)
 
 
-def run_script(script: Script, work: Path, zygotes: dict[str, Zygote]) -> Run:
+def fetch_document(base: str, version: str | None, *, prefix: str = "/api") -> httpx.Response:
+    """GET the OpenAPI document (azmlinfsrv: /swagger.json, prefix ""; the local host: /api/swagger.json)."""
+    return httpx.get(f"{base}{prefix}/swagger.json", params=None if version is None else {"version": version},
+                     timeout=30)
+
+
+def run_script(script: Script, work: Path, zygotes: dict[str, Zygote],
+               documents: tuple[str | None, ...] = (), requests: bool = True) -> Run:
+    """The script on both servers (and its trigger driver); ``documents``: the ?version= of GET swagger.json to ask
+    both servers for first, on the freshly started servers (tests/host/test_openapi.py compares them)."""
     started_at = time.monotonic()
     repo = write_repo(script, work)
     port = _free_port()
@@ -206,7 +223,8 @@ def run_script(script: Script, work: Path, zygotes: dict[str, Zygote]) -> Run:
                                     log=logs["modelfunc"])
     trigger_result = work / f"{script.name}.triggers.json"
     driver = None
-    if trigger_requests(script):  # the blob and message paths, in a process of their own (as an app's worker is)
+    # the blob and message paths, in a process of their own (as an app's worker is)
+    if requests and trigger_requests(script):
         logs["triggers"] = work / f"{script.name}.triggers.log"
         driver = zygotes["modelfunc"].spawn([str(TRIGGERS_DRIVER), script.name, str(repo), str(trigger_result)],
                                             cwd=repo, env={**env, "PYTHONUNBUFFERED": "1"}, log=logs["triggers"])
@@ -217,9 +235,11 @@ def run_script(script: Script, work: Path, zygotes: dict[str, Zygote]) -> Run:
         result = Run(script, started, {})
         if all(started.values()):
             mf_base = json.loads(ready_file.read_text())["url"]
+            result.documents = {q: (fetch_document(az_base, q, prefix=""), fetch_document(mf_base, q))
+                                for q in documents}
             with httpx.Client(timeout=60, follow_redirects=False) as az_client, \
                     httpx.Client(timeout=60, follow_redirects=False) as mf_client:
-                for req in requests_for(script):
+                for req in requests_for(script) if requests else ():
                     result.answers[req.id] = (send(az_client, f"{az_base}/score", req),
                                               send(mf_client, f"{mf_base}/api/score", req))
         if driver is not None and _wait(driver, trigger_result.exists, 120):
@@ -284,9 +304,11 @@ def stop(pids: list[int]) -> None:
 
 def start_zygotes(oracle: Path) -> dict[str, Zygote]:
     """Both fork servers (close them with close_zygotes)."""
-    zygotes = {"modelfunc": Zygote("modelfunc", sys.executable)}
-    try:
-        zygotes["azmlinfsrv"] = Zygote("azmlinfsrv", oracle)
+    zygotes = {"modelfunc": Zygote("modelfunc", sys.executable, wait=False)}
+    try:  # both import their libraries at once
+        zygotes["azmlinfsrv"] = Zygote("azmlinfsrv", oracle, wait=False)
+        for zygote in zygotes.values():
+            zygote.wait_ready()
     except BaseException:
         close_zygotes(zygotes)
         raise
@@ -299,9 +321,12 @@ def close_zygotes(zygotes: dict[str, Zygote]) -> None:
 
 
 def run_all(scripts: list[Script], work: Path, oracle: Path, parallel: int = 2,
-            zygotes: dict[str, Zygote] | None = None) -> dict[str, Run]:
+            zygotes: dict[str, Zygote] | None = None,
+            documents: dict[str, tuple[str | None, ...]] | None = None, requests: bool = True) -> dict[str, Run]:
     """Every script on both servers and through both triggers, ``parallel`` scripts at a time, forked from
-    ``zygotes`` (started and closed here when not given). The azmlinfsrv version is in ``run_all.oracle_version``
+    ``zygotes`` (started and closed here when not given); ``documents``: script name → the ?version= of its OpenAPI
+    document to ask both servers for (run_script); ``requests=False``: the documents only (no conformance requests,
+    no trigger driver). The azmlinfsrv version is in ``run_all.oracle_version``
     afterwards."""
     own = zygotes is None
     if zygotes is None:
@@ -309,7 +334,8 @@ def run_all(scripts: list[Script], work: Path, oracle: Path, parallel: int = 2,
     run_all.oracle_version = zygotes["azmlinfsrv"].version  # type: ignore[attr-defined]
     try:
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            runs = list(pool.map(lambda s: run_script(s, work, zygotes), scripts))
+            runs = list(pool.map(lambda s: run_script(s, work, zygotes, (documents or {}).get(s.name, ()), requests),
+                                 scripts))
         _reap([pid for r in runs for pid in r.pids])
     finally:
         if own:
