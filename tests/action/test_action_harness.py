@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +25,11 @@ from support.act_harness import (
     ActionRunner,
     HarnessError,
     Log,
+    checkout,
     condition,
+    evaluator_pid,
+    interpolate,
+    interpolate_all,
     parse_file_command,
     split_template,
 )
@@ -217,15 +221,9 @@ def test_a_secret_connection_string_is_masked_everywhere(tmp_path: Path, fp, mon
 @pytest.mark.timeout(900)
 def test_the_action_installs_itself_for_real(tmp_path: Path) -> None:
     """No fakes: pip installs modelfunc from the action's directory into a new venv, npm ci installs Azurite."""
-    action_dir = tmp_path / "action"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.splitlines()
     # What a `uses:` checkout of the action needs (template/ too: the wheel carries it, setup.py); not the tests
     # (their invented secrets stay in the suite).
-    for rel in [f for f in files if not f.startswith(("tests/", "docs/", "benchmarks/", "examples/"))]:
-        if (ROOT / rel).is_file():
-            (action_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, action_dir / rel)
+    action_dir = checkout(tmp_path / "action", leave_out=("tests/", "docs/", "benchmarks/", "examples/"))
     act = Act(tmp_path, None, action_dir=action_dir)
     act.repo("diabetes-blob")
     run = act.run(model_repo="model", blob_test_timeout="120")
@@ -259,6 +257,22 @@ def test_expressions_and_conditions_follow_github() -> None:
     assert condition("inputs.n > 2", contexts, failed=False) is True
     with pytest.raises(HarnessError, match="Unrecognized"):
         condition("secrets.token", contexts, failed=False)
+
+
+def test_one_evaluator_process_answers_each_batch_and_a_dead_one_is_replaced() -> None:
+    contexts = {"inputs": {"a": "x"}, "steps": {}, "github": {}, "runner": {}, "env": {}}
+    values = {"both": "${{ inputs.a }}-${{ inputs.a == 'X' }}", "plain": "no expression", "yes": True, "none": None,
+              "empty": "${{ inputs.missing }}"}
+    assert interpolate_all(values, contexts) == {"both": "x-true", "plain": "no expression", "yes": "true",
+                                                 "none": "", "empty": ""}
+    pid = evaluator_pid()
+    assert pid is not None
+    assert interpolate("${{ inputs.a }}", contexts) == "x" and evaluator_pid() == pid  # the same process
+    os.kill(pid, signal.SIGKILL)
+    assert interpolate("${{ inputs.a }}!", contexts) == "x!"
+    assert evaluator_pid() not in (None, pid)
+    with pytest.raises(HarnessError, match="Unrecognized"):  # an error in one value of a batch fails the batch
+        interpolate_all({"good": "${{ inputs.a }}", "bad": "${{ secrets.token }}"}, contexts)
 
 
 def test_file_commands_parse_like_the_runner() -> None:

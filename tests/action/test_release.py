@@ -1,12 +1,13 @@
 """The release workflow (.github/workflows/release.yml): its shape, and a dry run of its build-and-check job.
 
 The dry run runs the build job's ``run:`` steps as the workflow writes them (read from the YAML, not copied), in
-order, with bash as GitHub runs them (``bash --noprofile --norc -eo pipefail``), from the checkout, with RUNNER_TEMP
-in the test's tmp dir and GITHUB_REF_NAME the tag of this version: the sdist and the wheel built, twine check, the
+order, with bash as GitHub runs them (``bash --noprofile --norc -eo pipefail``), from a checkout (a copy of this
+working tree's files, as actions/checkout gives them: the build writes into it), with RUNNER_TEMP in the test's
+tmp dir and GITHUB_REF_NAME the tag of this version: the sdist and the wheel built, twine check, the
 wheel in a fresh venv outside the checkout (`modelfunc --version`), and a model repo scaffolded from template/
 through `modelfunc up --image off` with the wheel's modelfunc. The ``uses:`` steps stand in for themselves: the
-checkout is this working tree, setup-python is the Python running the tests, and upload-artifact's path must hold
-the two files.
+checkout is that copy, setup-python is the Python running the tests, and upload-artifact's path must hold
+the two files. The dry run is a module fixture: under pytest-xdist the module's tests go to one worker.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import modelfunc
 import pytest
 import yaml
+from support.act_harness import checkout
 from support.core import ROOT
 from support.template import TRIGGERS
 
@@ -32,19 +34,19 @@ PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
 
 # The dry run (in the first test that asks for it) builds, installs, and for each trigger makes a repo and runs its
 # README's commands (pip install, pytest, `modelfunc up`): about four minutes, the first time on a machine longer.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("test_release")]
 
 
 def workflow() -> dict:
     return yaml.safe_load(RELEASE.read_text(encoding="utf-8"))
 
 
-def bash(script: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=ROOT, env=env,
+def bash(script: str, env: dict[str, str], timeout: float, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def runner_env(tmp: Path, tag: str) -> dict[str, str]:
+def runner_env(tmp: Path, tag: str, workspace: Path = ROOT) -> dict[str, str]:
     """The variables a GitHub runner gives a step, for a push of `tag`; `python` is the one running the tests."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith(("GITHUB_", "MODELFUNC_"))}
@@ -53,18 +55,20 @@ def runner_env(tmp: Path, tag: str) -> dict[str, str]:
     # builds and self-tests images from a local base instead.
     env["MODELFUNC_UP_IMAGE"] = "off"
     return {**env, "CI": "true", "RUNNER_TEMP": str(tmp), "GITHUB_REF_NAME": tag, "GITHUB_REF": f"refs/tags/{tag}",
-            "GITHUB_REF_TYPE": "tag", "GITHUB_WORKSPACE": str(ROOT), "GITHUB_REPOSITORY": "modelfunc/modelfunc",
+            "GITHUB_REF_TYPE": "tag", "GITHUB_WORKSPACE": str(workspace), "GITHUB_REPOSITORY": "modelfunc/modelfunc",
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])}
 
 
-def run_steps(steps: list[dict], tmp: Path, tag: str, timeout: float = 1200) -> list[tuple[str, str]]:
-    """Each `run:` step in order (its own env: added), stopping at the first failure; (name, output) of each."""
+def run_steps(steps: list[dict], tmp: Path, tag: str, workspace: Path,
+              timeout: float = 1200) -> list[tuple[str, str]]:
+    """Each `run:` step in order (its own env: added) in the checkout ``workspace``, stopping at the first failure;
+    (name, output) of each."""
     done = []
     for step in steps:
         if "run" not in step:
             continue
         assert "${{" not in step["run"] and "${{" not in json.dumps(step.get("env", {})), step.get("name")
-        proc = bash(step["run"], {**runner_env(tmp, tag), **step.get("env", {})}, timeout)
+        proc = bash(step["run"], {**runner_env(tmp, tag, workspace), **step.get("env", {})}, timeout, cwd=workspace)
         done.append((step["name"], proc.stdout + proc.stderr))
         assert proc.returncode == 0, f"step {step['name']!r} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
     return done
@@ -75,7 +79,10 @@ def dry_run(tmp_path_factory) -> dict:
     """The build job, run once for the module."""
     tmp = tmp_path_factory.mktemp("release")
     steps = workflow()["jobs"]["build"]["steps"]
-    outputs = dict(run_steps(steps, tmp, f"v{VERSION}"))
+    [checkout_step] = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
+    assert steps.index(checkout_step) == 0  # the steps after it run in the checkout
+    workspace = checkout(tmp_path_factory.mktemp("checkout"))
+    outputs = dict(run_steps(steps, tmp, f"v{VERSION}", workspace))
     [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
     dist = Path(upload["with"]["path"].replace("${{ runner.temp }}", str(tmp)))
     return {"tmp": tmp, "dist": dist, "outputs": outputs}
@@ -89,7 +96,9 @@ def test_the_build_job_builds_checks_installs_and_runs_the_wheel(dry_run) -> Non
     files = sorted(p.name for p in dist.iterdir())
     assert files == [f"modelfunc-{VERSION}-py3-none-any.whl", f"modelfunc-{VERSION}.tar.gz"]
     said = re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(outputs.values())))  # twine's colours, wraps
-    assert all(f"Checking {tmp}/dist/{name}: PASSED" in said for name in files), said
+    # twine wraps at 80 columns, inside a long path too (a worker's tmp dir under pytest-xdist): compared unwrapped
+    unwrapped = re.sub(r"\s+", "", said)
+    assert all(f"Checking{tmp}/dist/{name}:PASSED" in unwrapped for name in files), said
     # The wheel's modelfunc, from a venv of its own (not this checkout's editable install).
     wheel_venv = tmp / "wheel-venv"
     where = subprocess.run([str(wheel_venv / "bin" / "python"), "-c", "import modelfunc; print(modelfunc.__file__)"],

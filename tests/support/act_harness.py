@@ -1,7 +1,8 @@
 """An act-compatible runner for a composite ``action.yml``: what GitHub's runner (and nektos/act) does with it.
 
 * Expressions (``${{ … }}`` in ``with:``, ``env:``, ``outputs:`` and input defaults, and ``if:``) are evaluated
-  by GitHub's own evaluator, ``@actions/expressions`` (act_expressions.mjs), over the contexts a composite
+  by GitHub's own evaluator, ``@actions/expressions`` (act_expressions_server.mjs, one node process for the
+  session, each step's expressions in one request), over the contexts a composite
   action sees: ``inputs``, ``steps``, ``github`` (``action_path``, ``workspace``, …), ``runner`` (``temp``, …),
   ``env``. An ``if:`` without a status function is ``success() && (…)``, as on GitHub.
 * ``run:`` steps run as GitHub runs ``shell: bash``: the script written to a file, ``bash --noprofile --norc
@@ -21,13 +22,19 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,7 +46,7 @@ import yaml
 from support.core import ROOT, copy_example
 
 HERE = Path(__file__).resolve().parent
-EVALUATOR = HERE / "act_expressions.mjs"
+EVALUATOR = HERE / "act_expressions_server.mjs"
 # The real Popen, kept where pytest-subprocess's patching of module-level aliases does not reach: the evaluator
 # is part of the harness, not of the action under test, so it never shows up in (or needs registering with) ``fp``.
 _REAL = {"Popen": subprocess.Popen}
@@ -80,20 +87,94 @@ def split_template(text: str) -> list[tuple[bool, str]]:
         i = j + 2
 
 
+class _Evaluator:
+    """The evaluator process (act_expressions_server.mjs), started on first need and kept for the session: one
+    request and one answer a line. Started with the real Popen, so ``fp`` never sees it."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+        self._said = ""  # what the last process wrote to stderr
+
+    def _start(self) -> subprocess.Popen[str]:
+        node = shutil.which("node")
+        if not node:
+            raise HarnessError("node is not installed: the harness evaluates expressions with @actions/expressions")
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - read when it fails, closed with it
+        return _REAL["Popen"]([node, str(EVALUATOR)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=self._stderr, text=True, encoding="utf-8", bufsize=1)
+
+    def ask(self, request: Mapping[str, Any], timeout: float = 60) -> Any:
+        text = json.dumps(request) + "\n"
+        with self._lock:
+            for attempt in (1, 2):  # a process that ended since the last request is replaced once
+                if self._proc is not None and self._proc.poll() is not None:
+                    self.close()
+                if self._proc is None:
+                    self._proc = self._start()
+                proc = self._proc
+                assert proc.stdin and proc.stdout
+                ended = False
+                try:
+                    proc.stdin.write(text)
+                    proc.stdin.flush()
+                    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+                    line = proc.stdout.readline() if ready else ""
+                    ended = bool(ready)  # readable and no line: the end of its output, it has ended
+                except OSError:  # BrokenPipeError: it had ended
+                    line, ended = "", True
+                if line:
+                    break
+                self.close(kill=True)
+                if not ended or attempt == 2:
+                    raise HarnessError(f"the expression evaluator failed (no answer in {timeout:.0f} s or it "
+                                       f"exited {proc.returncode}): {self._said}")
+        answer = json.loads(line)
+        if isinstance(answer, dict):
+            raise HarnessError(f"the expression evaluator failed: {answer.get('fatal')}")
+        return answer
+
+    def close(self, kill: bool = False) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if kill:
+            proc.kill()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # it ends when its stdin does
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        self._stderr.seek(0)
+        self._said = self._stderr.read().decode("utf-8", "replace").strip()
+        self._stderr.close()
+
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+
+_EVALUATOR = _Evaluator()
+atexit.register(_EVALUATOR.close)
+
+
+def evaluator_pid() -> int | None:
+    """The evaluator process's id (None before the first evaluation)."""
+    return _EVALUATOR.pid
+
+
 def evaluate(expressions: list[str], contexts: Mapping[str, Any], *, failed: bool = False) -> list[dict[str, Any]]:
     """Evaluate expressions with @actions/expressions; raise HarnessError on a parse or evaluation error."""
     if not expressions:
         return []
-    node = shutil.which("node")
-    if not node:
-        raise HarnessError("node is not installed: the harness evaluates expressions with @actions/expressions")
     request = {"contexts": contexts, "status": "failure" if failed else "success", "expressions": expressions}
-    proc = _REAL["Popen"]([node, str(EVALUATOR)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                  text=True)
-    stdout, stderr = proc.communicate(json.dumps(request), timeout=60)
-    if proc.returncode:
-        raise HarnessError(f"the expression evaluator failed: {stderr.strip()}")
-    results = json.loads(stdout)
+    results = _EVALUATOR.ask(request)
+    if len(results) != len(expressions):
+        raise HarnessError(f"the expression evaluator answered {len(results)} results for {len(expressions)}")
     errors = [r["error"] for r in results if not r["ok"]]
     if errors:
         raise HarnessError("; ".join(errors))
@@ -102,13 +183,26 @@ def evaluate(expressions: list[str], contexts: Mapping[str, Any], *, failed: boo
 
 def interpolate(value: Any, contexts: Mapping[str, Any], *, failed: bool = False) -> str:
     """A YAML value with ``${{ }}`` parts, as the runner turns it into a string."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    parts = split_template(str(value))
-    results = iter(evaluate([p for is_expr, p in parts if is_expr], contexts, failed=failed))
-    return "".join(next(results)["string"] if is_expr else p for is_expr, p in parts)
+    return interpolate_all({"": value}, contexts, failed=failed)[""]
+
+
+def interpolate_all(values: Mapping[Any, Any], contexts: Mapping[str, Any], *, failed: bool = False) -> dict[Any, str]:
+    """Several values over the same contexts (a step's ``env:``, ``with:``, ``run:``), each as :func:`interpolate`
+    turns it into a string, their expressions evaluated in one request to the evaluator (not one per value)."""
+    out: dict[Any, str] = {}
+    templates: dict[Any, list[tuple[bool, str]]] = {}
+    for key, value in values.items():
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif value is None:
+            out[key] = ""
+        else:
+            templates[key] = split_template(str(value))
+    results = iter(evaluate([p for parts in templates.values() for is_expr, p in parts if is_expr], contexts,
+                            failed=failed))
+    for key, parts in templates.items():
+        out[key] = "".join(next(results)["string"] if is_expr else p for is_expr, p in parts)
+    return {key: out[key] for key in values}
 
 
 def condition(value: Any, contexts: Mapping[str, Any], *, failed: bool) -> bool:
@@ -257,6 +351,7 @@ class StepRecord:
     script: str = ""
     returncode: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # how long a run step took (the runner's log shows it too)
 
 
 @dataclass
@@ -316,17 +411,19 @@ class ActionRunner:
             raise HarnessError(f"inputs not declared in action.yml: {sorted(unknown)}")
         contexts = {"github": self.github, "runner": self.runner, "env": {}}
         values: dict[str, str] = {}
+        defaults: dict[str, Any] = {}
         for name, spec in declared.items():
             spec = spec or {}
             if name in given:
                 values[name] = given[name]
             elif "default" in spec:
-                values[name] = interpolate(spec["default"], contexts)
+                defaults[name] = spec["default"]
             elif spec.get("required"):
                 raise HarnessError(f"input {name!r} is required")
             else:
                 values[name] = ""
-        return values
+        values.update(interpolate_all(defaults, contexts))
+        return {name: values[name] for name in declared}
 
     # -- the run ----------------------------------------------------------------------------------------
 
@@ -349,14 +446,23 @@ class ActionRunner:
             if not condition(step.get("if"), contexts, failed=failed):
                 steps_ctx[step_id] = {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
                 continue
-            step_env = {k: interpolate(v, contexts, failed=failed) for k, v in (step.get("env") or {}).items()}
+            # Everything of the step that may hold expressions, in one evaluation: env:, with:, run: and
+            # working-directory: (the same contexts for all; only a step that runs is evaluated, as on GitHub).
+            templates = {**{("env", k): v for k, v in (step.get("env") or {}).items()},
+                         **{("with", k): v for k, v in (step.get("with") or {}).items()}}
+            if "run" in step:
+                templates["run", ""] = step["run"]
+                templates["working-directory", ""] = step.get("working-directory", "")
+            evaluated = interpolate_all(templates, contexts, failed=failed)
+            step_env = {k: v for (kind, k), v in evaluated.items() if kind == "env"}
             if "uses" in step:
                 record.uses = step["uses"]
-                record.with_ = {k: interpolate(v, contexts, failed=failed) for k, v in (step.get("with") or {}).items()}
+                record.with_ = {k: v for (kind, k), v in evaluated.items() if kind == "with"}
                 record.outputs = self._stand_in(record.uses, record.with_, path_entries)
                 record.outcome = "success"
             elif "run" in step:
-                self._run(step, record, step_env, env_files, path_entries, summary, log, contexts, failed)
+                self._run(step, record, evaluated["run", ""], evaluated["working-directory", ""], step_env,
+                          env_files, path_entries, summary, log)
             else:
                 raise HarnessError(f"step {step_id} has neither run nor uses")
             if record.outcome == "failure" and not step.get("continue-on-error"):
@@ -365,8 +471,9 @@ class ActionRunner:
                                   "conclusion": record.outcome}
         contexts = {"inputs": values, "steps": steps_ctx, "github": self.github, "runner": self.runner,
                     "env": {**env_files}}
-        outputs = {name: interpolate(spec.get("value", ""), contexts, failed=failed)
-                   for name, spec in (self.action.get("outputs") or {}).items()}
+        declared = self.action.get("outputs") or {}
+        outputs = interpolate_all({name: spec.get("value", "") for name, spec in declared.items()}, contexts,
+                                  failed=failed)
         return ActionRun("failure" if failed else "success", outputs, records, log, "".join(summary), env_files)
 
     def _stand_in(self, uses: str, with_: Mapping[str, str], path_entries: list[str]) -> dict[str, str]:
@@ -384,13 +491,12 @@ class ActionRunner:
             return {"cache-hit": "false"}
         raise HarnessError(f"no stand-in for uses: {uses}")
 
-    def _run(self, step: Mapping[str, Any], record: StepRecord, step_env: dict[str, str], env_files: dict[str, str],
-             path_entries: list[str], summary: list[str], log: Log, contexts: Mapping[str, Any],
-             failed: bool) -> None:
+    def _run(self, step: Mapping[str, Any], record: StepRecord, script: str, working_directory: str,
+             step_env: dict[str, str], env_files: dict[str, str], path_entries: list[str], summary: list[str],
+             log: Log) -> None:
         shell = step.get("shell")
         if shell != "bash":
             raise HarnessError(f"step {record.id}: shell {shell!r} (composite run steps need shell: bash here)")
-        script = interpolate(step["run"], contexts, failed=failed)
         path = self.script_path(record.id)
         path.write_text(script, encoding="utf-8")
         files = {}
@@ -409,8 +515,9 @@ class ActionRunner:
             **{k: str(v) for k, v in files.items()},
         })
         env.update(step_env)
-        cwd = self.workspace / interpolate(step.get("working-directory", ""), contexts, failed=failed)
+        cwd = self.workspace / working_directory
         record.command, record.env, record.script = self.command(record.id), env, script
+        started = time.monotonic()
         proc = subprocess.Popen(record.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -419,6 +526,7 @@ class ActionRunner:
             proc.kill()
             out, _ = proc.communicate()
             log.runner_line(f"##[error]the step timed out after {self.step_timeout:.0f} s")
+        record.seconds = time.monotonic() - started
         log.feed(out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or ""))
         record.returncode = proc.returncode
         record.outcome = "success" if proc.returncode == 0 else "failure"
@@ -475,6 +583,20 @@ class Act:
 
     def run(self, **inputs: str) -> ActionRun:
         return self.runner.run({k.replace("_", "-"): v for k, v in inputs.items()})
+
+
+def checkout(dest: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
+    """What ``actions/checkout`` of this repository gives a job, in ``dest``: the files git tracks (and new ones it
+    does not ignore: the working tree as it is), none of this machine's venvs, node_modules or build output; the
+    folders in ``leave_out`` left out. A job may write into its checkout; a test does so into this copy."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for rel in files:
+        if rel.startswith(leave_out) or not (ROOT / rel).is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    return dest
 
 
 def _copy_as(example: str, dest: Path) -> Path:

@@ -89,14 +89,26 @@ class Baked:
         self.files = files_of(root)  # right after generation, before any tool runs in it
 
 
+class BakedOnce(dict):
+    """``baked[trigger, cache]``: that choice baked the first time a test asks for it, then kept for the module (under
+    pytest-xdist a worker bakes only the choices of the tests it is given)."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def __missing__(self, key: tuple[str, str]) -> Baked:
+        assert key in MATRIX, key
+        trigger, cache = key
+        root = bake(self.factory.mktemp(f"bake-{trigger}-{cache}") / "out", trigger=trigger, cache=cache)
+        self[key] = Baked(root)
+        return self[key]
+
+
 @pytest.fixture(scope="module")
-def baked(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Baked]:
-    """Every trigger × cache choice, baked once for the whole module."""
-    out = {}
-    for trigger, cache in MATRIX:
-        root = bake(tmp_path_factory.mktemp(f"bake-{trigger}-{cache}") / "out", trigger=trigger, cache=cache)
-        out[trigger, cache] = Baked(root)
-    return out
+def baked(tmp_path_factory: pytest.TempPathFactory) -> BakedOnce:
+    """Every trigger × cache choice, each baked once for the whole module."""
+    return BakedOnce(tmp_path_factory)
 
 
 def workflow(root: Path) -> dict:
