@@ -389,6 +389,7 @@ def primed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "x"
 
 
+@pytest.mark.xdist_group("primed_cache")  # one worker makes the module-scoped primed_cache once
 @pytest.mark.parametrize(("fault", "reason"), [c[1:] for c in CACHE_FAULTS], ids=ids(CACHE_FAULTS))
 def test_a_cached_layer_that_does_not_match_its_digest_is_rebuilt(example, tmp_path: Path, primed_cache: Path,
                                                                   fault: str, reason: str) -> None:  # noqa: ANN001
@@ -430,6 +431,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(example, tmp_path: Path
         assert list(full.iterdir()) == [], "the failed run left files on the full disk"
 
 
+@pytest.mark.xdist_group("primed_cache")  # one worker makes the module-scoped primed_cache once
 @pytest.mark.parametrize(("which", "message"), [c[1:] for c in READ_ONLY_CACHES], ids=ids(READ_ONLY_CACHES))
 def test_a_read_only_cache_costs_only_the_cache(example, tmp_path: Path, primed_cache: Path, which: str,
                                                 message: str) -> None:  # noqa: ANN001
@@ -636,6 +638,7 @@ def rss(pid: int) -> int:
 REQUEST_HEAD = "POST /api/score HTTP/1.1\r\nHost: modelfunc\r\nContent-Type: application/json\r\n"
 
 
+@pytest.mark.xdist_group("limited")  # one worker makes the module-scoped limited once
 @pytest.mark.parametrize(("which", "client", "status", "message"), [c[1:] for c in LIMIT_CASES], ids=ids(LIMIT_CASES))
 def test_the_local_host_bounds_what_one_client_can_take(limited, which: str, client: str, status: int,
                                                         message: str) -> None:  # noqa: ANN001
@@ -705,6 +708,7 @@ def test_the_local_host_bounds_what_one_client_can_take(limited, which: str, cli
     assert resp.status_code == 200, resp.text
 
 
+@pytest.mark.xdist_group("limited")  # one worker makes the module-scoped limited once
 def test_a_body_at_the_limit_is_served(limited) -> None:  # noqa: ANN001
     body = b'{"data": [' + b" " * (LIMIT - 40) + b"[1,2,3,4,5,6,7,8,9,10]]}"
     assert len(body) <= LIMIT
@@ -739,6 +743,7 @@ def _printed_key(output: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.xdist_group("elsewhere")  # one worker makes the module-scoped elsewhere once
 @pytest.mark.parametrize(("carries", "status"), [c[1:] for c in ADMIN_CASES], ids=ids(ADMIN_CASES))
 def test_the_admin_api_needs_the_master_key_when_bound_elsewhere(elsewhere, carries: str, status: int) -> None:  # noqa: ANN001
     """The Functions host's admin API takes the master key (x-functions-key header, or `code` in the query:
@@ -764,6 +769,7 @@ def test_the_admin_api_needs_the_master_key_when_bound_elsewhere(elsewhere, carr
     assert resp.status_code == 200, resp.text
 
 
+@pytest.mark.xdist_group("elsewhere")  # one worker makes the module-scoped elsewhere once
 def test_the_master_key_from_a_setting_is_required_and_never_printed(elsewhere) -> None:  # noqa: ANN001
     host, chosen = elsewhere["configured"], elsewhere["chosen"]
     assert chosen not in host.output()
@@ -773,6 +779,7 @@ def test_the_master_key_from_a_setting_is_required_and_never_printed(elsewhere) 
     assert keyed.status_code == 200
 
 
+@pytest.mark.xdist_group("elsewhere")  # one worker makes the module-scoped elsewhere once
 def test_the_admin_api_stays_open_on_127_0_0_1(elsewhere) -> None:  # noqa: ANN001
     host = elsewhere["local"]
     assert "Admin API (/admin/...): open, as the host listens on 127.0.0.1 (this machine) only" in host.output()
