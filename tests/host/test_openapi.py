@@ -49,7 +49,7 @@ from support.conformance.harness import (
 )
 from support.conformance.harness import fetch_document as fetch
 from support.conformance.shared import DECORATED, NOT_VERSIONS, QUERIES, UNDECORATED, VERSIONS
-from support.core import EXAMPLES, FIXTURES, ROOT, Hosts, copy_example, run_modelfunc
+from support.core import EXAMPLES, FIXTURES, ROOT, Hosts, copy_example, hosts_side_by_side, run_modelfunc
 from support.docs import check_generated_block, write_generated_block
 
 DOC = ROOT / "docs" / "openapi.md"
@@ -108,22 +108,14 @@ def app_repo(parent: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The three apps, started side by side (each by a Hosts of its own, in a folder of its own)."""
+    """The three apps, started side by side."""
     tmp = tmp_path_factory.mktemp("openapi")
-    repos, pools = {}, {}
+    repos = {}
     for name in APPS:
-        (tmp / f"host-{name}").mkdir()
         (tmp / f"repo-{name}").mkdir()
-        repos[name], pools[name] = app_repo(tmp / f"repo-{name}", name), Hosts(tmp / f"host-{name}")
-    try:
-        with ThreadPoolExecutor(max_workers=len(APPS)) as threads:
-            # each start may take as long as it did one after the other (Hosts.start's 60 s each)
-            started = dict(zip(APPS, threads.map(
-                lambda name: pools[name].start(repos[name], timeout=60 * len(APPS)), APPS), strict=True))
+        repos[name] = app_repo(tmp / f"repo-{name}", name)
+    with hosts_side_by_side(tmp, repos) as started:
         yield started
-    finally:
-        for pool in pools.values():
-            pool.stop_all()
 
 
 @pytest.mark.parametrize("version", VERSIONS)

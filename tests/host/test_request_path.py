@@ -117,29 +117,19 @@ def run(data):
 
 @pytest.fixture(scope="module")
 def sleepy(tmp_path_factory):  # noqa: ANN201
-    from support.core import Hosts, copy_example
+    from support.core import copy_example, hosts_side_by_side
 
     tmp = tmp_path_factory.mktemp("sleepy")
-    repos, pools = [], []
-    for name in ("default", "one-thread"):  # started side by side: each a copy of the repo and a Hosts of its own
+    repos = {}
+    for name in ("default", "one-thread"):  # started side by side: each from a copy of the repo
         (tmp / name).mkdir()
         repo = copy_example("diabetes-http", tmp / name)
         (repo / "score.py").write_text(SLEEPY)
         (repo / "modelfunc.yaml").write_text("trigger:\n  type: http\n  auth_level: anonymous\n  route: score\n"
                                              "  methods: [POST]\n")
-        repos.append(repo)
-        pools.append(Hosts(tmp / name))
-    try:
-        with concurrent.futures.ThreadPoolExecutor(2) as threads:
-            # each start may take as long as it did one after the other (Hosts.start's 60 s each)
-            default = threads.submit(pools[0].start, repos[0], timeout=120)
-            one = threads.submit(pools[1].start, repos[1], extra=("--setting", "PYTHON_THREADPOOL_THREAD_COUNT=1"),
-                                 timeout=120)
-            started = default.result(), one.result()
-        yield started
-    finally:
-        for pool in pools:
-            pool.stop_all()
+        repos[name] = repo
+    with hosts_side_by_side(tmp, repos, {"one-thread": ("--setting", "PYTHON_THREADPOOL_THREAD_COUNT=1")}) as started:
+        yield started["default"], started["one-thread"]
 
 
 def _concurrent(url: str, n: int, sleep: float) -> float:

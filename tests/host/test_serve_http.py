@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from support.cases.serve_http import (
     BAD_BODIES,
 )
-from support.core import EXAMPLES, FIXTURES, Hosts, copy_example
+from support.core import EXAMPLES, FIXTURES, copy_example, hosts_side_by_side
 
 # The examples' own entry scripts are the plain and the inference-schema styles.
 STYLES = {"plain": EXAMPLES / "diabetes-blob" / "score.py", "schema": EXAMPLES / "diabetes-http" / "score.py"}
@@ -39,24 +38,12 @@ def post(url: str, body, headers: dict | None = None) -> httpx.Response:  # noqa
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory):  # noqa: ANN001, ANN201
-    """One host per style for the whole module (start-up is the slow part), the four started side by side (each by a
-    Hosts of its own, in a folder of its own)."""
+    """One host per style for the whole module (start-up is the slow part), the four started side by side."""
     tmp = tmp_path_factory.mktemp("styles")
     styles = ("plain", "schema", "rawhttp", "headers")
     repos = {style: style_repo(lambda name: copy_example(name, tmp), style) for style in styles}
-    pools = {}
-    for style in styles:
-        (tmp / f"host-{style}").mkdir()
-        pools[style] = Hosts(tmp / f"host-{style}")
-    try:
-        with ThreadPoolExecutor(max_workers=len(styles)) as threads:
-            # each start may take as long as it did one after the other (Hosts.start's 60 s each)
-            started = dict(zip(styles, threads.map(
-                lambda style: pools[style].start(repos[style], timeout=60 * len(styles)), styles), strict=True))
+    with hosts_side_by_side(tmp, repos) as started:
         yield started
-    finally:
-        for pool in pools.values():
-            pool.stop_all()
 
 
 @pytest.mark.parametrize("style", ["plain", "schema", "rawhttp"])

@@ -3,6 +3,7 @@ and `modelfunc serve` as a process (Hosts). The fixtures built on them are in su
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +117,24 @@ class Hosts:
             except subprocess.TimeoutExpired:
                 process.kill()  # it did not end when asked
                 process.wait()
+
+
+@contextlib.contextmanager
+def hosts_side_by_side(workdir: Path, repos: dict[str, Path],
+                       extra: dict[str, tuple[str, ...]] | None = None) -> Iterator[dict[str, Host]]:
+    """`modelfunc serve` of each repo (``extra``: more arguments by name), all started at once, each by a Hosts of
+    its own in a folder of its own, and all stopped on leaving. Each start may take as long as they would one after
+    the other (Hosts.start's 60 s each): they share the machine."""
+    pools = {}
+    for name in repos:
+        (workdir / f"host-{name}").mkdir()
+        pools[name] = Hosts(workdir / f"host-{name}")
+    try:
+        with ThreadPoolExecutor(max_workers=len(repos)) as threads:
+            starting = {name: threads.submit(pools[name].start, repo, extra=(extra or {}).get(name, ()),
+                                             timeout=60 * len(repos)) for name, repo in repos.items()}
+            started = {name: future.result() for name, future in starting.items()}
+        yield started
+    finally:
+        for pool in pools.values():
+            pool.stop_all()
