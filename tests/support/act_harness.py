@@ -152,7 +152,6 @@ class _Evaluator:
         self._said = self._stderr.read().decode("utf-8", "replace").strip()
         self._stderr.close()
 
-
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
