@@ -277,6 +277,11 @@ class Azurite:
     def connection_string(self) -> str:
         return connection_string(self.port, queue_port=self.queue_port)
 
+    @property
+    def access_log(self) -> Path:
+        """The blob service's access log (and the emulator's own messages): see localhost/accesslog.py."""
+        return self.location / "azurite.log"
+
     def start(self) -> Azurite:
         """Start the emulator and wait until it listens; anything that stops the wait (a signal too) stops it."""
         try:
@@ -288,9 +293,12 @@ class Azurite:
     def _start(self) -> Azurite:
         exe = find_executable()
         self.location.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.location / "azurite.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.access_log, "wb")  # noqa: SIM115 - closed in stop()
+        # Not --silent: the blob service's access log (a line per request, written once it is answered) goes to
+        # azurite.log, where the local host's blob trigger reads the blobs written (``access_log``).
+        # --disableTelemetry: an emulator modelfunc starts for its user sends nothing anywhere.
         cmd = [exe, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(self.location),
-               "--skipApiVersionCheck", "--loose", "--silent"]
+               "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
         try:
             self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -301,7 +309,7 @@ class Azurite:
         queue_port = free_port()
         if queue_exe.exists():
             queue_cmd = [str(queue_exe), "--queueHost", "127.0.0.1", "--queuePort", str(queue_port), "--location",
-                         str(self.location), "--skipApiVersionCheck", "--loose", "--silent"]
+                         str(self.location), "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"]
             try:
                 self.queue_process = subprocess.Popen(queue_cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                                       stdin=subprocess.DEVNULL, start_new_session=True,

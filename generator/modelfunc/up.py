@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import CONNECTION_ENV, appenv
+from . import AZURITE_LOG_ENV, CONNECTION_ENV, appenv
 from .appgen import PackageResult, render
 from .azurite import die_with_parent
 from .config import Project
@@ -112,19 +112,23 @@ def _stop(proc: subprocess.Popen[Any], how: int = signal.SIGINT, timeout: float 
 
 @contextlib.contextmanager
 def local_host(app_dir: Path, connection_string: str | None, *, timeout: float,
-               output: Output | None = None, seen: dict[str, Any] | None = None) -> Iterator[str]:
+               output: Output | None = None, seen: dict[str, Any] | None = None,
+               storage_log: Path | None = None) -> Iterator[str]:
     """Run `modelfunc serve` for app_dir in a child process; yield its base URL once it is Running. The versions
     the host's process imported for the app's lock go into ``seen``.
 
     The host's banner and log are progress, not the result: they go line by line (redacted) to ``output``, by
     default stderr. The host is stopped on the way out — by SIGINT, as Ctrl+C would, whatever ended the block — and
-    dies with this process should that be killed outright.
+    dies with this process should that be killed outright. ``storage_log``: the access log of the Azurite
+    ``connection_string`` points to, when this process started it (its blob trigger reads the writes there).
     """
     with tempfile.TemporaryDirectory(prefix="modelfunc-up-") as tmp:
         ready = Path(tmp) / "ready.json"
         env = dict(os.environ)
         if connection_string:
             env[CONNECTION_ENV] = connection_string  # through the environment: never on a command line
+            if storage_log is not None:
+                env[AZURITE_LOG_ENV] = str(storage_log)
         cmd = [sys.executable, "-m", "modelfunc", "serve", str(app_dir), "--port", "0", "--no-azurite",
                "--ready-file", str(ready)]
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
@@ -278,15 +282,18 @@ def _up(project: Project, out: Path | None = None, *, timeout: float = 60.0, run
                                      seen=seen))
     with contextlib.ExitStack() as stack:
         conn = None  # the storage account a trigger with one listens to: the one given, else Azurite
+        storage_log = None
         if project.trigger.has_storage and connection_string:
             conn = connection_string
         elif project.trigger.has_storage:
             from .azurite import Azurite
 
             progress("==> start Azurite")
-            conn = stack.enter_context(Azurite()).connection_string
+            emulator = stack.enter_context(Azurite())
+            conn, storage_log = emulator.connection_string, emulator.access_log
         progress("==> start the local host")
-        base_url = stack.enter_context(local_host(result.app_dir, conn, timeout=timeout, output=output, seen=seen))
+        base_url = stack.enter_context(local_host(result.app_dir, conn, timeout=timeout, output=output, seen=seen,
+                                                  storage_log=storage_log))
         progress(f"    {base_url}")
         progress("==> test the sample")
         report = round_trip(project, connection_string=conn, host_url=base_url, timeout=timeout, progress=progress)

@@ -169,6 +169,30 @@ def test_serve_starts_embedded_azurite_and_stops_it(blob_repo, serve, stop_signa
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
+@pytest.mark.parametrize("azurite_from", ["started-by-serve", "given-as-up-gives-it"])
+def test_a_blob_is_scored_within_a_second_from_azurites_log_while_the_scans_idle(  # noqa: ANN001
+        blob_repo, serve, azurite, monkeypatch, azurite_from: str) -> None:
+    """Scans 30 s apart, so only the storage log can find the blob soon: the Azurite `serve` starts itself, and
+    the one `modelfunc up` starts and names to the host (MODELFUNC_AZURITE_LOG beside the connection string)."""
+    src, dst, _ = containers(blob_repo)
+    slow = ("--poll-interval", "30")
+    if azurite_from == "started-by-serve":
+        host = serve(blob_repo, extra=("--azurite", *slow))
+        conn = re.search(r"connection string for blob-test:\n\s+(\S+)", host.output()).group(1)
+    else:
+        monkeypatch.setenv("MODELFUNC_AZURITE_LOG", str(azurite.access_log))
+        conn = azurite.connection_string
+        host = serve(blob_repo, connection_string=conn, extra=slow)
+    storage = BlobServiceClient.from_connection_string(conn)
+    time.sleep(0.5)  # past the first sweep: the next is 30 s away
+    t0 = time.monotonic()
+    storage.get_blob_client(src, "soon.json").upload_blob(SAMPLE)
+    assert json.loads(wait_for_blob(storage, dst, "soon_out.json", timeout=10, host=host)) == EXPECTED
+    assert time.monotonic() - t0 < 1.5, host.output()
+    listener = host.status()["blob_listeners"]["score_blob"]
+    assert listener["scored"] == 1 and listener["scan"]["hinted"] == 1, listener
+
+
 def test_rawhttp_entry_script_gets_the_blob_bytes_as_a_request(blob_repo, serve, azurite, storage) -> None:
     import shutil
 

@@ -1,7 +1,9 @@
 """The blob trigger's incremental scan (localhost/blobscan.py, receipts.py) on the real Azurite: new blobs noticed,
 an overwritten blob scored again, nothing scored twice and nothing lost across a restart (with scan info and
 without), backoff while idle that snaps back, failing blobs tried again after the watermark moved on, and memory
-bounded by recent blobs rather than by the container's history.
+bounded by recent blobs rather than by the container's history. Beside the scan, Azurite's access log
+(localhost/accesslog.py): the writes it names, as the real Azurite wrote them, and a blob written while the scans
+are idle scored at once, once.
 
 The listener runs in this process with a plain Python function as the user's code; storage is Azurite's."""
 
@@ -14,8 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 from modelfunc.localhost import blobscan
+from modelfunc.localhost.accesslog import AccessLog
 from modelfunc.localhost.blobs import BlobListener, Out
 from modelfunc.localhost.blobscan import parse_listing
 from modelfunc.localhost.loader import Binding, LoadedFunction
@@ -46,7 +49,7 @@ def make(azurite) -> Iterator[Callable[..., tuple[BlobListener, Calls]]]:  # noq
     made: list[BlobListener] = []
 
     def build(container: str, calls: Calls, *, poll_interval: float = 0.05, start: bool = True,
-              poison_threshold: int = 5) -> tuple[BlobListener, Calls]:
+              poison_threshold: int = 5, storage_log: bool = False) -> tuple[BlobListener, Calls]:
         conn = azurite.connection_string
         function = LoadedFunction(
             name="scan_test",
@@ -56,7 +59,8 @@ def make(azurite) -> Iterator[Callable[..., tuple[BlobListener, Calls]]]:  # noq
                                                     "connection": "AzureWebJobsStorage"}),),
             user_function=calls)
         listener = BlobListener(function, {"AzureWebJobsStorage": conn}, host_id=f"scantest-{container}",
-                                poll_interval=poll_interval, poison_threshold=poison_threshold)
+                                poll_interval=poll_interval, poison_threshold=poison_threshold,
+                                storage_log=azurite.access_log if storage_log else None)
         made.append(listener)
         if start:
             listener.start()
@@ -214,3 +218,61 @@ def test_memory_holds_recent_blobs_not_the_history(make, storage, container) -> 
     wait_for(lambda: listener.stats.scored == 201, what="a new blob")
     time.sleep(0.5)
     assert listener.stats.scored == 201
+
+
+# ------------------------------------------------------------------ the storage log (Azurite's access log)
+
+
+def test_the_access_log_names_each_blob_a_request_wrote_once_as_azurite_logged_it(azurite, storage,  # noqa: ANN001
+                                                                                   container) -> None:
+    """The real Azurite's log of real SDK requests: Put Blob (an odd name, percent-encoded on the wire), a blob
+    uploaded in blocks (only its Put Block List counts), Set Blob Metadata, an append blob; not a block staged and
+    never committed, a lease, a read, a listing, a delete; another container's write under its own name."""
+    log = AccessLog(azurite.access_log)
+    assert log.writes() == []  # what the session's Azurite logged before is not news
+    other = f"{container}-other"
+    storage.create_container(other)
+    odd = "a b&c+d ü/x.json"
+    client = storage.get_container_client(container)
+    client.upload_blob(odd, b"{}")
+    BlobClient.from_connection_string(azurite.connection_string, container, "blocks.bin", max_single_put_size=1024,
+                                      max_block_size=1024).upload_blob(b"x" * 3000)  # 3 blocks, then the list
+    client.get_blob_client(odd).set_blob_metadata({"k": "v"})
+    appended = client.get_blob_client("app.log")
+    appended.create_append_blob()
+    appended.append_block(b"line\n")
+    client.get_blob_client("staged.bin").stage_block("YmxvY2s=", b"never committed")
+    client.get_blob_client("blocks.bin").acquire_lease(15)
+    client.download_blob(odd).readall()
+    list(client.list_blobs())
+    client.upload_blob("gone.json", b"{}")
+    client.delete_blob("gone.json")
+    storage.get_blob_client(other, "there.json").upload_blob(b"{}")
+    seen: dict[tuple[str, str], None] = {}
+    wait_for(lambda: bool(seen.update(dict.fromkeys(log.writes()))) or (other, "there.json") in seen,
+             timeout=10, what="the last write in the log")
+    assert list(seen) == [(container, odd), (container, "blocks.bin"), (container, "app.log"),
+                          (container, "gone.json"), (other, "there.json")]
+    assert log.writes() == []
+
+
+def test_a_blob_written_while_the_scans_idle_is_scored_at_once_from_the_log(make, storage,  # noqa: ANN001
+                                                                            container) -> None:
+    """Scans 30 s apart: only the log can find a blob within seconds. Scored once each (a later sweep finds the same
+    ETag), an overwrite again, a name the trigger does not match never."""
+    listener, calls = make(container, Calls(), poll_interval=30.0, storage_log=True)
+    wait_for(lambda: listener.scan.sweeps == 1, what="the first sweep")
+    t0 = time.monotonic()
+    etags = upload(storage, container, ["now.json"])
+    wait_for(lambda: listener.stats.scored == 1, timeout=5, what="the blob, through the log")
+    took = time.monotonic() - t0
+    assert took < 2.0 and listener.scan.sweeps == 1, (took, listener.scan.sweeps)
+    assert listener.scan.hinted == 1 and listener.stats.as_dict()["scan"]["hinted"] == 1
+    again = upload(storage, container, ["now.json"], body=b"y")  # an overwrite: a new ETag
+    wait_for(lambda: listener.stats.scored == 2, timeout=5, what="the overwrite, through the log")
+    storage.get_blob_client(f"{container}-out", "elsewhere.json").upload_blob(b"z")  # not the trigger's container
+    time.sleep(0.3)
+    listener.poll_once()  # a sweep now finds both versions done
+    listener.poll_once()
+    assert calls.seen == [("now.json", etags["now.json"]), ("now.json", again["now.json"])]
+    assert listener.stats.scored == 2 and listener.scan.hinted == 2

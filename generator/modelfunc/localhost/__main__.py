@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-v", "--verbose", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from .. import CONNECTION_ENV
+    from .. import AZURITE_LOG_ENV, CONNECTION_ENV
     from ..errors import ModelfuncError
     from .isolation import FINDER
 
@@ -93,6 +93,7 @@ def main(argv: list[str]) -> int:
             FINDER.add_app_path(str(args.app_dir.resolve()))
         loaded = load_app(args.app_dir, settings=_settings(args.setting))
         connection_string = os.environ.get(CONNECTION_ENV)
+        storage_log = (os.environ.get(AZURITE_LOG_ENV) or None) if connection_string else None
         names = loaded.storage_connections()
         with contextlib.ExitStack() as stack:
             if names and not connection_string and (role is None or role.primary):
@@ -102,13 +103,13 @@ def main(argv: list[str]) -> int:
                     from ..azurite import Azurite
 
                     emulator = stack.enter_context(Azurite())
-                    connection_string = emulator.connection_string
+                    connection_string, storage_log = emulator.connection_string, emulator.access_log
                     print(f"Started Azurite on 127.0.0.1:{emulator.port}; connection string for blob-test:\n"
                           f"  {connection_string}", file=sys.stderr, flush=True)
             if connection_string:
                 loaded.apply_settings(dict.fromkeys(sorted(names | {"AzureWebJobsStorage"}), connection_string))
             server = HostServer(loaded, host=args.host, port=args.port, poll_interval=args.poll_interval,
-                                max_body_bytes=args.max_body_size, role=role,
+                                max_body_bytes=args.max_body_size, role=role, storage_log=storage_log,
                                 master_key=role.master_key if role is not None else None)
             if role is not None and role.key_generated:
                 server.master_key_source = "generated"

@@ -7,6 +7,9 @@ It behaves like the Functions host's ``LogsAndContainerScan`` listener, scaled d
   overlap) looked at, and a wait that grows while nothing happens (to ``blobscan.MAX_INTERVAL``, or more when a
   sweep is dear) and is ``poll_interval`` again as soon as something does; while the workers have a backlog, the
   sweep waits (it would only find more work for them);
+* beside the scans, as the host reads the storage analytics logs, the access log of an Azurite modelfunc started
+  (``accesslog``) names the blobs written: each is looked at within ``LOG_INTERVAL`` (its ETag read, then as a
+  listed blob), so a new blob does not wait for the next sweep, however long the container's history;
 * a blob is new when there is no receipt for its name *and* ETag, so an overwritten blob is scored
   again and an unchanged one never is, across restarts: receipts live in the host storage account at
   ``azure-webjobs-hosts/blobreceipts/<host-id>/<function>/<etag>/<container>/<blob>`` like the host's,
@@ -39,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -48,6 +52,7 @@ from ..blobpath import BlobPathError, check_blob_name, split
 from ..errors import HostError, NotFoundError, StorageError
 from ..redact import redact
 from ..storage import StorageQueue, blob_service, without_query
+from .accesslog import AccessLog
 from .blobcommon import POISON_QUEUE, Out, Stats, as_bytes, resolve_connection, send_poison
 from .blobcommon import binding_path as _binding_path
 from .blobcommon import first_line as _first_line
@@ -58,12 +63,15 @@ from .receipts import RECEIPTS_CONTAINER, ReceiptStore
 logger = logging.getLogger("modelfunc.host.blob")
 __all__ = ["POISON_QUEUE", "RECEIPTS_CONTAINER", "BlobListener", "Out", "Stats", "as_bytes", "resolve_connection"]
 DEFAULT_POISON_THRESHOLD = 5
+LOG_INTERVAL = 0.05  # seconds between looks at the storage log (a stat, and a read when it grew)
 
 
 class BlobListener:
     def __init__(self, function: LoadedFunction, settings: dict[str, str], *, host_id: str,
                  poll_interval: float = 0.2, workers: int = 4, poison_threshold: int = DEFAULT_POISON_THRESHOLD,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None, storage_log: str | Path | None = None) -> None:
+        """``storage_log``: the access log of the Azurite the trigger's connection points to (accesslog.py), when
+        modelfunc started it: the blobs written there are looked at at once, the scans go on beside it."""
         self.function = function
         self.path = _binding_path(function, function.trigger.data["path"], "its trigger")
         conn = resolve_connection(settings, function.trigger.data.get("connection", ""))
@@ -105,6 +113,8 @@ class BlobListener:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"blob-{function.name}")
         self._thread: threading.Thread | None = None
         self._on_error = on_error
+        self._storage_log = storage_log
+        self._log_thread: threading.Thread | None = None
         self._said: dict[str, float] = {}  # storage trouble already logged, and when (said once a minute)
         self.last_error: str | None = None
 
@@ -178,14 +188,21 @@ class BlobListener:
                             f"{_first_line(e)}") from None
         self._thread = threading.Thread(target=self._loop, name=f"listen-{self.function.name}", daemon=True)
         self._thread.start()
+        if self._storage_log is not None:
+            log = AccessLog(self._storage_log)
+            self._log_thread = threading.Thread(target=self._follow, args=(log,), name=f"log-{self.function.name}",
+                                                daemon=True)
+            self._log_thread.start()
+            logger.info("%s: reading the blobs written from the storage log %s", self.function.name, log.path)
         logger.info("%s: listening to %s (every %.2fs, less often while idle)", self.function.name,
                     self.path.pattern, self.poll_interval)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop polling, and let blobs already being scored finish (so none is lost or scored twice)."""
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._log_thread):
+            if thread:
+                thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _loop(self) -> None:
@@ -250,7 +267,7 @@ class BlobListener:
                     del memory[key]
             self._loaded = None  # the watermark now vouches for everything the loaded receipts covered
             self.stats.scan = {"sweeps": self.scan.sweeps, "listed": self.scan.listed, "watermark": watermark,
-                               "sweep_cpu_ms": round(self.scan.last_sweep_cpu * 1000, 2),
+                               "sweep_cpu_ms": round(self.scan.last_sweep_cpu * 1000, 2), "hinted": self.scan.hinted,
                                "keys_in_memory": len(self._done) + len(self._rejected) + len(self._unsettled)}
         self.receipts.save_scan_info(watermark)
 
@@ -272,10 +289,37 @@ class BlobListener:
             return 0
         # A blob older than this host's first page may have been handled by an earlier run: its receipt decides.
         check = self._loaded is None and (self._started_at is None or item.modified <= self._started_at + OVERLAP)
-        with self._lock:
+        with self._lock:  # the scan and the storage log both come here: one of them starts the blob
+            if key in self._done or key in self._unsettled or key in self._rejected:
+                return 0
             self._unsettled[key] = (item.modified, values, check)
             self._inflight[key] = self._pool.submit(self._run, key)
         return 1
+
+    def _follow(self, log: AccessLog) -> None:
+        """The storage log's thread: each blob written to the trigger's container is looked at at once (its ETag
+        read, then as a listed blob); while the workers have a backlog the sweep will find it, as it finds a
+        write the log did not show."""
+        while not self._stop.wait(LOG_INTERVAL):
+            try:
+                written = [name for container, name in log.writes() if container == self.path.container]
+            except OSError:
+                continue
+            for name in written:
+                if self._stop.is_set() or self._backlog() >= self.workers * 8:
+                    break
+                if self.path.match(name) is None:
+                    continue
+                try:
+                    props = self.service.get_blob_client(self.path.container, name).get_blob_properties()
+                except AzureError:
+                    continue  # gone already, or storage trouble: the sweep decides
+                modified = props.last_modified.timestamp() if props.last_modified else time.time()
+                if self._consider(Listed(name, (props.etag or "").strip('"'), modified)):
+                    self.scan.activity()
+                    with self._lock:
+                        self.scan.hinted += 1
+                        self.stats.scan = {**self.stats.scan, "hinted": self.scan.hinted}
 
     def _start_retries(self) -> int:
         with self._lock:

@@ -136,6 +136,7 @@ class ScanState:
     sweeps: int = 0
     listed: int = 0
     last_sweep_cpu: float = 0.0
+    hinted: int = 0  # blobs the storage log started before a sweep found them (blobs.BlobListener._follow)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -103,7 +103,8 @@ class HostServer:
     def __init__(self, app: LoadedApp, *, host: str = "127.0.0.1", port: int = 7071,
                  poll_interval: float = 0.2, host_id: str | None = None, max_body_bytes: int | None = None,
                  headers_timeout: float | None = None, min_body_rate: float | None = None,
-                 master_key: str | None = None, role: WorkerRole | None = None) -> None:
+                 master_key: str | None = None, role: WorkerRole | None = None,
+                 storage_log: str | Path | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -143,7 +144,8 @@ class HostServer:
                     continue  # the primary's alone: no blob is scored twice (another worker passes /admin on)
                 self.listeners[f.name] = BlobListener(
                     f, app.settings, host_id=host_id, poll_interval=poll_interval,
-                    poison_threshold=_poison_threshold(app.path), on_error=self.errors.append)
+                    poison_threshold=_poison_threshold(app.path), on_error=self.errors.append,
+                    storage_log=storage_log)
             else:
                 self.others[f.name] = f
         self._fast: dict[str, Any] = {}  # path -> endpoint of the HTTP functions whose route has no parameter
