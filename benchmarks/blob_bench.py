@@ -53,7 +53,11 @@ if _old:
     _m = importlib.util.module_from_spec(_s)
     sys.modules[_s.name] = _m
     _s.loader.exec_module(_m)
-    _srv.BlobListener = _m.BlobListener
+    _listener = _m.BlobListener
+    if "storage_log" not in __import__("inspect").signature(_listener).parameters:  # a listener without the log
+        def _listener(*args, storage_log=None, _cls=_m.BlobListener, **kwargs):
+            return _cls(*args, **kwargs)
+    _srv.BlobListener = _listener
 """
 
 
@@ -66,7 +70,8 @@ def free_port() -> int:
 class Side:
     """One host (BEFORE or AFTER) on one Azurite."""
 
-    def __init__(self, children: Children, app_dir: Path, env: Any, side: str, before_file: Path, conn: str) -> None:
+    def __init__(self, children: Children, app_dir: Path, env: Any, side: str, before_file: Path, conn: str,
+                 storage_log: Path) -> None:
         from modelfunc.appenv.host import BOOT, host_command
 
         self.children, self.side, self.conn = children, side, conn
@@ -74,7 +79,9 @@ class Side:
         args = [str(app_dir), "--port", str(self.port), "--azurite", "off", "--poll-interval", "0.2"]
         cmd, extra = host_command(env, args)
         cmd[2] = BOOT.replace("from modelfunc.localhost.__main__", BEFORE_PATCH + "from modelfunc.localhost.__main__")
-        self.env = {**os.environ, **extra, "MODELFUNC_CONNECTION_STRING": conn}
+        # Azurite's access log, as `modelfunc serve` and `up` give it to the host of an Azurite they started.
+        self.env = {**os.environ, **extra, "MODELFUNC_CONNECTION_STRING": conn,
+                    "MODELFUNC_AZURITE_LOG": str(storage_log)}
         if side == "before":
             self.env["BLOB_BENCH_BEFORE"] = str(before_file)
         self.cmd = cmd
@@ -174,6 +181,8 @@ def measure_side(side: Side, n: int, azurite_pid: int, args: argparse.Namespace,
     out: dict[str, Any] = {"n": n}
     progress(f"    [{side.side}] host start, drain of {n} blobs")
     t0 = side.start()
+    assert side.proc is not None
+    drain_cpu = cpu_of(side.proc.pid), cpu_of(azurite_pid)
     deadline = t0 + args.drain_timeout
     scored = 0
     while time.monotonic() < deadline:
@@ -183,8 +192,11 @@ def measure_side(side: Side, n: int, azurite_pid: int, args: argparse.Namespace,
         time.sleep(0.1)
     elapsed = time.monotonic() - t0
     out.update(drain_s=round(elapsed, 2), drained=scored, drain_rate=round(scored / elapsed, 1),
-               drain_complete=scored >= n)
-    progress(f"      {scored}/{n} in {elapsed:.1f} s: {scored / elapsed:.1f} blobs/s")
+               drain_complete=scored >= n,
+               drain_host_cpu_pct=round(100 * (cpu_of(side.proc.pid) - drain_cpu[0]) / elapsed, 1),
+               drain_azurite_cpu_pct=round(100 * (cpu_of(azurite_pid) - drain_cpu[1]) / elapsed, 1))
+    progress(f"      {scored}/{n} in {elapsed:.1f} s: {scored / elapsed:.1f} blobs/s (host {out['drain_host_cpu_pct']} "
+             f"%, Azurite {out['drain_azurite_cpu_pct']} % of a core)")
     if scored < n:
         side.stop()
         written = prewrite_receipts(side.conn)
@@ -276,7 +288,7 @@ def run(args: argparse.Namespace, work: Path, children: Children, results: dict[
                                 .list_blobs())
                     if count != n:
                         raise Unmeasured(f"the Azurite copy holds {count} input blobs, not {n}")
-                    side = Side(children, app_dir, env, side_name, before_file, az.connection_string)
+                    side = Side(children, app_dir, env, side_name, before_file, az.connection_string, az.access_log)
                     try:
                         assert az.process is not None
                         results["rows"].setdefault(str(n), {})[side_name] = measure_side(
@@ -302,7 +314,9 @@ def render_text(results: dict[str, Any], args: argparse.Namespace) -> str:
     figures = [("idle host CPU, % of a core", "idle_host_cpu_pct", "{:.1f}"),
                ("idle Azurite CPU, % of a core", "idle_azurite_cpu_pct", "{:.1f}"),
                ("one new blob, p50 s", "latency_p50_s", "{:.3f}"),
-               ("drain of a backlog of N, blobs/s", "drain_rate", "{:.1f}")]
+               ("drain of a backlog of N, blobs/s", "drain_rate", "{:.1f}"),
+               ("  host CPU in the drain, % of a core", "drain_host_cpu_pct", "{:.1f}"),
+               ("  Azurite CPU in the drain, % of a core", "drain_azurite_cpu_pct", "{:.1f}")]
     for label, key, spec in figures:
         for n, row in results["rows"].items():
             b, a = row.get("before", {}).get(key), row.get("after", {}).get(key)
