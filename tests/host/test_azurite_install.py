@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ from support.core import ROOT
 VERSION = azurite.azurite_version()
 INSTALL_LINE = (f"==> install Azurite {VERSION} (the Azure Storage emulator, pinned by modelfunc's package-lock.json) "
                 "into {target} with npm: first use only")
+# The real install is made once for the module (concurrent_install): under pytest-xdist its tests go to one worker.
+pytestmark = pytest.mark.xdist_group("azurite_install")
+
 # A child process that finds Azurite as a wheel install would (the checkout's node_modules out of sight).
 FIND = "import modelfunc.azurite as a; a._checkout_candidates = lambda: []; print(a.find_executable())"
 
@@ -81,45 +85,40 @@ def test_an_installed_wheel_pins_azurite_with_its_packaged_copy(tmp_path: Path,
     assert azurite.azurite_version(package / "node") == VERSION
 
 
-@pytest.mark.timeout(300)
-def test_first_need_installs_the_pinned_azurite_once(as_installed: Path, tmp_path: Path,
-                                                    capfd: pytest.CaptureFixture[str]) -> None:
+@dataclass
+class ConcurrentInstall:
+    """Two runs that need Azurite at once, as installed from a wheel, on a new per-user cache (see the fixture)."""
+
+    cache: Path  # XDG_CACHE_HOME
+    target: Path  # where the pinned Azurite is installed
+    outs: list[str]
+    errs: list[str]
+    codes: list[int | None]
+    took: float
+
+
+@pytest.fixture(scope="module")
+def concurrent_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConcurrentInstall]:
+    """One real npm install for the module's two tests of it (close to 200 MB, so removed afterwards): two child
+    processes find Azurite as a wheel install would (a fresh per-user cache, no MODELFUNC_AZURITE, no checkout, no
+    azurite-blob on PATH; Node.js and npm stay), both started while this test holds the install lock, so that both
+    are seen waiting for it and then contend for real."""
+    tmp = tmp_path_factory.mktemp("azurite-install")
+    cache = tmp / "cache"
+    target = cache / "modelfunc" / "azurite" / VERSION
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not (Path(p) / "azurite-blob").exists()]
+    env = {k: v for k, v in os.environ.items() if k != "MODELFUNC_AZURITE"}
+    env.update(XDG_CACHE_HOME=str(cache), PATH=os.pathsep.join(path))
+    target.parent.mkdir(parents=True)
+    logs = [tmp / f"run{i}.err" for i in range(2)]
     started = time.monotonic()
-    exe = Path(azurite.find_executable())
-    took = time.monotonic() - started
-    err = capfd.readouterr().err
-    assert exe == as_installed / "node_modules" / ".bin" / "azurite-blob"
-    assert exe.exists() and os.access(exe, os.X_OK)
-    assert INSTALL_LINE.format(target=as_installed) in err.splitlines()
-    assert "added " in err  # npm's own output reaches the user
-    assert installed(as_installed) == [".lock", VERSION]  # no temporary directory left
-    assert not (as_installed / "node_modules" / "@actions").exists()  # the dev dependency is left out
-    print(f"npm ci of Azurite {VERSION}: {took:.1f} s", file=sys.stderr)
-
-    before = as_installed.stat()
-    with Azurite(location=tmp_path / "data") as emulator:  # finds the cached install
-        storage = BlobServiceClient.from_connection_string(azurite.connection_string(emulator.port))
-        storage.create_container("made-by-the-cached-azurite")
-        assert [c.name for c in storage.list_containers()] == ["made-by-the-cached-azurite"]
-        assert emulator.queue_port is not None  # azurite-queue came with it
-    assert azurite.find_executable() == str(exe)
-    after = as_installed.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert "==> install Azurite" not in capfd.readouterr().err
-
-
-@pytest.mark.timeout(300)
-def test_concurrent_runs_install_once(as_installed: Path, tmp_path: Path) -> None:
-    # Hold the install lock while both runs start, so that both are seen waiting for it: then they contend for real.
-    as_installed.parent.mkdir(parents=True)
-    logs = [tmp_path / f"run{i}.err" for i in range(2)]
-    with open(as_installed.parent / ".lock", "a+b") as lock:
+    with open(target.parent / ".lock", "a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         runs = []
         for log in logs:
             with log.open("wb") as stderr:
                 runs.append(subprocess.Popen([sys.executable, "-c", FIND], stdout=subprocess.PIPE, stderr=stderr,
-                                             stdin=subprocess.DEVNULL, text=True))
+                                             stdin=subprocess.DEVNULL, text=True, env=env, cwd=tmp))
         deadline = time.monotonic() + 60
         while not all("==> wait for another modelfunc run" in log.read_text() for log in logs):
             assert time.monotonic() < deadline, [log.read_text() for log in logs]
@@ -127,13 +126,55 @@ def test_concurrent_runs_install_once(as_installed: Path, tmp_path: Path) -> Non
             time.sleep(0.1)
         fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
     outs = [run.communicate(timeout=280)[0].strip() for run in runs]
-    errs = [log.read_text() for log in logs]
-    assert [run.returncode for run in runs] == [0, 0], errs
-    exe = as_installed / "node_modules" / ".bin" / "azurite-blob"
-    assert outs == [str(exe), str(exe)]
-    assert sum(err.count("==> install Azurite") for err in errs) == 1, errs
-    assert installed(as_installed) == [".lock", VERSION]
+    yield ConcurrentInstall(cache, target, outs, [log.read_text() for log in logs], [run.returncode for run in runs],
+                            time.monotonic() - started)
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.mark.timeout(300)
+def test_concurrent_runs_install_once(concurrent_install: ConcurrentInstall) -> None:
+    run = concurrent_install
+    assert run.codes == [0, 0], run.errs
+    exe = run.target / "node_modules" / ".bin" / "azurite-blob"
+    assert run.outs == [str(exe), str(exe)]
+    assert sum(err.count("==> install Azurite") for err in run.errs) == 1, run.errs
+    assert installed(run.target) == [".lock", VERSION]
     assert subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60).stdout.strip() == VERSION
+
+
+@pytest.mark.timeout(300)
+def test_first_need_installs_the_pinned_azurite_once(concurrent_install: ConcurrentInstall, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    """The run that installed said so and let npm's output through; what it left is the install alone, which the
+    next need (here, in this process) finds and uses without installing again."""
+    run = concurrent_install
+    assert run.codes == [0, 0], run.errs
+    [err] = [err for err in run.errs if "==> install Azurite" in err]
+    exe = run.target / "node_modules" / ".bin" / "azurite-blob"
+    assert exe.exists() and os.access(exe, os.X_OK)
+    assert INSTALL_LINE.format(target=run.target) in err.splitlines()
+    assert "added " in err  # npm's own output reaches the user
+    assert installed(run.target) == [".lock", VERSION]  # no temporary directory left
+    assert not (run.target / "node_modules" / "@actions").exists()  # the dev dependency is left out
+    print(f"npm ci of Azurite {VERSION}, two runs waiting for it: {run.took:.1f} s", file=sys.stderr)
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(run.cache))  # this process, as installed from a wheel, on that cache
+    monkeypatch.delenv("MODELFUNC_AZURITE", raising=False)
+    monkeypatch.setattr(azurite, "_checkout_candidates", lambda: [])
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                               if p and not (Path(p) / "azurite-blob").exists()))
+    capfd.readouterr()
+    before = run.target.stat()
+    with Azurite(location=tmp_path / "data") as emulator:  # finds the cached install
+        storage = BlobServiceClient.from_connection_string(azurite.connection_string(emulator.port))
+        storage.create_container("made-by-the-cached-azurite")
+        assert [c.name for c in storage.list_containers()] == ["made-by-the-cached-azurite"]
+        assert emulator.queue_port is not None  # azurite-queue came with it
+    assert azurite.find_executable() == str(exe)
+    after = run.target.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert "==> install Azurite" not in capfd.readouterr().err
 
 
 @pytest.mark.timeout(120)
