@@ -125,6 +125,7 @@ def local_host(app_dir: Path, connection_string: str | None, *, timeout: float,
     with tempfile.TemporaryDirectory(prefix="modelfunc-up-") as tmp:
         ready = Path(tmp) / "ready.json"
         env = dict(os.environ)
+        env.pop(AZURITE_LOG_ENV, None)  # a log only of the Azurite this run started, never one left in the environment
         if connection_string:
             env[CONNECTION_ENV] = connection_string  # through the environment: never on a command line
             if storage_log is not None:
