@@ -8,7 +8,8 @@ identical layer digests, and a change to score.py re-pushes only the code layer 
 
 Dependencies are resolved on the build machine for the image's Python and platform (appenv.py: pip with
 ``--platform``/``--python-version``/``--only-binary``, with a pip cache), so the build needs no network.
-A requirement with no wheel falls back to ``pip install`` inside the build, which is said in the log.
+A requirement with no wheel falls back to ``pip install`` inside the build, which is said in the log. The
+dependencies layer carries their bytecode too, compiled reproducibly (bytecode.py), as pip would have compiled it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from . import __version__
+from . import __version__, bytecode
 from .appenv import cache_root
 from .appgen import APP_MODEL_DIR, FIXED_MTIME
 from .config import Project
@@ -33,7 +35,7 @@ from .imageref import check_base_image
 SCRIPT_ROOT = "home/site/wwwroot"
 SITE_PACKAGES = f"{SCRIPT_ROOT}/.python_packages/lib/site-packages"
 LAYERS = ("dependencies", "model", "code")
-LAYER_FORMAT = 2  # bump when write_layer() changes what it writes: cached dependency layers are then redone
+LAYER_FORMAT = 3  # bump when a layer's content changes (3: the dependencies' bytecode): cached layers are then redone
 
 
 def _entries(pairs: Iterable[tuple[str, Path]]) -> list[tuple[str, Path | None]]:
@@ -142,7 +144,8 @@ def _dependencies_layer(app: Path, dest: Path, *, python_version: str, cache_dir
                         progress: Callable[[str], None], source: Path | None = None) -> tuple[str | None, str | None]:
     """Lock the app's requirements (``app``/requirements.lock), then write the dependencies layer tar: the locked
     packages' installed tree (appenv.site_tree, the same folder the local run uses where this machine matches the
-    image), reusing the tar cached for an identical lock unless ``refresh``.
+    image) and its bytecode (bytecode.py), reusing the tar cached for an identical lock and compiler unless
+    ``refresh``.
 
     Returns (sha256 of the tar, None) or (None, why the build installs them instead).
     """
@@ -159,7 +162,11 @@ def _dependencies_layer(app: Path, dest: Path, *, python_version: str, cache_dir
         return None, reason
     lockfile = appenv.write_lock(lock, app)
     progress(f"dependencies: {lockfile.name} ({len(lock.packages)} packages, {lock.digest[:12]})")
-    key = hashlib.sha256("\0".join([__version__, str(LAYER_FORMAT), lock.digest]).encode()).hexdigest()[:24]
+    compiler = bytecode.find_compiler(python_version)
+    if compiler is None:
+        progress(bytecode.missing(python_version))
+    key = hashlib.sha256("\0".join([__version__, str(LAYER_FORMAT), lock.digest,
+                                    compiler.name if compiler else "no bytecode"]).encode()).hexdigest()[:24]
     cached = cache_root() / "layers" / f"dependencies-{key}.tar"
     digest_file = cached.with_suffix(".sha256")
     if not refresh and (cached.exists() or digest_file.exists()):
@@ -173,9 +180,24 @@ def _dependencies_layer(app: Path, dest: Path, *, python_version: str, cache_dir
                  "and the cache entry is replaced")
     tree = appenv.site_tree(lock, cache_dir=cache_dir, progress=progress, file=requirements, refresh=refresh)
     # bin/ holds console scripts with this machine's interpreter path: not for the image.
-    digest = write_layer(dest, _tree(tree, SITE_PACKAGES, skip=lambda rel: rel.parts[0] == "bin"))
-    _keep_in_cache(dest, digest, cached, digest_file, progress)
+    pairs = _tree(tree, SITE_PACKAGES, skip=lambda rel: rel.parts[0] == "bin")
+    with tempfile.TemporaryDirectory(prefix="modelfunc-bytecode-") as tmp:
+        compiled = _bytecode(compiler, tree, pairs, Path(tmp), progress)
+        digest = write_layer(dest, pairs + (compiled or []))
+    if compiled is not None:  # a compiler that failed is tried again next time
+        _keep_in_cache(dest, digest, cached, digest_file, progress)
     return digest, None
+
+
+def _bytecode(compiler: bytecode.Compiler | None, tree: Path, pairs: list[tuple[str, Path]], out: Path,
+              progress: Callable[[str], None]) -> list[tuple[str, Path]] | None:
+    """The layer's .pyc files (bytecode.py): [] without a compiler (said before), None when it failed."""
+    if compiler is None:
+        return []
+    prefix = f"{SITE_PACKAGES}/"
+    sources = [name.removeprefix(prefix) for name, src in pairs if name.endswith(".py") and not src.is_symlink()]
+    compiled = bytecode.compile_or_warn(compiler, tree, sources, out, f"/{SITE_PACKAGES}", progress=progress)
+    return None if compiled is None else [(prefix + rel, path) for rel, path in compiled]
 
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")

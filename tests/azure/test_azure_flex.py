@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -69,6 +70,10 @@ def test_flex_zip_deploys_the_app_with_vendored_dependencies_and_event_grid(arm:
     assert {"function_app.py", "host.json", "requirements.txt", "modelfunc_runtime.py", "score.py"} <= names
     assert "local.settings.json" not in names
     assert ".python_packages/lib/site-packages/azure_functions/__init__.py" in names
+    # and its bytecode, compiled here by this Python (the app's 3.11): Flex mounts the package read-only
+    tag = sys.implementation.cache_tag
+    assert f".python_packages/lib/site-packages/azure_functions/__pycache__/__init__.{tag}.pyc" in names
+    assert [n for n in names if "__pycache__" in n and not n.startswith(".python_packages/")] == []
     assert "source=func.BlobSource.EVENT_GRID" in function_app  # Flex does not poll containers
 
     settings = arm.get(f"{SITE}/config/appsettings")["properties"]

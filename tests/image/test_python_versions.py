@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from modelfunc import bytecode
 from modelfunc.config import SUPPORTED_PYTHON, load_project
 from support.core import run_modelfunc
 from support.template import bake
@@ -90,6 +91,14 @@ def test_a_python_3_13_app_packages_with_cp313_wheels(example, tmp_path: Path) -
     result = run_modelfunc("package", str(repo), "--no-build", "--out", str(out), timeout=900)
     assert result.returncode == 0, result.stderr
     check_built_for(out, "3.13", binary="numpy")
+    # The dependencies' bytecode is compiled by an interpreter of the image's version (bytecode.py), or left out.
+    with tarfile.open(out / "layers" / "dependencies.tar") as tar:
+        pycs = [n for n in tar.getnames() if n.endswith(".pyc")]
+    if bytecode.find_compiler("3.13") is None:
+        assert "no Python 3.13 on this machine to compile them to bytecode with" in result.stderr
+        assert pycs == []
+    else:
+        assert pycs and all(n.endswith(".cpython-313.pyc") for n in pycs)
 
 
 def test_the_template_offers_python_3_13_and_its_model_packages_for_it(tmp_path: Path) -> None:

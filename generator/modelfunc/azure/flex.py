@@ -50,6 +50,7 @@ from azure.mgmt.web.models import (
     StringDictionary,
 )
 
+from .. import bytecode
 from ..appgen import render
 from ..config import Project
 from ..errors import DeployError
@@ -104,14 +105,30 @@ def build_package(project: Project, work: Path, *, vendor: Vendor = _pip_vendor,
     site_packages = app / SITE_PACKAGES
     site_packages.mkdir(parents=True)
     vendor(app / "requirements.txt", site_packages, project.config.python_version)
+    compiled = _bytecode(site_packages, project.config.python_version, progress)
     archive = work / "app.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(p for p in app.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in sorted(p for p in app.rglob("*") if p.is_file() and ("__pycache__" not in p.parts
+                                                                          or p in compiled)):
             info = zipfile.ZipInfo(path.relative_to(app).as_posix(), FIXED_DATE)
             info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, path.read_bytes())
     return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def _bytecode(site_packages: Path, python_version: str, progress: Progress) -> set[Path]:
+    """The vendored packages' bytecode, as the image's dependencies layer carries it (bytecode.py): Flex runs the
+    package mounted read-only, so nothing compiled at a start is kept. Returns the .pyc files written beside them."""
+    compiler = bytecode.find_compiler(python_version)
+    if compiler is None:
+        progress(bytecode.missing(python_version))
+        return set()
+    sources = sorted(p.relative_to(site_packages).as_posix() for p in site_packages.rglob("*.py")
+                     if p.is_file() and not p.is_symlink())
+    compiled = bytecode.compile_or_warn(compiler, site_packages, sources, site_packages,
+                                        f"/home/site/wwwroot/{SITE_PACKAGES}", progress=progress)
+    return {path for _, path in compiled or []}
 
 
 def deploy_flex(project: Project, options: DeployOptions, *, credential: TokenCredential,
