@@ -173,3 +173,45 @@ def test_every_answer_names_its_deployment_and_the_test_refuses_another(example,
     assert ok.passed and ok.deployment == mine, ok.render()
     refused = round_trip(project, host_url=host.url, deployment=other, timeout=1)
     assert not refused.passed and f"came from {mine}, not from deployment {other}" in refused.error
+
+
+MODULES_SCORE = """\
+import json
+import sys
+
+
+def init():
+    pass
+
+
+def run(data):
+    return {name: name in sys.modules for name in json.loads(data)["modules"]}
+"""
+HEAVY = ["azure.storage.blob", "modelfunc.storage", "modelfunc.localhost.blobs"]  # what only a blob trigger needs
+
+
+def test_an_http_apps_host_does_not_import_the_storage_sdk(example, serve) -> None:  # noqa: ANN001
+    """Only a host with a blob trigger imports the blob listener and the storage SDK (about 0.15 s of CPU at every
+    start); the app's own process says what it has imported, the host's own modules among them."""
+    repo = example("diabetes-http")
+    (repo / "score.py").write_text(MODULES_SCORE)
+    host = serve(repo)
+    resp = post(host.url, {"modules": [*HEAVY, "uvicorn", "modelfunc.localhost.server", "azure.functions"]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {**dict.fromkeys(HEAVY, False), "uvicorn": True, "modelfunc.localhost.server": True,
+                           "azure.functions": True}
+
+
+def test_serves_own_process_checks_the_settings_without_importing_the_host() -> None:
+    """`modelfunc serve` reads local.settings.json and chooses the master key before it starts the host in the app's
+    Python (localhost/appsettings.py): its own process imports none of the host (half a second of CPU before)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, modelfunc.cli, modelfunc.appenv, modelfunc.appgen, modelfunc.azurite, modelfunc.action.io, "
+            "modelfunc.localhost.appsettings as s; assert s.read_local_settings and s.choose_master_key; "
+            "print(sorted(m for m in ('uvicorn', 'starlette', 'azure.functions', 'azure.storage.blob', "
+            "'modelfunc.localhost.server', 'modelfunc.localhost.loader') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -96,7 +96,7 @@ def _master_key_env(settings: dict[str, str], host: str) -> dict[str, str]:
     """The admin API's master key, chosen here as the host would choose it and masked in a workflow's log before
     the host prints a generated one in its banner; passed to the host (all its workers) as app settings."""
     from ..action.io import mask
-    from ..localhost.limits import MASTER_KEY_GENERATED_SETTING, MASTER_KEY_SETTING, choose_master_key
+    from ..localhost.appsettings import MASTER_KEY_GENERATED_SETTING, MASTER_KEY_SETTING, choose_master_key
 
     key, source = choose_master_key(settings, host)
     mask(key)
@@ -138,7 +138,7 @@ def serve(path: Path, host: str, port: int, connection_string: str | None, setti
     PATH is a model repo (packaged first) or an app directory with function_app.py.
     """
     from .. import appenv
-    from ..localhost.loader import read_local_settings
+    from ..localhost.appsettings import read_local_settings
 
     app_dir, python_version = _app_dir(path, out)
     given = _parse_settings(settings)  # refused here, before any work

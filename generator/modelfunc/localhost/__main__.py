@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
 
 
 def _worker_count(args: argparse.Namespace) -> int:
-    from .loader import read_local_settings
+    from .appsettings import read_local_settings
     from .workers import worker_count
 
     merged = {**read_local_settings(args.app_dir), **os.environ, **_settings(args.setting)}
@@ -139,7 +139,8 @@ def _worker_count(args: argparse.Namespace) -> int:
 
 def _supervise(args: argparse.Namespace, count: int) -> int:
     """Bind the port once, choose the master key once, and run ``count`` workers on them (workers.py)."""
-    from .limits import choose_master_key, hostport, listen
+    from .appsettings import choose_master_key
+    from .limits import hostport, listen
     from .workers import Supervisor
 
     key, source = choose_master_key(args.merged_settings, args.host)

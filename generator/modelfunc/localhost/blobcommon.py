@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..blobpath import BlobPath, BlobPathError
 from ..errors import HostError, ModelfuncError
 from ..redact import redact
-from ..storage import StorageQueue
 from .loader import LoadedFunction
+
+if TYPE_CHECKING:  # the storage SDK is imported by the listener alone: an HTTP app's host never needs it
+    from ..storage import StorageQueue
 
 POISON_QUEUE = "webjobs-blobtrigger-poison"  # the Functions host's name (HostQueueNames.BlobTriggerPoisonQueue)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
-import ipaddress
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import HostError
+from .appsettings import MASTER_KEY_SETTING
 
 logger = logging.getLogger("modelfunc.host")
 
@@ -47,11 +47,6 @@ BODY_RATE_SETTING = "MODELFUNC_MIN_REQUEST_BODY_RATE"
 DEFAULT_BODY_RATE = 240.0  # bytes per second after the grace period: Kestrel's MinRequestBodyDataRate
 BODY_RATE_GRACE = 5.0
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers together (Kestrel: 32 KiB of headers + an 8 KiB line)
-MASTER_KEY_SETTING = "MODELFUNC_MASTER_KEY"
-# Set beside MASTER_KEY_SETTING by whoever generated the key for this run (`modelfunc serve`, which masks it in a
-# workflow's log first): the host's banner shows it, once.
-MASTER_KEY_GENERATED_SETTING = "MODELFUNC_MASTER_KEY_GENERATED"
-LOCAL_ONLY_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})  # where the admin API is open without a key
 
 
 class RequestRefused(Exception):
@@ -291,26 +286,3 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def choose_master_key(settings: dict[str, str], host: str) -> tuple[str | None, str | None]:
-    """The admin API's master key and where it came from (``"setting"`` or ``"generated"``): the app setting when
-    one is set, else a new key when the host is reachable from elsewhere, else none (open: ``(None, None)``)."""
-    key = (settings.get(MASTER_KEY_SETTING) or "").strip() or None
-    if key is not None:
-        return key, "generated" if settings.get(MASTER_KEY_GENERATED_SETTING) == "1" else "setting"
-    if local_only(host):
-        return None, None
-    import secrets
-
-    return secrets.token_urlsafe(32), "generated"
-
-
-def local_only(host: str) -> bool:
-    """Whether the host listens where only this machine reaches it: 127.0.0.1, ::1 or localhost. Any other address,
-    another 127.x alias included, counts as reachable from elsewhere (a container's published port, a tunnel)."""
-    host = host.strip().lower()
-    if host in LOCAL_ONLY_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host) in (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
-    except ValueError:
-        return False

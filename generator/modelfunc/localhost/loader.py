@@ -19,6 +19,7 @@ from typing import Any
 import azure.functions as func
 
 from ..errors import HostError
+from .appsettings import read_local_settings
 
 
 @dataclass(frozen=True)
@@ -92,67 +93,6 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 def _binding(raw: str) -> Binding:
     data = json.loads(raw)
     return Binding(data["name"], data["type"], data["direction"].upper(), data)
-
-
-LOCAL_SETTINGS = "local.settings.json"
-MAX_LOCAL_SETTINGS_BYTES = 1024 * 1024
-LOCAL_SETTINGS_EXAMPLE = '{"IsEncrypted": false, "Values": {"FUNCTIONS_WORKER_RUNTIME": "python"}}'
-
-
-def read_local_settings(app_dir: Path) -> dict[str, str]:
-    """The app settings of ``local.settings.json`` (its ``Values``), as Core Tools reads them: a JSON object whose
-    ``Values`` maps names to strings (numbers and booleans are taken as their text). Anything else is a HostError
-    naming the file and what is wrong, never a traceback."""
-    path = app_dir / LOCAL_SETTINGS
-    if not path.exists():
-        return {}
-    hint = f"fix it or remove it (modelfunc package writes one); the smallest valid file is {LOCAL_SETTINGS_EXAMPLE}"
-    if not path.is_file():
-        raise HostError("is not a regular file", file=path, hint=hint)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_LOCAL_SETTINGS_BYTES + 1)
-    except OSError as e:
-        raise HostError(f"cannot be read: {e.strerror}", file=path) from None
-    if len(raw) > MAX_LOCAL_SETTINGS_BYTES:
-        raise HostError(f"is larger than {MAX_LOCAL_SETTINGS_BYTES // 1024} KiB: not a settings file", file=path,
-                        hint=hint)
-    try:
-        text = raw.decode("utf-8-sig")  # Core Tools (.NET) reads it with or without a byte-order mark
-    except UnicodeDecodeError as e:
-        raise HostError(f"is not UTF-8 text ({e.reason} at byte {e.start})", file=path, hint=hint) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise HostError(f"is not valid JSON: {e.msg}", file=path, line=e.lineno, hint=hint) from None
-    except RecursionError:
-        raise HostError("is not valid JSON: nested too deeply", file=path, hint=hint) from None
-    if not isinstance(data, dict):
-        raise HostError(f"must be a JSON object with a \"Values\" object, got {_json_kind(data)}", file=path,
-                        hint=hint)
-    values = data.get("Values", {})
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise HostError(f"\"Values\" must be an object of app settings (name: value), got {_json_kind(values)}",
-                        file=path, hint=hint)
-    settings = {}
-    for name, value in values.items():
-        if isinstance(value, (bool, int, float)):
-            value = str(value)  # as before, and as .NET reads them: True, 3, 0.5
-        if not isinstance(value, str):
-            raise HostError(f"Values.{name}: an app setting is a string, got {_json_kind(value)}", file=path,
-                            hint=f'write it as text, e.g. "{name}": "..."')
-        if not name or "\0" in name or "=" in name or "\0" in value:
-            raise HostError(f"Values: {name!r} is not an app setting name (or its value holds a NUL character)",
-                            file=path, hint="use letters, digits and underscores, e.g. MY_SETTING")
-        settings[name] = value
-    return settings
-
-
-def _json_kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
 
 
 # ------------------------------------------------------------------ importing the app, bounded

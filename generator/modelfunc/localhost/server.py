@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 import uvicorn
@@ -28,7 +28,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..errors import HostError
-from .blobs import BlobListener, Out
+from .appsettings import MASTER_KEY_SETTING, choose_master_key
+from .blobcommon import Out
 from .httpio import RunPool, host_request, run_loop, to_starlette
 from .limits import (
     BODY_LIMIT_SETTING,
@@ -37,11 +38,9 @@ from .limits import (
     DEFAULT_BODY_RATE,
     DEFAULT_HEADERS_TIMEOUT,
     HEADERS_TIMEOUT_SETTING,
-    MASTER_KEY_SETTING,
     MAX_HEADER_BYTES,
     Guard,
     RequestRefused,
-    choose_master_key,
     guarded_protocol,
     hostport,
     listen,
@@ -50,6 +49,9 @@ from .limits import (
 )
 from .loader import LoadedApp, LoadedFunction
 from .workers import AdminForward, Counters, WorkerRole, admin_socket
+
+if TYPE_CHECKING:
+    from .blobs import BlobListener
 
 logger = logging.getLogger("modelfunc.host")
 ROUTE_PREFIX = "api"
@@ -142,6 +144,8 @@ class HostServer:
             elif f.trigger.type == "blobTrigger":
                 if role is not None and not role.primary:
                     continue  # the primary's alone: no blob is scored twice (another worker passes /admin on)
+                from .blobs import BlobListener  # here: only a host with a blob trigger imports the storage SDK
+
                 self.listeners[f.name] = BlobListener(
                     f, app.settings, host_id=host_id, poll_interval=poll_interval,
                     poison_threshold=_poison_threshold(app.path), on_error=self.errors.append,
