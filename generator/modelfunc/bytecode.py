@@ -131,12 +131,21 @@ def missing(python_version: str) -> str:
             f"{python_version})")
 
 
+TEST_SUITES = frozenset({"tests", "test"})  # a package's own test suite: never imported by an app
+
+
 def compile_or_warn(compiler: Compiler, root: Path, sources: Sequence[str], out: Path, dfile_prefix: str, *,
                     progress: Callable[[str], None]) -> list[tuple[str, Path]] | None:
-    """:func:`compile_tree`'s pairs, or None when the compiler failed, said as a warning: the app then ships
-    sources only, and compiles what it imports at every start, as before."""
+    """:func:`compile_tree`'s pairs for ``sources`` but the packages' own test suites (files under a ``tests`` or
+    ``test`` folder: 968 of the 2,498 modules of the template's scikit-learn stack, which an app never imports and
+    the interpreter would compile if one ever did), or None when the compiler failed, said as a warning: the app
+    then ships sources only, and compiles what it imports at every start, as before."""
+    wanted = [rel for rel in sources if TEST_SUITES.isdisjoint(rel.split("/")[:-1])]
+    if len(wanted) < len(sources):
+        progress(f"dependencies: {len(sources) - len(wanted):,} modules of the packages' own test suites stay "
+                 "source only")
     try:
-        return compile_tree(compiler, root, sources, out, dfile_prefix, progress=progress).pairs
+        return compile_tree(compiler, root, wanted, out, dfile_prefix, progress=progress).pairs
     except OSError as e:
         progress(f"WARNING: dependencies: no bytecode ({e}): the app compiles what it imports at every start")
         return None

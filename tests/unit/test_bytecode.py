@@ -94,3 +94,26 @@ def test_a_compiler_that_dies_is_an_error_naming_it(tmp_path: Path) -> None:
     dead = bytecode.Compiler("/bin/false", "nothing")
     with pytest.raises(OSError, match="/bin/false stopped with exit code 1 while compiling"):
         bytecode.compile_tree(dead, site, tree(site), tmp_path / "out", "/x", progress=lambda _: None)
+
+
+def test_the_packages_own_test_suites_stay_source_only(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    sources = ["lib/core.py", "lib/tests/test_core.py", "lib/test/helper.py", "lib/testing/tools.py", "tests.py"]
+    for rel in sources:
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text("X = 1\n")
+    said: list[str] = []
+    pairs = bytecode.compile_or_warn(bytecode.find_compiler(HERE), site, sources, tmp_path / "out", "/x",
+                                     progress=said.append)
+    tag = sys.implementation.cache_tag
+    assert [rel for rel, _ in pairs] == [f"lib/__pycache__/core.{tag}.pyc", f"lib/testing/__pycache__/tools.{tag}.pyc",
+                                         f"__pycache__/tests.{tag}.pyc"]
+    assert "dependencies: 2 modules of the packages' own test suites stay source only" in said
+
+
+def test_a_failed_compiler_is_a_warning_and_no_bytecode(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    said: list[str] = []
+    assert bytecode.compile_or_warn(bytecode.Compiler("/bin/false", "nothing"), site, tree(site), tmp_path / "out",
+                                    "/x", progress=said.append) is None
+    assert said[-1].startswith("WARNING: dependencies: no bytecode (/bin/false stopped with exit code 1")
