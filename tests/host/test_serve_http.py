@@ -204,12 +204,14 @@ def test_an_http_apps_host_does_not_import_the_storage_sdk(example, serve) -> No
 
 def test_serves_own_process_checks_the_settings_without_importing_the_host() -> None:
     """`modelfunc serve` reads local.settings.json and chooses the master key before it starts the host in the app's
-    Python (localhost/appsettings.py): its own process imports none of the host (half a second of CPU before)."""
+    Python (localhost/appsettings.py): its own process imports none of the host (half a second of CPU before). Nor
+    does `modelfunc up` import the storage SDK before it knows the trigger needs it (an HTTP round trip does not)."""
     import subprocess
     import sys
 
     code = ("import sys, modelfunc.cli, modelfunc.appenv, modelfunc.appgen, modelfunc.azurite, modelfunc.action.io, "
-            "modelfunc.localhost.appsettings as s; assert s.read_local_settings and s.choose_master_key; "
+            "modelfunc.up, modelfunc.roundtrip, modelfunc.localhost.appsettings as s; "
+            "assert s.read_local_settings and s.choose_master_key; "
             "print(sorted(m for m in ('uvicorn', 'starlette', 'azure.functions', 'azure.storage.blob', "
             "'modelfunc.localhost.server', 'modelfunc.localhost.loader') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

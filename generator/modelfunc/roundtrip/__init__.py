@@ -23,10 +23,8 @@ from typing import Any
 from ..config import Project
 from ..errors import ConfigError
 from ..redact import redact
-from .blob import run_blob_test
 from .http import run_http_test
 from .report import Progress, TestReport
-from .servicebus import run_invoke_test
 
 __all__ = ["TestReport", "round_trip", "write_report"]
 
@@ -41,6 +39,8 @@ def round_trip(project: Project, *, connection_string: str | None = None, url: s
     instead of a connection string. ``deployment``: only answers from that deployment count (blob and HTTP).
     """
     trigger = project.trigger
+    if trigger.has_storage:  # here: the storage SDK is imported by the round trips that use it, not by an HTTP one
+        from .blob import run_blob_test
     if trigger.has_storage and account_url:
         return run_blob_test(project, None, timeout=timeout, keep=keep, progress=progress, account_url=account_url,
                              credential=credential, deployment=deployment)
@@ -57,6 +57,8 @@ def round_trip(project: Project, *, connection_string: str | None = None, url: s
                               f"http://<host>/api/{trigger.route}")
         return run_http_test(project, url, key=function_key, timeout=timeout, deployment=deployment,
                              progress=progress)
+    from .servicebus import run_invoke_test
+
     if not host_url:
         raise ConfigError("no Service Bus emulator exists offline: give the base URL of `modelfunc serve` to "
                           "invoke the function through its admin API")
