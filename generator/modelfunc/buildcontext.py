@@ -35,7 +35,7 @@ from .imageref import check_base_image
 SCRIPT_ROOT = "home/site/wwwroot"
 SITE_PACKAGES = f"{SCRIPT_ROOT}/.python_packages/lib/site-packages"
 LAYERS = ("dependencies", "model", "code")
-LAYER_FORMAT = 3  # bump when a layer's content changes (3: the dependencies' bytecode): cached layers are then redone
+LAYER_FORMAT = 4  # bump when a layer's content changes (3: the dependencies' bytecode; 4: not their test suites)
 
 
 def _entries(pairs: Iterable[tuple[str, Path]]) -> list[tuple[str, Path | None]]:
