@@ -12,7 +12,8 @@ reproducible, and the interpreter checks that hash against the ``.py`` beside it
 by the compiling interpreter's cache tag (``cpython-311``), and CPython reads them only when that is its own: the
 bytecode format is fixed within a minor version (one magic number per 3.X). ``dfile`` is the path in the image, so
 tracebacks name that. A file that does not compile for that version (a test fixture for another Python, a template)
-gets no ``.pyc``, as with pip; the interpreter then compiles it if it is ever imported.
+gets no ``.pyc``, as with pip; the interpreter then compiles it if it is ever imported. Nor do the packages' own
+test suites (:func:`compile_or_warn`), which an app does not import.
 
 The compiler is modelfunc's own interpreter when it is of the image's version, else ``pythonX.Y`` on PATH; without
 one there is no bytecode, which the progress says (the app then compiles its imports as before). The work is split
