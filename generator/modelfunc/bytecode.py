@@ -110,19 +110,18 @@ def compile_tree(compiler: Compiler, root: Path, sources: Sequence[str], out: Pa
 
     with ThreadPoolExecutor(count) as pool:  # each thread waits on its own process
         results = list(pool.map(run, [sources[i::count] for i in range(count)]))
-    failed = sorted({f for r in results for f in r["failed"]})
-    left_out = set(failed)
+    failed = {f for r in results for f in r["failed"]}
     tag = results[0]["tag"]
     pairs = []
     for rel in sources:
-        if rel in left_out:
+        if rel in failed:
             continue
         head, name = os.path.split(rel)
         cached = "/".join(p for p in (head, "__pycache__", f"{name[:-3]}.{tag}.pyc") if p)
         pairs.append((cached, out / cached))
     note = f"; {len(failed)} that do not compile for it left as source" if failed else ""
     progress(f"dependencies: {len(pairs):,} modules compiled in {time.monotonic() - start:.1f} s{note}")
-    return Compiled(pairs, failed)
+    return Compiled(pairs, sorted(failed))
 
 
 def missing(python_version: str) -> str:
