@@ -245,6 +245,7 @@ def push(client: Any, repository: str, tag: str, *, username: str | None = None,
     next_note = time.monotonic() + 5
     pushed: dict[str, int] = {}
     existing: list[str] = []
+    countdown: dict[str, int] = {}  # a layer's last "Retrying in N seconds", which the engine sends every second
     digest = None
     try:
         stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
@@ -266,6 +267,13 @@ def push(client: Any, repository: str, tag: str, *, username: str | None = None,
             elif status == "Pushed" and layer:
                 pushed[layer] = sizes.get(layer, 0)
                 progress(f"  {layer}: pushed ({sizes.get(layer, 0) / 1024:.1f} KiB)")
+            elif status.startswith("Retrying in") and layer:
+                # The engine retries a failed upload after a pause that grows (dockerd's --max-upload-attempts,
+                # 5 by default: 5 + 10 + 15 + 20 s); each pause's first second is shown, not a silent wait.
+                seconds = int("".join(c for c in status if c.isdigit()) or 0)
+                if seconds > countdown.get(layer, 0):
+                    progress(f"  {layer}: the upload failed; the engine retries in {seconds} s")
+                countdown[layer] = seconds
             elif status == "Layer already exists" and layer:
                 existing.append(layer)
                 progress(f"  {layer}: already in the registry")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ STREAM_SCORE = '''\
 """Scores {"id": ...} blobs slowly, and records every run() in $SCORED_LOG (to count double scoring)."""
 import json
 import os
+import re
 import time
 
 
@@ -116,6 +118,9 @@ def test_registry_stopped_during_push_is_a_clear_error_and_nothing_is_deployed(e
         assert proc.returncode == 1, err
         assert "==> push" in err
         assert f"error: pushing to registry {registry.host} failed" in err, err
+        # The engine's retries of the upload are shown, not waited through in silence (about 50 s with dockerd's
+        # default of 5 attempts).
+        assert re.search(r"\n  \w+: the upload failed; the engine retries in \d+ s\n", err), err
         assert "Traceback" not in err
         assert "@sha256:" not in out  # no reference to deploy was printed
         assert not (tmp_path / "out.json").exists()  # ...nor written
