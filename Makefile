@@ -60,6 +60,7 @@ demo: $(VENV)/.installed-test node_modules/.bin/azurite
 # after, alone. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 4
 test: setup
+	$(BIN)/python -m compileall -q -j 0 generator  # as pip's install of the wheel does: read by each process the suite starts
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
 	$(BIN)/python -m pytest -m serial
 

@@ -13,6 +13,7 @@ References, not our own belief:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -142,6 +143,29 @@ def test_compare_names_each_place_and_package_that_differs() -> None:
     assert appenv.compare(lock, {"image": same, "local host": {"numpy": "1.26.4", "six": "1.16.0"},
                                  "run() directly": {"numpy": "2.4.6"}}) == [
         "local host: numpy 1.26.4, locked 2.4.6", "run() directly: six missing, locked 1.16.0"]
+
+
+def test_the_apps_python_here_imports_its_dependencies_from_their_bytecode(tmp_path, monkeypatch) -> None:
+    """The tree the local host runs from carries its bytecode, as pip's default install writes it: with
+    PYTHONDONTWRITEBYTECODE set (as in many CI images, and this machine's), each start of a host or of a worker
+    process would otherwise compile every module the app imports. The reference is CPython's import system:
+    `python -v` says "<pyc> matches <source>" when it takes a .pyc, and "code object from <source>.py" when it
+    compiles the source instead."""
+    pip_cache = appenv.default_pip_cache()  # the wheels this machine has; the trees go to an empty cache below
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    repo = _repo(tmp_path, "return data", ["six==1.16.0", "idna==3.10"], {"data": 1})
+    said: list[str] = []
+    _, env = appenv.for_app(repo, cache_dir=pip_cache, progress=said.append)
+    assert any(m.startswith("dependencies for this machine: ") and " modules compiled in " in m for m in said), said
+    proc = subprocess.run([str(env.python), "-v", "-c", "import six, idna"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tree = str(env.site_packages)
+    took = [line for line in proc.stderr.splitlines() if " matches " in line and tree in line]
+    compiled = [line for line in proc.stderr.splitlines()
+                if line.startswith(f"# code object from '{tree}") and line.endswith(".py'")]
+    assert len(took) >= 3 and not compiled, (took, compiled)  # six, idna's package and its modules
+    assert not list(env.site_packages.glob("*.pyc"))  # beside the sources: in __pycache__, where CPython looks
 
 
 def test_another_python_than_this_machines_runs_the_same_versions_here(tmp_path) -> None:

@@ -14,15 +14,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import bytecode
 from ..errors import EnvironmentSpecError
 from .lock import LOCK_NAME, Lock
 from .pip import Progress, cache_root, pip_command, pip_platform_args, quiet
 
 
 def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | None, progress: Progress,
-             file: Path | None, replace: bool = False) -> None:
+             file: Path | None, replace: bool = False, runs_here: bool = True) -> None:
     """pip-install into a fresh folder that becomes ``dest`` only once complete (a killed run leaves no half
-    environment behind for the next run to trust); ``replace``: install again over an existing ``dest``."""
+    environment behind for the next run to trust); ``replace``: install again over an existing ``dest``;
+    ``runs_here``: this machine's Python runs it, so it gets its bytecode (:func:`_compile`)."""
     if dest.is_dir() and not replace:
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +48,8 @@ def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | No
                 raise EnvironmentSpecError(f"the locked dependencies cannot be installed ({what}): "
                                            f"{problem.removeprefix('ERROR: ')}", file=file,
                                            hint="--refresh-dependencies resolves them again")
+        if runs_here:
+            _compile(work / "site-packages", dest, progress)
         if replace and dest.is_dir():
             dest.rename(work / "old")  # removed with work below; a host still running from it keeps its files
         try:
@@ -55,6 +59,22 @@ def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | No
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _compile(site: Path, dest: Path, progress: Progress) -> None:
+    """Bytecode beside the sources of a tree this machine's Python runs (``dest``: where ``site`` will be), as pip's
+    default install writes it (the trees are installed with --no-compile: pip would compile the packages' test
+    suites too, one file at a time). Without it every start of a host (and of each of its worker processes)
+    compiles every module the app imports whenever it cannot keep the result: PYTHONDONTWRITEBYTECODE set, as in
+    many CI images, or a cache it cannot write. Hash-checked files (bytecode.py): the interpreter checks each
+    against its source."""
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    compiler = bytecode.find_compiler(here)  # modelfunc's own interpreter, whose base runs the app here
+    assert compiler is not None
+    sources = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.py")
+                     if not p.is_symlink() and p.relative_to(site).parts[0] != "bin")
+    bytecode.compile_or_warn(compiler, site, sources, site, str(dest), progress=progress,
+                             what="dependencies for this machine")
 
 
 _TEMPORARY_ROOTS: dict[str, Path] = {}
@@ -92,7 +112,8 @@ def site_tree(lock: Lock, *, cache_dir: Path | None = None, progress: Progress =
             lockfile.write_text(lock.render(), encoding="utf-8")
             _install(["--require-hashes", *pip_platform_args(lock.python_version), "--requirement", str(lockfile)],
                      dest, what=f"{len(lock.packages)} locked packages for the image (CPython {lock.python_version}, "
-                     "linux/x86-64)", cache_dir=cache_dir, progress=progress, file=file, replace=refresh)
+                     "linux/x86-64)", cache_dir=cache_dir, progress=progress, file=file, replace=refresh,
+                     runs_here=matching_python(lock.python_version) is not None)
     else:
         progress(f"dependencies: the locked packages are installed already ({dest.parent.name})")
     return dest
@@ -222,6 +243,7 @@ def _install_with_deps(requirements: Path, dest: Path, *, cache_dir: Path | None
         if proc.returncode:
             raise EnvironmentSpecError(f"the requirements cannot be installed: {proc.stderr.strip()[-300:]}",
                                        file=requirements)
+        _compile(work / "t", dest, progress)
         (work / "t").rename(dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
