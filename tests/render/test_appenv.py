@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -166,6 +167,15 @@ def test_the_apps_python_here_imports_its_dependencies_from_their_bytecode(tmp_p
                 if line.startswith(f"# code object from '{tree}") and line.endswith(".py'")]
     assert len(took) >= 3 and not compiled, (took, compiled)  # six, idna's package and its modules
     assert not list(env.site_packages.glob("*.pyc"))  # beside the sources: in __pycache__, where CPython looks
+    # Once per tree: the next run compiles nothing; a tree an older modelfunc installed without it gets it once.
+    said.clear()
+    appenv.for_app(repo, cache_dir=pip_cache, progress=said.append)
+    assert not [m for m in said if "compil" in m], said
+    for cache in env.site_packages.rglob("__pycache__"):
+        shutil.rmtree(cache)
+    env.site_packages.with_name(f".{env.site_packages.name}.bytecode").unlink()
+    appenv.for_app(repo, cache_dir=pip_cache, progress=said.append)
+    assert any(" modules compiled in " in m for m in said) and list(env.site_packages.rglob("*.pyc")), said
 
 
 def test_another_python_than_this_machines_runs_the_same_versions_here(tmp_path) -> None:

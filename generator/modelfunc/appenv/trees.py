@@ -21,10 +21,9 @@ from .pip import Progress, cache_root, pip_command, pip_platform_args, quiet
 
 
 def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | None, progress: Progress,
-             file: Path | None, replace: bool = False, runs_here: bool = True) -> None:
+             file: Path | None, replace: bool = False) -> None:
     """pip-install into a fresh folder that becomes ``dest`` only once complete (a killed run leaves no half
-    environment behind for the next run to trust); ``replace``: install again over an existing ``dest``;
-    ``runs_here``: this machine's Python runs it, so it gets its bytecode (:func:`_compile`)."""
+    environment behind for the next run to trust); ``replace``: install again over an existing ``dest``."""
     if dest.is_dir() and not replace:
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -48,8 +47,7 @@ def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | No
                 raise EnvironmentSpecError(f"the locked dependencies cannot be installed ({what}): "
                                            f"{problem.removeprefix('ERROR: ')}", file=file,
                                            hint="--refresh-dependencies resolves them again")
-        if runs_here:
-            _compile(work / "site-packages", dest, progress)
+        _bytecode_marker(dest).unlink(missing_ok=True)  # a tree of its own: compiled again
         if replace and dest.is_dir():
             dest.rename(work / "old")  # removed with work below; a host still running from it keeps its files
         try:
@@ -61,20 +59,30 @@ def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | No
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _compile(site: Path, dest: Path, progress: Progress) -> None:
-    """Bytecode beside the sources of a tree this machine's Python runs (``dest``: where ``site`` will be), as pip's
-    default install writes it (the trees are installed with --no-compile: pip would compile the packages' test
-    suites too, one file at a time). Without it every start of a host (and of each of its worker processes)
-    compiles every module the app imports whenever it cannot keep the result: PYTHONDONTWRITEBYTECODE set, as in
-    many CI images, or a cache it cannot write. Hash-checked files (bytecode.py): the interpreter checks each
-    against its source."""
+def _bytecode_marker(tree: Path) -> Path:
+    return tree.with_name(f".{tree.name}.bytecode")
+
+
+def _with_bytecode(tree: Path, progress: Progress) -> Path:
+    """``tree``, which this machine's Python runs, with bytecode beside its sources as pip's default install writes
+    it (the trees are installed with --no-compile: pip would compile the packages' own test suites too, in one
+    process). Without it every start of a host, and of each of its worker processes, compiles every module the app
+    imports whenever it cannot keep the result: PYTHONDONTWRITEBYTECODE set, as in many CI images, or a cache it
+    cannot write. Once per tree, a tree installed before included: a file beside it says that it was done.
+    Hash-checked files (bytecode.py): the interpreter checks each against its source."""
+    done = _bytecode_marker(tree)
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     compiler = bytecode.find_compiler(here)  # modelfunc's own interpreter, whose base runs the app here
-    assert compiler is not None
-    sources = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.py")
-                     if not p.is_symlink() and p.relative_to(site).parts[0] != "bin")
-    bytecode.compile_or_warn(compiler, site, sources, site, str(dest), progress=progress,
-                             what="dependencies for this machine")
+    if compiler is None or not os.access(tree, os.W_OK):  # a cache it cannot write: the tree as it is
+        return tree
+    if done.is_file() and done.read_text(encoding="utf-8").strip() == compiler.name:
+        return tree
+    sources = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.py")
+                     if not p.is_symlink() and p.relative_to(tree).parts[0] != "bin")
+    if bytecode.compile_or_warn(compiler, tree, sources, tree, str(tree), progress=progress,
+                                what="dependencies for this machine") is not None:
+        done.write_text(compiler.name + "\n", encoding="utf-8")
+    return tree
 
 
 _TEMPORARY_ROOTS: dict[str, Path] = {}
@@ -112,8 +120,7 @@ def site_tree(lock: Lock, *, cache_dir: Path | None = None, progress: Progress =
             lockfile.write_text(lock.render(), encoding="utf-8")
             _install(["--require-hashes", *pip_platform_args(lock.python_version), "--requirement", str(lockfile)],
                      dest, what=f"{len(lock.packages)} locked packages for the image (CPython {lock.python_version}, "
-                     "linux/x86-64)", cache_dir=cache_dir, progress=progress, file=file, replace=refresh,
-                     runs_here=matching_python(lock.python_version) is not None)
+                     "linux/x86-64)", cache_dir=cache_dir, progress=progress, file=file, replace=refresh)
     else:
         progress(f"dependencies: the locked packages are installed already ({dest.parent.name})")
     return dest
@@ -189,7 +196,7 @@ def local_env(lock: Lock, *, cache_dir: Path | None = None, progress: Progress =
     root = _envs_root(lock.digest[:24], progress)
     base = matching_python(lock.python_version)
     if base is not None:
-        tree = site_tree(lock, cache_dir=cache_dir, progress=progress, file=file)
+        tree = _with_bytecode(site_tree(lock, cache_dir=cache_dir, progress=progress, file=file), progress)
         python = _venv(base, root / f"venv-{lock.python_version}", tree)
         return AppEnv(python, tree, True)
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -210,6 +217,7 @@ def local_env(lock: Lock, *, cache_dir: Path | None = None, progress: Progress =
                     f"{lock.python_version} to run the locked versions here too")
             progress("WARNING: " + note)
             return AppEnv(env.python, env.site_packages, False, note, locked=False)
+    _with_bytecode(tree, progress)
     python = _venv(getattr(sys, "_base_executable", None) or sys.executable, root / f"venv-local-{here}", tree)
     note = (f"the app runs here on Python {here} ({sys.platform}/{platform.machine()}) with the locked versions; "
             f"the image runs CPython {lock.python_version} on linux/x86-64")
@@ -227,6 +235,7 @@ def unlocked_env(requirements: Path, *, cache_dir: Path | None = None, progress:
     if not tree.is_dir():
         # with dependencies: nothing resolved them before
         _install_with_deps(requirements, tree, cache_dir=cache_dir, progress=progress)
+    _with_bytecode(tree, progress)
     python = _venv(getattr(sys, "_base_executable", None) or sys.executable, root / f"venv-{here}", tree)
     return AppEnv(python, tree, False, "no lock: a requirement has no wheel for the image, which builds it",
                   locked=False)
@@ -243,7 +252,7 @@ def _install_with_deps(requirements: Path, dest: Path, *, cache_dir: Path | None
         if proc.returncode:
             raise EnvironmentSpecError(f"the requirements cannot be installed: {proc.stderr.strip()[-300:]}",
                                        file=requirements)
-        _compile(work / "t", dest, progress)
+        _bytecode_marker(dest).unlink(missing_ok=True)
         (work / "t").rename(dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
