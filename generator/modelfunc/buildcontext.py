@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
@@ -195,6 +196,12 @@ def _bytecode(compiler: bytecode.Compiler | None, tree: Path, pairs: list[tuple[
     if compiler is None:
         return []
     prefix = f"{SITE_PACKAGES}/"
+    if compiler.python == sys.executable and os.access(tree, os.W_OK):
+        # The tree the local host runs too: its own bytecode, compiled once for both (appenv.tree_bytecode).
+        from . import appenv
+
+        mine = appenv.tree_bytecode(tree, f"/{SITE_PACKAGES}", progress=progress)
+        return None if mine is None else [(prefix + rel, path) for rel, path in mine]
     sources = [name.removeprefix(prefix) for name, src in pairs if name.endswith(".py") and not src.is_symlink()]
     compiled = bytecode.compile_or_warn(compiler, tree, sources, out, f"/{SITE_PACKAGES}", progress=progress)
     return None if compiled is None else [(prefix + rel, path) for rel, path in compiled]

@@ -88,14 +88,13 @@ class Compiled:
 
 
 def compile_tree(compiler: Compiler, root: Path, sources: Sequence[str], out: Path, dfile_prefix: str, *,
-                 progress: Callable[[str], None], workers: int | None = None, what: str = "dependencies"
-                 ) -> Compiled:
+                 progress: Callable[[str], None], workers: int | None = None) -> Compiled:
     """Compile ``sources`` (paths relative to ``root``) into ``out``, mirroring them (``a/b.py`` ->
     ``a/__pycache__/b.<tag>.pyc``), with ``dfile_prefix/<source>`` (its path in the image) as each file's name in
-    tracebacks; ``workers`` processes (default: one per CPU); ``what`` begins each progress line. Raises OSError
-    when a compiler process cannot run or dies."""
+    tracebacks; ``workers`` processes (default: one per CPU). Raises OSError when a compiler process cannot run or
+    dies."""
     count = workers or max(1, min(os.cpu_count() or 1, len(sources) // 200 + 1))  # a process for 200 files at least
-    progress(f"{what}: compiling {len(sources):,} modules to bytecode with {compiler.name} "
+    progress(f"dependencies: compiling {len(sources):,} modules to bytecode with {compiler.name} "
              f"({count} process{'es' if count > 1 else ''})")
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +120,7 @@ def compile_tree(compiler: Compiler, root: Path, sources: Sequence[str], out: Pa
         cached = "/".join(p for p in (head, "__pycache__", f"{name[:-3]}.{tag}.pyc") if p)
         pairs.append((cached, out / cached))
     note = f"; {len(failed)} that do not compile for it left as source" if failed else ""
-    progress(f"{what}: {len(pairs):,} modules compiled in {time.monotonic() - start:.1f} s{note}")
+    progress(f"dependencies: {len(pairs):,} modules compiled in {time.monotonic() - start:.1f} s{note}")
     return Compiled(pairs, sorted(failed))
 
 
@@ -136,17 +135,17 @@ TEST_SUITES = frozenset({"tests", "test"})  # a package's own test suite: never 
 
 
 def compile_or_warn(compiler: Compiler, root: Path, sources: Sequence[str], out: Path, dfile_prefix: str, *,
-                    progress: Callable[[str], None], what: str = "dependencies") -> list[tuple[str, Path]] | None:
+                    progress: Callable[[str], None]) -> list[tuple[str, Path]] | None:
     """:func:`compile_tree`'s pairs for ``sources`` but the packages' own test suites (files under a ``tests`` or
     ``test`` folder: 968 of the 2,498 modules of the template's scikit-learn stack, which an app never imports and
     the interpreter would compile if one ever did), or None when the compiler failed, said as a warning: the app
     then ships sources only, and compiles what it imports at every start, as before."""
     wanted = [rel for rel in sources if TEST_SUITES.isdisjoint(rel.split("/")[:-1])]
     if len(wanted) < len(sources):
-        progress(f"{what}: {len(sources) - len(wanted):,} modules of the packages' own test suites stay "
+        progress(f"dependencies: {len(sources) - len(wanted):,} modules of the packages' own test suites stay "
                  "source only")
     try:
-        return compile_tree(compiler, root, wanted, out, dfile_prefix, progress=progress, what=what).pairs
+        return compile_tree(compiler, root, wanted, out, dfile_prefix, progress=progress).pairs
     except OSError as e:
-        progress(f"WARNING: {what}: no bytecode ({e}): the app compiles what it imports at every start")
+        progress(f"WARNING: dependencies: no bytecode ({e}): the app compiles what it imports at every start")
         return None

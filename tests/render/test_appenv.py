@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def test_the_apps_python_here_imports_its_dependencies_from_their_bytecode(tmp_p
     repo = _repo(tmp_path, "return data", ["six==1.16.0", "idna==3.10"], {"data": 1})
     said: list[str] = []
     _, env = appenv.for_app(repo, cache_dir=pip_cache, progress=said.append)
-    assert any(m.startswith("dependencies for this machine: ") and " modules compiled in " in m for m in said), said
+    assert any(m.startswith("dependencies: ") and " modules compiled in " in m for m in said), said
     proc = subprocess.run([str(env.python), "-v", "-c", "import six, idna"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -176,6 +177,30 @@ def test_the_apps_python_here_imports_its_dependencies_from_their_bytecode(tmp_p
     env.site_packages.with_name(f".{env.site_packages.name}.bytecode").unlink()
     appenv.for_app(repo, cache_dir=pip_cache, progress=said.append)
     assert any(" modules compiled in " in m for m in said) and list(env.site_packages.rglob("*.pyc")), said
+
+
+def test_the_layer_and_the_local_host_share_one_compile_of_the_tree(tmp_path, monkeypatch) -> None:
+    """`package` compiles the locked tree once, beside its sources, with the image's path as each module's name; the
+    dependencies layer carries those very files, and the app's Python here takes them without compiling again."""
+    pip_cache = appenv.default_pip_cache()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    repo = _repo(tmp_path, "return data", ["six==1.16.0", "idna==3.10"], {"data": 1})
+    out = tmp_path / "out"
+    packaged = run_modelfunc("package", str(repo), "--no-build", "--out", str(out), "--pip-cache", str(pip_cache),
+                             timeout=600)
+    assert packaged.returncode == 0, packaged.stderr
+    assert packaged.stderr.count(" modules compiled in ") == 1, packaged.stderr
+    said: list[str] = []
+    _, env = appenv.for_app(out / "app", cache_dir=pip_cache, progress=said.append)  # the app `package` wrote
+    assert env.same_as_image and not [m for m in said if "compil" in m], said
+    with tarfile.open(out / "layers" / "dependencies.tar") as layer:
+        pycs = {m.name: layer.extractfile(m).read() for m in layer.getmembers() if m.name.endswith(".pyc")}
+    assert len(pycs) >= 3
+    prefix = appenv.IMAGE_SITE_PACKAGES.lstrip("/") + "/"
+    for name, data in pycs.items():
+        assert name.startswith(prefix), name
+        assert (env.site_packages / name.removeprefix(prefix)).read_bytes() == data, name
+        assert appenv.IMAGE_SITE_PACKAGES.encode() in data  # the image's path, not this machine's
 
 
 def test_another_python_than_this_machines_runs_the_same_versions_here(tmp_path) -> None:

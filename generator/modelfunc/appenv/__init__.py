@@ -29,11 +29,13 @@ from .host import BOOT, HOST_PATH_ENV, for_app, host_command, host_paths, run_ho
 from .lock import LOCK_FORMAT, LOCK_NAME, Lock, Locked, compare, installed_versions, read_lock, write_lock
 from .pip import Progress, cache_root, default_pip_cache, pip_command, pip_platform_args
 from .resolve import PYTHONS, NoWheel, far_behind, resolve
-from .trees import AppEnv, local_env, matching_python, site_tree, unlocked_env
+from .trees import IMAGE_SITE_PACKAGES, AppEnv, local_env, matching_python, site_tree, tree_bytecode, unlocked_env
 
 __all__ = [
-    "BOOT", "HOST_PATH_ENV", "LOCK_FORMAT", "LOCK_NAME", "PYTHONS", "AppEnv", "EnvironmentSpecError", "Lock",
+    "BOOT", "HOST_PATH_ENV", "IMAGE_SITE_PACKAGES",
+    "LOCK_FORMAT", "LOCK_NAME", "PYTHONS", "AppEnv", "EnvironmentSpecError", "Lock",
     "Locked", "NoWheel", "Progress", "cache_root", "compare", "default_pip_cache", "far_behind", "for_app",
     "host_command", "host_paths", "installed_versions", "local_env", "matching_python", "pip_command",
-    "pip_platform_args", "read_lock", "resolve", "run_host", "site_tree", "unlocked_env", "write_lock",
+    "pip_platform_args", "read_lock", "resolve", "run_host", "site_tree", "tree_bytecode", "unlocked_env",
+    "write_lock",
 ]

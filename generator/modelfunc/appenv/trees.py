@@ -5,6 +5,7 @@ environment (no pip, no packages of its own) that sees only such a tree."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -21,9 +22,11 @@ from .pip import Progress, cache_root, pip_command, pip_platform_args, quiet
 
 
 def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | None, progress: Progress,
-             file: Path | None, replace: bool = False) -> None:
+             file: Path | None, replace: bool = False, bytecode_as: str | None = None) -> None:
     """pip-install into a fresh folder that becomes ``dest`` only once complete (a killed run leaves no half
-    environment behind for the next run to trust); ``replace``: install again over an existing ``dest``."""
+    environment behind for the next run to trust); ``replace``: install again over an existing ``dest``;
+    ``bytecode_as``: this machine's Python runs it, so it gets its bytecode (:func:`_compile`) with that name in
+    tracebacks, before it replaces the old tree (a run reading the old one's bytecode finds the same files)."""
     if dest.is_dir() and not replace:
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,10 @@ def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | No
                 raise EnvironmentSpecError(f"the locked dependencies cannot be installed ({what}): "
                                            f"{problem.removeprefix('ERROR: ')}", file=file,
                                            hint="--refresh-dependencies resolves them again")
-        _bytecode_marker(dest).unlink(missing_ok=True)  # a tree of its own: compiled again
+        compiled = None
+        if bytecode_as is not None:
+            compiled = _compile(work / "site-packages", bytecode_as, progress)
+        _bytecode_marker(dest).unlink(missing_ok=True)
         if replace and dest.is_dir():
             dest.rename(work / "old")  # removed with work below; a host still running from it keeps its files
         try:
@@ -55,34 +61,63 @@ def _install(cmd_args: list[str], dest: Path, *, what: str, cache_dir: Path | No
         except OSError:
             if not dest.is_dir():  # else: another run finished the same tree first, which is as good
                 raise
+        else:
+            if compiled is not None:
+                _write_marker(dest, compiled)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# Where the image has the locked tree (buildcontext.SITE_PACKAGES): the name its bytecode gives each module, so that
+# the dependencies layer takes the files the local host uses (CPython names a module by where it found its source).
+IMAGE_SITE_PACKAGES = "/home/site/wwwroot/.python_packages/lib/site-packages"
 
 
 def _bytecode_marker(tree: Path) -> Path:
     return tree.with_name(f".{tree.name}.bytecode")
 
 
-def _with_bytecode(tree: Path, progress: Progress) -> Path:
-    """``tree``, which this machine's Python runs, with bytecode beside its sources as pip's default install writes
+def _compile(site: Path, dfile_prefix: str, progress: Progress) -> dict | None:
+    """Bytecode beside the sources of ``site``, a tree this machine's Python runs, as pip's default install writes
     it (the trees are installed with --no-compile: pip would compile the packages' own test suites too, in one
-    process). Without it every start of a host, and of each of its worker processes, compiles every module the app
-    imports whenever it cannot keep the result: PYTHONDONTWRITEBYTECODE set, as in many CI images, or a cache it
-    cannot write. Once per tree, a tree installed before included: a file beside it says that it was done.
-    Hash-checked files (bytecode.py): the interpreter checks each against its source."""
-    done = _bytecode_marker(tree)
-    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    compiler = bytecode.find_compiler(here)  # modelfunc's own interpreter, whose base runs the app here
-    if compiler is None or not os.access(tree, os.W_OK):  # a cache it cannot write: the tree as it is
-        return tree
-    if done.is_file() and done.read_text(encoding="utf-8").strip() == compiler.name:
-        return tree
-    sources = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.py")
-                     if not p.is_symlink() and p.relative_to(tree).parts[0] != "bin")
-    if bytecode.compile_or_warn(compiler, tree, sources, tree, str(tree), progress=progress,
-                                what="dependencies for this machine") is not None:
-        done.write_text(compiler.name + "\n", encoding="utf-8")
-    return tree
+    process): without it every start of a host, and of each of its worker processes, compiles every module the app
+    imports whenever it cannot keep the result (PYTHONDONTWRITEBYTECODE set, as in many CI images, or a cache it
+    cannot write). Hash-checked files (bytecode.py). What the marker beside the tree records, or None."""
+    compiler = bytecode.find_compiler(f"{sys.version_info[0]}.{sys.version_info[1]}")  # modelfunc's own
+    assert compiler is not None
+    sources = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.py")
+                     if not p.is_symlink() and p.relative_to(site).parts[0] != "bin")
+    pairs = bytecode.compile_or_warn(compiler, site, sources, site, dfile_prefix, progress=progress)
+    return None if pairs is None else {"compiler": compiler.name, "dfile": dfile_prefix, "pyc": [r for r, _ in pairs]}
+
+
+def _write_marker(tree: Path, compiled: dict) -> None:
+    try:
+        _bytecode_marker(tree).write_text(json.dumps(compiled), encoding="utf-8")
+    except OSError:
+        pass  # compiled again next time
+
+
+def tree_bytecode(tree: Path, dfile_prefix: str, *, progress: Progress = quiet) -> list[tuple[str, Path]] | None:
+    """``tree``'s bytecode (:func:`_compile`) as (the .pyc's path relative to the tree, the file): compiled once per
+    tree and ``dfile_prefix`` (a tree an older modelfunc installed without it gets it here), or None when the tree
+    cannot be written (a read-only cache) or the compiler failed (said)."""
+    here = bytecode.find_compiler(f"{sys.version_info[0]}.{sys.version_info[1]}")
+    try:
+        said = json.loads(_bytecode_marker(tree).read_text(encoding="utf-8"))
+        if here is not None and said["compiler"] == here.name and said["dfile"] == dfile_prefix:
+            pairs = [(rel, tree / rel) for rel in said["pyc"]]
+            if all(path.is_file() for _, path in pairs):
+                return pairs
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if not os.access(tree, os.W_OK):
+        return None
+    compiled = _compile(tree, dfile_prefix, progress)
+    if compiled is None:
+        return None
+    _write_marker(tree, compiled)
+    return [(rel, tree / rel) for rel in compiled["pyc"]]
 
 
 _TEMPORARY_ROOTS: dict[str, Path] = {}
@@ -120,7 +155,8 @@ def site_tree(lock: Lock, *, cache_dir: Path | None = None, progress: Progress =
             lockfile.write_text(lock.render(), encoding="utf-8")
             _install(["--require-hashes", *pip_platform_args(lock.python_version), "--requirement", str(lockfile)],
                      dest, what=f"{len(lock.packages)} locked packages for the image (CPython {lock.python_version}, "
-                     "linux/x86-64)", cache_dir=cache_dir, progress=progress, file=file, replace=refresh)
+                     "linux/x86-64)", cache_dir=cache_dir, progress=progress, file=file, replace=refresh,
+                     bytecode_as=IMAGE_SITE_PACKAGES if matching_python(lock.python_version) else None)
     else:
         progress(f"dependencies: the locked packages are installed already ({dest.parent.name})")
     return dest
@@ -196,7 +232,8 @@ def local_env(lock: Lock, *, cache_dir: Path | None = None, progress: Progress =
     root = _envs_root(lock.digest[:24], progress)
     base = matching_python(lock.python_version)
     if base is not None:
-        tree = _with_bytecode(site_tree(lock, cache_dir=cache_dir, progress=progress, file=file), progress)
+        tree = site_tree(lock, cache_dir=cache_dir, progress=progress, file=file)
+        tree_bytecode(tree, IMAGE_SITE_PACKAGES, progress=progress)  # made by site_tree, unless installed before
         python = _venv(base, root / f"venv-{lock.python_version}", tree)
         return AppEnv(python, tree, True)
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -217,7 +254,7 @@ def local_env(lock: Lock, *, cache_dir: Path | None = None, progress: Progress =
                     f"{lock.python_version} to run the locked versions here too")
             progress("WARNING: " + note)
             return AppEnv(env.python, env.site_packages, False, note, locked=False)
-    _with_bytecode(tree, progress)
+    tree_bytecode(tree, str(tree), progress=progress)
     python = _venv(getattr(sys, "_base_executable", None) or sys.executable, root / f"venv-local-{here}", tree)
     note = (f"the app runs here on Python {here} ({sys.platform}/{platform.machine()}) with the locked versions; "
             f"the image runs CPython {lock.python_version} on linux/x86-64")
@@ -235,7 +272,7 @@ def unlocked_env(requirements: Path, *, cache_dir: Path | None = None, progress:
     if not tree.is_dir():
         # with dependencies: nothing resolved them before
         _install_with_deps(requirements, tree, cache_dir=cache_dir, progress=progress)
-    _with_bytecode(tree, progress)
+    tree_bytecode(tree, str(tree), progress=progress)
     python = _venv(getattr(sys, "_base_executable", None) or sys.executable, root / f"venv-{here}", tree)
     return AppEnv(python, tree, False, "no lock: a requirement has no wheel for the image, which builds it",
                   locked=False)
