@@ -32,10 +32,9 @@ from .resolve import PYTHONS, NoWheel, far_behind, resolve
 from .trees import IMAGE_SITE_PACKAGES, AppEnv, local_env, matching_python, site_tree, tree_bytecode, unlocked_env
 
 __all__ = [
-    "BOOT", "HOST_PATH_ENV", "IMAGE_SITE_PACKAGES",
-    "LOCK_FORMAT", "LOCK_NAME", "PYTHONS", "AppEnv", "EnvironmentSpecError", "Lock",
-    "Locked", "NoWheel", "Progress", "cache_root", "compare", "default_pip_cache", "far_behind", "for_app",
-    "host_command", "host_paths", "installed_versions", "local_env", "matching_python", "pip_command",
-    "pip_platform_args", "read_lock", "resolve", "run_host", "site_tree", "tree_bytecode", "unlocked_env",
-    "write_lock",
+    "BOOT", "HOST_PATH_ENV", "IMAGE_SITE_PACKAGES", "LOCK_FORMAT", "LOCK_NAME", "PYTHONS", "AppEnv",
+    "EnvironmentSpecError", "Lock", "Locked", "NoWheel", "Progress", "cache_root", "compare", "default_pip_cache",
+    "far_behind", "for_app", "host_command", "host_paths", "installed_versions", "local_env", "matching_python",
+    "pip_command", "pip_platform_args", "read_lock", "resolve", "run_host", "site_tree", "tree_bytecode",
+    "unlocked_env", "write_lock",
 ]
