@@ -15,6 +15,9 @@ tracebacks name that. A file that does not compile for that version (a test fixt
 gets no ``.pyc``, as with pip; the interpreter then compiles it if it is ever imported. Nor do the packages' own
 test suites (:func:`compile_or_warn`), which an app does not import.
 
+The trees the local host runs from get the same bytecode beside their sources (``appenv.tree_bytecode``): where
+this machine runs the image's own tree, that one compile, named by the image's paths, is also the layer's.
+
 The compiler is modelfunc's own interpreter when it is of the image's version, else ``pythonX.Y`` on PATH; without
 one there is no bytecode, which the progress says (the app then compiles its imports as before). The work is split
 over one process per CPU; each runs :data:`WORKER` with ``-I`` (no site packages, no environment variables), so a
