@@ -623,8 +623,10 @@ def test_blob_receipts_are_kept_per_app_and_survive_their_container(case: str, e
 
 # ================================================================== (13) signals to `modelfunc up`
 
+# run() holds the sample test open until the test has sent its signal (it makes the file RELEASE names): a window
+# that does not close on a loaded machine, as a fixed sleep did, and no wait once the signal is sent.
 SLOW_SCORE = '''\
-import json
+import os
 import time
 
 
@@ -633,7 +635,9 @@ def init():
 
 
 def run(data):
-    time.sleep(3)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["RELEASE"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return [661.6371, 362.4341]
 '''
 
@@ -668,7 +672,9 @@ def _alive(pid: int) -> bool:
 def test_a_signal_to_up_leaves_no_process_behind(signame: str, example, tmp_path) -> None:  # noqa: ANN001
     repo = example("diabetes-blob")
     (repo / "score.py").write_text(SLOW_SCORE)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    release = tmp_path / "release"
+    release.touch()  # run() called directly (before the host starts) returns at once
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RELEASE": str(release)}
     env.pop("MODELFUNC_CONNECTION_STRING", None)
     log = tmp_path / "up.log"
     with open(log, "w") as err:
@@ -676,11 +682,15 @@ def test_a_signal_to_up_leaves_no_process_behind(signame: str, example, tmp_path
                                  "off"], stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env)
     children: set[int] = set()
     try:
+        wait_until(lambda: "==> start the local host" in log.read_text() or proc.poll() is not None, 120,
+                   "the host's start")
+        release.unlink()  # the host's run() now waits for it
         wait_until(lambda: "==> test the sample" in log.read_text() or proc.poll() is not None, 120, "the sample test")
         assert proc.poll() is None, log.read_text()
         children = _descendants(proc.pid)
         assert len(children) >= 2, children  # the local host and Azurite (its blob and queue services)
         proc.send_signal(getattr(signal, signame))
+        release.touch()
         code = proc.wait(timeout=60)
         wait_until(lambda: not any(_alive(p) for p in children), 20, "the children's end")
     finally:
