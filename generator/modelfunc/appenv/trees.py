@@ -77,14 +77,20 @@ def _bytecode_marker(tree: Path) -> Path:
     return tree.with_name(f".{tree.name}.bytecode")
 
 
+def _own_compiler() -> bytecode.Compiler:
+    """modelfunc's own interpreter, whose base runs the app's environment here."""
+    compiler = bytecode.find_compiler(f"{sys.version_info[0]}.{sys.version_info[1]}")
+    assert compiler is not None  # its own version always has one: itself
+    return compiler
+
+
 def _compile(site: Path, dfile_prefix: str, progress: Progress) -> dict | None:
     """Bytecode beside the sources of ``site``, a tree this machine's Python runs, as pip's default install writes
     it (the trees are installed with --no-compile: pip would compile the packages' own test suites too, in one
     process): without it every start of a host, and of each of its worker processes, compiles every module the app
     imports whenever it cannot keep the result (PYTHONDONTWRITEBYTECODE set, as in many CI images, or a cache it
     cannot write). Hash-checked files (bytecode.py). What the marker beside the tree records, or None."""
-    compiler = bytecode.find_compiler(f"{sys.version_info[0]}.{sys.version_info[1]}")  # modelfunc's own
-    assert compiler is not None
+    compiler = _own_compiler()
     sources = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.py")
                      if not p.is_symlink() and p.relative_to(site).parts[0] != "bin")
     pairs = bytecode.compile_or_warn(compiler, site, sources, site, dfile_prefix, progress=progress)
@@ -102,10 +108,9 @@ def tree_bytecode(tree: Path, dfile_prefix: str, *, progress: Progress = quiet) 
     """``tree``'s bytecode (:func:`_compile`) as (the .pyc's path relative to the tree, the file): compiled once per
     tree and ``dfile_prefix`` (a tree an older modelfunc installed without it gets it here), or None when the tree
     cannot be written (a read-only cache) or the compiler failed (said)."""
-    here = bytecode.find_compiler(f"{sys.version_info[0]}.{sys.version_info[1]}")
     try:
         said = json.loads(_bytecode_marker(tree).read_text(encoding="utf-8"))
-        if here is not None and said["compiler"] == here.name and said["dfile"] == dfile_prefix:
+        if said["compiler"] == _own_compiler().name and said["dfile"] == dfile_prefix:
             pairs = [(rel, tree / rel) for rel in said["pyc"]]
             if all(path.is_file() for _, path in pairs):
                 return pairs
