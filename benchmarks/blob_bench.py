@@ -21,6 +21,7 @@ so that b) and c) still see N processed blobs (said in the report).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -35,6 +36,7 @@ from typing import Any
 import httpx
 import psutil
 from _common import Children, Unmeasured, closing_lines, progress, publish, start_run
+from nodeprofile import profiling_azurite, share, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "diabetes-blob"
@@ -280,8 +282,10 @@ def run(args: argparse.Namespace, work: Path, children: Children, results: dict[
         for side_name in args.sides:
             copy = work / f"az-{side_name}-{n}"
             shutil.copytree(seed, copy, ignore=shutil.ignore_patterns("azurite.log"))
+            profile = args.azurite_profile / f"{side_name}-{n}" if args.azurite_profile else None
             try:
-                with Azurite(location=copy) as az:
+                with profiling_azurite(profile) if profile else contextlib.nullcontext(), \
+                        Azurite(location=copy) as az:
                     from modelfunc.storage import blob_service
 
                     count = sum(1 for _ in blob_service(az.connection_string).get_container_client("input")
@@ -300,6 +304,24 @@ def run(args: argparse.Namespace, work: Path, children: Children, results: dict[
                 progress(f"      NOT MEASURED: {e}")
             finally:
                 shutil.rmtree(copy, ignore_errors=True)
+            if profile is not None:
+                read_profile(profile, results["rows"].get(str(n), {}).get(side_name))
+
+
+def read_profile(directory: Path, row: dict[str, Any] | None) -> None:
+    """Azurite's CPU profile of one side (its whole life: the drain, the idle window, the latency runs), summed
+    into ``summary.txt`` beside it; the row gets the shares of LokiJS's look-up and of the requests that make it."""
+    found = sorted(directory.glob("*.cpuprofile"), key=lambda p: p.stat().st_mtime)
+    if not found or row is None:
+        return
+    text, shares = summarize(found[-1])
+    (directory / "summary.txt").write_text(text)
+    row["azurite_profile"] = {"summary": str(directory / "summary.txt"),
+                              "findOne_pct": share(shares, "Collection.findOne"),
+                              "createBlob_pct": share(shares, "createBlob"),
+                              "getBlob_pct": share(shares, "getBlobWithLeaseUpdated")}
+    progress(f"      Azurite's profile: {row['azurite_profile']['findOne_pct']} % of its busy time in LokiJS's "
+             f"findOne; {directory / 'summary.txt'}")
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -333,6 +355,13 @@ def render_text(results: dict[str, Any], args: argparse.Namespace) -> str:
             lines.append(f"check N={n} {side}: scored {r['scored_total']} of {r['expected_scored']} expected{after}, "
                          f"missing outputs {r['missing_outputs']}, failed {r['failed']}: "
                          f"{'nothing lost, nothing scored twice' if r['ok'] else 'MISMATCH'}")
+    for n, row in results["rows"].items():
+        for side, r in row.items():
+            if "azurite_profile" in r:
+                prof = r["azurite_profile"]
+                lines.append(f"Azurite's CPU profile N={n} {side}: {prof['findOne_pct']} % of its busy time in "
+                             f"LokiJS's Collection.findOne, which reads every blob of the account (writes "
+                             f"{prof['createBlob_pct']} %, reads {prof['getBlob_pct']} %): {prof['summary']}")
     lines.append("upload rate (the seed, 16 threads): " + ", ".join(f"N={k}: {v}/s"
                                                                    for k, v in results["upload_rate"].items()))
     return "\n".join(lines + closing_lines(results, 44, 14, 12))
@@ -377,6 +406,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gap", type=float, default=4.0, help="idle seconds before each latency blob")
     p.add_argument("--latency-timeout", type=float, default=120.0)
     p.add_argument("--drain-timeout", type=float, default=240.0)
+    p.add_argument("--azurite-profile", type=Path, metavar="DIR",
+                   help="run each side's Azurite under node --cpu-prof and sum where its time went into DIR")
     p.add_argument("--keep", action="store_true", help="keep the work folder (the hosts' logs)")
     p.add_argument("--json", type=Path)
     return p.parse_args(argv)
