@@ -27,6 +27,7 @@ def profiling_azurite(directory: Path) -> Iterator[Path]:
     """Azurite started within the block runs under ``node --cpu-prof``, its profile written into ``directory``."""
     from modelfunc.azurite import find_executable
 
+    directory = directory.resolve()  # the stand-in runs in Azurite's own working directory
     directory.mkdir(parents=True, exist_ok=True)
     script = os.path.realpath(find_executable())
     node = shutil.which("node")
