@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def tally_stacks(stacks: Iterable[tuple[list[str], int]]) -> tuple[collections.Counter[str], collections.Counter[str]]:
+    """Samples per function from (stack, count) pairs, the stack root first: (self: the last frame's, inclusive: each
+    function once per stack, however deep it recurses). The profiles' summaries (py-spy's, Node's) read these."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    for frames, count in stacks:
+        own[frames[-1]] += count
+        for name in set(frames):
+            inclusive[name] += count
+    return own, inclusive
 
 
 class Unmeasured(Exception):

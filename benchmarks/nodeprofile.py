@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _common import tally_stacks
+
 SKIP = {"(root)", "(program)", "runMicrotasks", "processTicksAndRejections"}
 
 
@@ -62,31 +64,27 @@ def summarize(path: Path, top: int = 25) -> tuple[str, dict[str, float]]:
     profile = json.loads(path.read_text())
     nodes = {n["id"]: n for n in profile["nodes"]}
     parent = {child: n["id"] for n in profile["nodes"] for child in n.get("children", ())}
-    own: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
+    stacks: list[tuple[list[str], int]] = []
     idle = 0
     for node_id, count in collections.Counter(profile["samples"]).items():
-        name = _frame(nodes[node_id])
-        if name == "(idle)":
+        if _frame(nodes[node_id]) == "(idle)":
             idle += count
             continue
-        own[name] += count
-        seen: set[str] = set()
+        frames: list[str] = []
         at: int | None = node_id
         while at is not None:
-            frame = _frame(nodes[at])
-            if frame not in seen:
-                inclusive[frame] += count
-                seen.add(frame)
+            frames.append(_frame(nodes[at]))
             at = parent.get(at)
+        stacks.append((frames[::-1], count))
+    own, inclusive = tally_stacks(stacks)
     busy = sum(own.values()) or 1
     seconds = (profile["endTime"] - profile["startTime"]) / 1e6
     lines = [f"{busy + idle} samples over {seconds:.1f} s: busy {100 * busy / (busy + idle):.1f} %, idle "
              f"{100 * idle / (busy + idle):.1f} %; the shares below are of the busy samples", "", "## self"]
-    lines += [f"{100 * c / busy:6.1f} %  {k}" for k, c in own.most_common(top)]
+    lines += [f"{100 * c / busy:6.1f} %  {k}" for k, c in sorted(own.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
     lines += ["", "## inclusive (the root and the event loop's own frames left out)"]
     shares = {k: round(100 * c / busy, 1) for k, c in inclusive.items() if k.split(" ")[0] not in SKIP}
-    lines += [f"{v:6.1f} %  {k}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])[:top * 2]]
+    lines += [f"{v:6.1f} %  {k}" for k, v in sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))[:top * 2]]
     return "\n".join(lines) + "\n", shares
 
 

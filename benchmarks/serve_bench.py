@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Children, Unmeasured, closing_lines, progress, start_run
+from _common import Children, Unmeasured, closing_lines, progress, start_run, tally_stacks
 from modelfunc.compare import compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -477,24 +477,20 @@ def summarize_stacks(raw: Path, title: str, top: int = 30) -> str:
     """Self and inclusive shares of the samples per function, and per thread, of py-spy's collapsed stacks."""
     import re
 
-    own: dict[str, int] = {}
-    incl: dict[str, int] = {}
     threads: dict[str, int] = {}
-    total = 0
+    stacks: list[tuple[list[str], int]] = []
     for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         n = int(count)
-        total += n
         frames = stack.split(";")
         thread = re.sub(r"\(\d+\)", "", frames[0]).strip()
         thread = re.sub(r"_\d+$|-\d+$", "", thread.split(":")[-1].strip().strip('"'))
         threads[thread] = threads.get(thread, 0) + n
-        names = [re.sub(r" \((?:.*/)?([^/]*?):\d+\)$", r" (\1)", f) for f in frames[1:]] or frames[:1]
-        own[names[-1]] = own.get(names[-1], 0) + n
-        for name in set(names):
-            incl[name] = incl.get(name, 0) + n
+        stacks.append(([re.sub(r" \((?:.*/)?([^/]*?):\d+\)$", r" (\1)", f) for f in frames[1:]] or frames[:1], n))
+    own, incl = tally_stacks(stacks)
+    total = sum(own.values())
     lines = [title, f"samples holding the GIL: {total}", "", "by thread:"]
     pct = (lambda v: f"{100 * v / max(1, total):5.1f}%")  # noqa: E731
     lines += [f"  {pct(v)} {k}" for k, v in sorted(threads.items(), key=lambda kv: -kv[1])]
