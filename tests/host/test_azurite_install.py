@@ -213,8 +213,11 @@ def test_an_interrupted_install_leaves_nothing(as_installed: Path, tmp_path: Pat
         exec sleep 120
         """)
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    run = subprocess.Popen([sys.executable, "-c", FIND], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           stdin=subprocess.DEVNULL, text=True)
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even if the suite was started with SIGINT ignored (`cmd &`
+    # in a script does that, and a child Python keeps an ignored SIGINT ignored)
+    ctrl_c = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    run = subprocess.Popen([sys.executable, "-c", ctrl_c + FIND], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 60
         while not list(as_installed.parent.glob(f".{VERSION}.tmp-*/node_modules/half-installed")):
