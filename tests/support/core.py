@@ -71,6 +71,11 @@ def run_modelfunc(*args: str, env: dict[str, str] | None = None, timeout: float 
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
 
 
+# What `serve` may take before it listens: packaging and, the first time on a machine, the download of the entry
+# script's packages into the dependency cache (a minute or more on a cold machine with other tests running).
+START_BUDGET = 180.0
+
+
 class Hosts:
     """Starts `modelfunc serve PATH` child processes (as a user would) and stops them all at the end."""
 
@@ -79,7 +84,7 @@ class Hosts:
         self.hosts: list[Host] = []
 
     def start(self, path: Path, *, connection_string: str | None = None, extra: tuple[str, ...] = (),
-              expect_ready: bool = True, timeout: float = 60) -> Host:
+              expect_ready: bool = True, timeout: float = START_BUDGET) -> Host:
         n = len(self.hosts)
         ready, log = self.workdir / f"ready-{n}.json", self.workdir / f"host-{n}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -124,7 +129,7 @@ def hosts_side_by_side(workdir: Path, repos: dict[str, Path],
                        extra: dict[str, tuple[str, ...]] | None = None) -> Iterator[dict[str, Host]]:
     """`modelfunc serve` of each repo (``extra``: more arguments by name), all started at once, each by a Hosts of
     its own in a folder of its own, and all stopped on leaving. Each start may take as long as they would one after
-    the other (Hosts.start's 60 s each): they share the machine."""
+    the other (Hosts.start's default each): they share the machine."""
     pools = {}
     for name in repos:
         (workdir / f"host-{name}").mkdir()
@@ -132,7 +137,7 @@ def hosts_side_by_side(workdir: Path, repos: dict[str, Path],
     try:
         with ThreadPoolExecutor(max_workers=len(repos)) as threads:
             starting = {name: threads.submit(pools[name].start, repo, extra=(extra or {}).get(name, ()),
-                                             timeout=60 * len(repos)) for name, repo in repos.items()}
+                                             timeout=START_BUDGET * len(repos)) for name, repo in repos.items()}
             started = {name: future.result() for name, future in starting.items()}
         yield started
     finally:

@@ -10,6 +10,7 @@ behind; values with quotes, braces or backslashes never run as code. The `cache:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -32,7 +33,10 @@ from support.core import ROOT, run_modelfunc
 from support.template import MATRIX, PROJECT_TEMPLATE, TEMPLATE, TRIGGERS, bake, cookiecutter_config, temp_dir
 
 # The template's model is a scikit-learn pickle (the test extra installs the version that wrote it).
-pytest.importorskip("sklearn", reason="pip install -e '.[test]' installs scikit-learn")
+# Found, not imported: importing scikit-learn here would cost every pytest process (each xdist worker collects every
+# module) about 2 s of CPU; the one test that loads the model imports it.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                                reason="pip install -e '.[test]' installs scikit-learn")
 
 BIN = Path(sys.executable).parent
 SLUG = "diabetes-scorer"  # from the default project name, "Diabetes Scorer"
@@ -57,8 +61,10 @@ FILES = {
 SHA_PINNED = re.compile(r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # v\d+\.\d+\.\d+$")
 # Template syntax that survived rendering. GitHub's own `${{ ... }}` expressions are meant to be there.
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.")
-# Tools must not leave caches in the baked repos (the file-set check runs on them too).
-QUIET_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "RUFF_NO_CACHE": "true", "PYTEST_ADDOPTS": "-p no:cacheprovider"}
+# Tools must not leave caches in the baked repos (the file-set check runs on them too). A generated repo's pytest
+# runs with the plugins its requirements-dev.txt brings (none), not the ones this suite's venv has.
+QUIET_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "RUFF_NO_CACHE": "true", "PYTEST_ADDOPTS": "-p no:cacheprovider",
+             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def files_of(root: Path) -> set[str]:
