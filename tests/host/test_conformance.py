@@ -59,9 +59,7 @@ ORACLE = oracle_python()
 needs_oracle = pytest.mark.skipif(
     ORACLE is None, reason="azmlinfsrv is not installed: `make .venv-aml/.installed` creates its venv")
 # The runs are shared with tests/host/test_openapi.py (support/conformance/shared.py): one worker runs both modules.
-# The first test to need the runs pays for all of them (about 1 min alone; five times that while a cold machine's
-# other workers download and build): a budget for that, not the per-test default.
-pytestmark = [pytest.mark.xdist_group("conformance"), pytest.mark.timeout(900)]
+pytestmark = shared.MODULE_MARKS
 
 
 def _report_file(request: pytest.FixtureRequest) -> Path:

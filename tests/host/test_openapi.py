@@ -57,9 +57,7 @@ START, END = "<!-- openapi-differences:start -->", "<!-- openapi-differences:end
 WRITE = "PYTHONPATH=tests .venv/bin/python tests/host/test_openapi.py --write"
 # The oracle's pairs come from the conformance run shared with test_conformance.py (support/conformance/shared.py):
 # one worker runs both modules.
-# The first test to need the runs pays for all of them (about 1 min alone; five times that while a cold machine's
-# other workers download and build): a budget for that, not the per-test default.
-pytestmark = [pytest.mark.xdist_group("conformance"), pytest.mark.timeout(900)]
+pytestmark = shared.MODULE_MARKS
 
 # VERSIONS: every ?version= azmlinfsrv takes (support/conformance/shared.py); NOT_VERSIONS: some it refuses.
 DECLARED = {"2": ("swagger", "2.0"), "2.0": ("swagger", "2.0"), "3": ("openapi", "3.0.3"),

@@ -19,6 +19,11 @@ from .harness import Run, Zygote, close_zygotes, oracle_python, run_all, start_z
 
 # Every ?version= azmlinfsrv takes: server/swagger.py registers builders "2" (alias "2.0"), "3" (alias "3.0") and
 # "3.1"; server/routes.py get_swagger_specification defaults to "2".
+# The marks of both modules that use the runs: one worker runs them, and the first test to need the runs pays for
+# all of them (about 1 min alone; five times that while a cold machine's other workers download and build): a
+# budget for that, not the per-test default.
+MODULE_MARKS = [pytest.mark.xdist_group("conformance"), pytest.mark.timeout(900)]
+
 VERSIONS = ("2", "2.0", "3", "3.0", "3.1")
 NOT_VERSIONS = ("", "1", "4", "2.1", "3.2", "v3")
 QUERIES: tuple[str | None, ...] = (None, *VERSIONS, *NOT_VERSIONS)
